@@ -1,0 +1,465 @@
+//! The axum application: routes, handlers, and the request-metrics layer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adapter::{Interaction, ResourceType};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use crate::access::{AccessPolicy, Caller};
+use crate::bundle::{self, Link};
+use crate::capability;
+use crate::engine::Engine;
+use crate::error::GatewayError;
+use crate::format::{self, FHIR_JSON};
+use crate::metrics::Metrics;
+use crate::openapi;
+use crate::paging::{Cursor, CursorCodec};
+use crate::query::{self, CountLimits, ParsedSearch};
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub engine: Engine,
+    pub codec: CursorCodec,
+    /// The FHIR base URL clients use, without a trailing slash (`http://127.0.0.1:8080/fhir`).
+    pub fhir_base: String,
+    pub limits: CountLimits,
+    pub metrics: Arc<Metrics>,
+    pub policy: Arc<dyn AccessPolicy>,
+    /// When the process started (the CapabilityStatement's date).
+    pub started: String,
+    /// The OpenAPI document, rendered once.
+    pub openapi: Value,
+    /// How long `/readyz` waits for each vendor.
+    pub ready_timeout: Duration,
+}
+
+type Shared = Arc<AppState>;
+
+/// Builds the whole router.
+pub fn app(state: Arc<AppState>) -> Router {
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .url("/openapi.json", openapi::document(&state.engine.sources));
+    let fhir = Router::new()
+        .route(
+            "/fhir/metadata",
+            get(metadata).fallback(method_not_allowed_metadata),
+        )
+        .route(
+            "/fhir/{type}",
+            get(search_get)
+                .post(create_or_search)
+                .fallback(method_not_allowed_type),
+        )
+        .route(
+            "/fhir/{type}/_search",
+            axum::routing::post(search_post).fallback(method_not_allowed_search),
+        )
+        .route(
+            "/fhir/{type}/{id}",
+            get(read).fallback(method_not_allowed_instance),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found);
+    // The OpenAPI route is served by Swagger UI's router (same document, typed by utoipa).
+    fhir.merge(docs)
+        .route("/", get(root))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .with_state(state)
+}
+
+async fn record_metrics(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    state.metrics.http_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Query pairs in order, duplicates kept.
+fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .into_owned()
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn strict(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|p| p.trim().replace(' ', "") == "handling=strict")
+}
+
+/// Renders a FHIR JSON body.
+fn fhir_response(status: StatusCode, body: &Value, pretty: bool) -> Response {
+    let bytes = if pretty {
+        serde_json::to_vec_pretty(body)
+    } else {
+        serde_json::to_vec(body)
+    }
+    .unwrap_or_default();
+    let mut resp = (status, bytes).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    resp
+}
+
+fn pretty(pairs: &[(String, String)]) -> bool {
+    first(pairs, "_pretty") == Some("true")
+}
+
+fn resource_type(
+    name: &str,
+    sources_serve: impl Fn(ResourceType) -> bool,
+) -> Result<ResourceType, GatewayError> {
+    match name.parse::<ResourceType>() {
+        Ok(t) if sources_serve(t) => Ok(t),
+        _ => Err(GatewayError::UnknownType(name.to_owned())),
+    }
+}
+
+async fn root(State(state): State<Shared>) -> Html<String> {
+    Html(format!(
+        "<!doctype html><title>FHIR facade gateway</title><h1>FHIR facade gateway</h1>\
+         <ul><li>FHIR base: <a href=\"{b}/metadata\">{b}</a></li><li><a href=\"/docs/\">API docs</a></li>\
+         <li><a href=\"/openapi.json\">OpenAPI</a></li></ul>",
+        b = state.fhir_base
+    ))
+}
+
+async fn metadata(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, GatewayError> {
+    let pairs = pairs(q.as_deref());
+    format::negotiate(&headers, first(&pairs, "_format"))?;
+    let cs = capability::capability_statement(
+        &state.engine.sources,
+        &state.fhir_base,
+        state.limits,
+        &state.started,
+    );
+    Ok(fhir_response(StatusCode::OK, &cs, pretty(&pairs)))
+}
+
+async fn read(
+    State(state): State<Shared>,
+    Path((ty, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    caller: Option<axum::Extension<Caller>>,
+) -> Result<Response, GatewayError> {
+    let pairs = pairs(q.as_deref());
+    format::negotiate(&headers, first(&pairs, "_format"))?;
+    let t = resource_type(&ty, |t| state.engine.sources.serves(t))?;
+    if !adapter::id::is_valid_fhir_id(&id) {
+        return Err(GatewayError::BadRequest(format!(
+            "'{id}' is not a valid FHIR id"
+        )));
+    }
+    let caller = caller.map_or(Caller::Unauthenticated, |c| c.0);
+    state.policy.authorize(&caller, Interaction::Read, t)?;
+    let resource = state
+        .engine
+        .read(t, &id, &caller, state.policy.as_ref())
+        .await?;
+    let summary = first(&pairs, "_summary")
+        .map(|v| {
+            query::parse_summary(v).ok_or_else(|| GatewayError::BadParameter {
+                name: "_summary".into(),
+                message: "_summary must be one of true, false, text, data, count".into(),
+            })
+        })
+        .transpose()?;
+    let elements: Vec<String> = first(&pairs, "_elements")
+        .map(|e| {
+            e.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = bundle::subset(resource, summary, &elements);
+    Ok(fhir_response(StatusCode::OK, &body, pretty(&pairs)))
+}
+
+async fn search_get(
+    State(state): State<Shared>,
+    Path(ty): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    caller: Option<axum::Extension<Caller>>,
+) -> Result<Response, GatewayError> {
+    let pairs = pairs(q.as_deref());
+    run_search(
+        &state,
+        &ty,
+        pairs,
+        &headers,
+        caller.map_or(Caller::Unauthenticated, |c| c.0),
+    )
+    .await
+}
+
+async fn search_post(
+    State(state): State<Shared>,
+    Path(ty): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    caller: Option<axum::Extension<Caller>>,
+    body: Bytes,
+) -> Result<Response, GatewayError> {
+    let mut all = pairs(q.as_deref());
+    if !body.is_empty() {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct.starts_with("application/x-www-form-urlencoded") {
+            return Err(GatewayError::UnsupportedMediaType(
+                "POST _search takes an application/x-www-form-urlencoded body".into(),
+            ));
+        }
+        all.extend(url::form_urlencoded::parse(&body).into_owned());
+    }
+    run_search(
+        &state,
+        &ty,
+        all,
+        &headers,
+        caller.map_or(Caller::Unauthenticated, |c| c.0),
+    )
+    .await
+}
+
+/// `POST /fhir/{type}` is FHIR create; no wired source accepts writes yet.
+async fn create_or_search(
+    State(state): State<Shared>,
+    Path(ty): Path<String>,
+) -> Result<Response, GatewayError> {
+    resource_type(&ty, |t| state.engine.sources.serves(t))?;
+    Err(GatewayError::MethodNotAllowed {
+        method: "POST".into(),
+        path: format!("/fhir/{ty}"),
+        allow: "GET",
+    })
+}
+
+async fn run_search(
+    state: &AppState,
+    ty: &str,
+    pairs: Vec<(String, String)>,
+    headers: &HeaderMap,
+    caller: Caller,
+) -> Result<Response, GatewayError> {
+    format::negotiate(headers, first(&pairs, "_format"))?;
+    let t = resource_type(ty, |t| state.engine.sources.serves(t))?;
+    state
+        .policy
+        .authorize(&caller, Interaction::SearchType, t)?;
+    let strict = strict(headers);
+    let pretty = pretty(&pairs);
+    let now = Utc::now().timestamp();
+
+    // A paging link carries the whole search; everything else in the URL is ignored.
+    let (search, position, page_pairs) = match first(&pairs, "_cursor") {
+        Some(token) => {
+            let cursor = state.codec.decode(token, now)?;
+            if cursor.t != t.as_str() {
+                return Err(GatewayError::BadParameter {
+                    name: "_cursor".into(),
+                    message: "the paging link belongs to a search on another type".into(),
+                });
+            }
+            let search = parse(state, t, &cursor.q, strict)?;
+            (search, cursor.pos, cursor.q)
+        }
+        None => {
+            let search = parse(state, t, &pairs, strict)?;
+            let pos = state.engine.start(t, Engine::needs_all(&search));
+            let q = search.canonical.clone();
+            (search, pos, q)
+        }
+    };
+    let mut page = state
+        .engine
+        .search(&search, position, strict, &caller, state.policy.as_ref())
+        .await?;
+    let mut links = vec![Link {
+        relation: "self",
+        url: self_url(&state.fhir_base, t, &page_pairs),
+    }];
+    if let Some(next) = page.next.take() {
+        let token = state.codec.encode(&Cursor {
+            t: t.as_str().to_owned(),
+            q: page_pairs.clone(),
+            iat: now,
+            pos: next,
+        });
+        links.push(Link {
+            relation: "next",
+            url: format!("{}/{}?_cursor={}", state.fhir_base, t, token),
+        });
+    }
+    let mut issues = search.warnings.clone();
+    issues.append(&mut page.issues);
+    let body = bundle::searchset(
+        &state.fhir_base,
+        page.matches,
+        page.included,
+        page.total,
+        &links,
+        &issues,
+        search.result.summary,
+        &search.result.elements,
+    );
+    Ok(fhir_response(StatusCode::OK, &body, pretty))
+}
+
+fn parse(
+    state: &AppState,
+    t: ResourceType,
+    pairs: &[(String, String)],
+    strict: bool,
+) -> Result<ParsedSearch, GatewayError> {
+    query::parse(
+        t,
+        pairs,
+        strict,
+        state.limits,
+        state.engine.tz,
+        &state.fhir_base,
+    )
+}
+
+fn self_url(base: &str, t: ResourceType, pairs: &[(String, String)]) -> String {
+    if pairs.is_empty() {
+        return format!("{base}/{t}");
+    }
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{base}/{t}?{q}")
+}
+
+async fn method_not_allowed_metadata(method: Method) -> GatewayError {
+    GatewayError::MethodNotAllowed {
+        method: method.to_string(),
+        path: "/fhir/metadata".into(),
+        allow: "GET",
+    }
+}
+
+async fn method_not_allowed_type(method: Method, Path(ty): Path<String>) -> GatewayError {
+    GatewayError::MethodNotAllowed {
+        method: method.to_string(),
+        path: format!("/fhir/{ty}"),
+        allow: "GET, POST",
+    }
+}
+
+async fn method_not_allowed_search(method: Method, Path(ty): Path<String>) -> GatewayError {
+    GatewayError::MethodNotAllowed {
+        method: method.to_string(),
+        path: format!("/fhir/{ty}/_search"),
+        allow: "POST",
+    }
+}
+
+async fn method_not_allowed_instance(
+    method: Method,
+    Path((ty, _id)): Path<(String, String)>,
+) -> GatewayError {
+    GatewayError::MethodNotAllowed {
+        method: method.to_string(),
+        path: format!("/fhir/{ty}/{{id}}"),
+        allow: "GET",
+    }
+}
+
+async fn not_found(uri: axum::http::Uri) -> GatewayError {
+    GatewayError::NotFound(format!("nothing is served at {}", uri.path()))
+}
+
+async fn healthz() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+}
+
+async fn readyz(State(state): State<Shared>) -> Response {
+    let checks = futures::future::join_all(state.engine.sources.all().iter().map(|a| async {
+        let r = tokio::time::timeout(state.ready_timeout, a.check()).await;
+        let status = match r {
+            Ok(Ok(())) => "ok".to_owned(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        (a.source(), status)
+    }))
+    .await;
+    let ready = checks.iter().all(|(_, s)| s == "ok");
+    let sources: serde_json::Map<String, Value> = checks
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), json!(v)))
+        .collect();
+    let body = json!({"status": if ready { "ready" } else { "not ready" }, "sources": sources});
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

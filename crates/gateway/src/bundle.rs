@@ -1,0 +1,284 @@
+//! Search-set Bundles and the `_summary` / `_elements` subsetting of resources.
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+
+use crate::error::{Issue, operation_outcome};
+use crate::query::Summary;
+
+const SUBSETTED: &str = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue";
+
+/// The elements FHIR R4 marks `isSummary` per type (choice elements end in `[x]`).
+fn summary_elements(resource_type: &str) -> &'static [&'static str] {
+    match resource_type {
+        "Patient" => &[
+            "identifier",
+            "active",
+            "name",
+            "telecom",
+            "gender",
+            "birthDate",
+            "deceased[x]",
+            "address",
+            "managingOrganization",
+            "link",
+        ],
+        "Practitioner" => &[
+            "identifier",
+            "active",
+            "name",
+            "telecom",
+            "address",
+            "gender",
+            "birthDate",
+        ],
+        "Location" => &[
+            "identifier",
+            "status",
+            "operationalStatus",
+            "name",
+            "alias",
+            "mode",
+            "type",
+            "telecom",
+            "address",
+            "physicalType",
+            "managingOrganization",
+            "partOf",
+            "endpoint",
+        ],
+        "Appointment" => &[
+            "identifier",
+            "status",
+            "cancelationReason",
+            "serviceCategory",
+            "serviceType",
+            "specialty",
+            "appointmentType",
+            "start",
+            "end",
+            "participant",
+        ],
+        "Encounter" => &[
+            "identifier",
+            "status",
+            "class",
+            "type",
+            "serviceType",
+            "priority",
+            "subject",
+            "episodeOfCare",
+            "basedOn",
+            "participant",
+            "appointment",
+            "period",
+            "length",
+            "reasonCode",
+            "reasonReference",
+            "diagnosis",
+            "account",
+            "location",
+            "serviceProvider",
+            "partOf",
+        ],
+        "DocumentReference" => &[
+            "masterIdentifier",
+            "identifier",
+            "status",
+            "docStatus",
+            "type",
+            "category",
+            "subject",
+            "date",
+            "author",
+            "authenticator",
+            "custodian",
+            "relatesTo",
+            "securityLabel",
+            "content",
+            "context",
+        ],
+        _ => &[],
+    }
+}
+
+/// Elements every subset keeps.
+const ALWAYS: [&str; 4] = ["resourceType", "id", "meta", "implicitRules"];
+
+fn keep(key: &str, list: &[&str]) -> bool {
+    list.iter().any(|k| match k.strip_suffix("[x]") {
+        Some(prefix) => {
+            key.starts_with(prefix)
+                && key[prefix.len()..].starts_with(|c: char| c.is_ascii_uppercase())
+        }
+        None => *k == key,
+    })
+}
+
+fn mark_subsetted(resource: &mut Map<String, Value>) {
+    let meta = resource.entry("meta").or_insert_with(|| json!({}));
+    if let Some(meta) = meta.as_object_mut() {
+        let tags = meta.entry("tag").or_insert_with(|| json!([]));
+        if let Some(tags) = tags.as_array_mut() {
+            tags.push(json!({"system": SUBSETTED, "code": "SUBSETTED"}));
+        }
+    }
+}
+
+/// Applies `_summary` and `_elements` to one resource.
+pub fn subset(mut resource: Value, summary: Option<Summary>, elements: &[String]) -> Value {
+    let Some(obj) = resource.as_object_mut() else {
+        return resource;
+    };
+    let ty = obj
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let before = obj.len();
+    match summary {
+        Some(Summary::True) => {
+            let list = summary_elements(&ty);
+            obj.retain(|k, _| ALWAYS.contains(&k.as_str()) || keep(k, list));
+        }
+        Some(Summary::Text) => {
+            let list = summary_elements(&ty);
+            obj.retain(|k, _| {
+                ALWAYS.contains(&k.as_str()) || k == "text" || (k == "status" && keep(k, list))
+            });
+        }
+        Some(Summary::Data) => {
+            obj.remove("text");
+        }
+        Some(Summary::False) | Some(Summary::Count) | None => {}
+    }
+    if !elements.is_empty() && summary.is_none_or(|s| s == Summary::False) {
+        let names: Vec<&str> = elements
+            .iter()
+            .map(|e| e.strip_prefix(&format!("{ty}.")).unwrap_or(e))
+            .map(|e| e.split('.').next().unwrap_or(e))
+            .collect();
+        obj.retain(|k, _| ALWAYS.contains(&k.as_str()) || keep(k, &names));
+    }
+    let subsetted = obj.len() != before
+        || matches!(summary, Some(Summary::True | Summary::Text | Summary::Data));
+    if subsetted && summary != Some(Summary::False) {
+        mark_subsetted(obj);
+    }
+    resource
+}
+
+/// A link of the Bundle.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub relation: &'static str,
+    pub url: String,
+}
+
+/// Builds a searchset Bundle.
+pub fn searchset(
+    base_url: &str,
+    matches: Vec<Value>,
+    included: Vec<Value>,
+    total: Option<usize>,
+    links: &[Link],
+    issues: &[Issue],
+    summary: Option<Summary>,
+    elements: &[String],
+) -> Value {
+    let entry = |resource: Value, mode: &str| -> Value {
+        let ty = resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let id = resource.get("id").and_then(Value::as_str).unwrap_or("");
+        let full_url = format!("{base_url}/{ty}/{id}");
+        json!({"fullUrl": full_url, "resource": subset(resource, summary, elements), "search": {"mode": mode}})
+    };
+    let mut entries: Vec<Value> = Vec::with_capacity(matches.len() + included.len() + 1);
+    if summary != Some(Summary::Count) {
+        entries.extend(matches.into_iter().map(|r| entry(r, "match")));
+        entries.extend(included.into_iter().map(|r| entry(r, "include")));
+    }
+    if !issues.is_empty() {
+        entries.push(json!({"resource": operation_outcome(issues), "search": {"mode": "outcome"}}));
+    }
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "meta": {"lastUpdated": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)},
+        "type": "searchset",
+        "link": links.iter().map(|l| json!({"relation": l.relation, "url": l.url})).collect::<Vec<_>>(),
+    });
+    if let Some(t) = total {
+        bundle["total"] = json!(t);
+    }
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    bundle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patient() -> Value {
+        json!({"resourceType": "Patient", "id": "drchrono-1", "meta": {"source": "x"}, "text": {"status": "generated", "div": "<div/>"},
+               "name": [{"family": "A"}], "gender": "male", "deceasedBoolean": false, "communication": [{"language": {"text": "en"}}], "contact": []})
+    }
+
+    #[test]
+    fn summary_true_keeps_summary_elements_and_tags() {
+        let s = subset(patient(), Some(Summary::True), &[]);
+        assert!(
+            s.get("name").is_some()
+                && s.get("gender").is_some()
+                && s.get("deceasedBoolean").is_some()
+        );
+        assert!(s.get("communication").is_none() && s.get("text").is_none());
+        assert_eq!(s["meta"]["tag"][0]["code"], "SUBSETTED");
+        assert_eq!(s["meta"]["source"], "x");
+    }
+
+    #[test]
+    fn elements_and_data() {
+        let e = subset(patient(), None, &["gender".into(), "Patient.name".into()]);
+        let keys: Vec<_> = e.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys.len(), 5, "{keys:?}");
+        assert!(e.get("communication").is_none());
+        let d = subset(patient(), Some(Summary::Data), &[]);
+        assert!(d.get("text").is_none() && d.get("communication").is_some());
+        let full = subset(patient(), None, &[]);
+        assert_eq!(full, patient());
+    }
+
+    #[test]
+    fn bundle_has_modes_links_and_outcome() {
+        let b = searchset(
+            "http://h/fhir",
+            vec![patient()],
+            vec![json!({"resourceType": "Practitioner", "id": "drchrono-2"})],
+            Some(1),
+            &[Link {
+                relation: "self",
+                url: "http://h/fhir/Patient".into(),
+            }],
+            &[Issue::new(
+                crate::error::Severity::Warning,
+                crate::error::IssueCode::NotSupported,
+                "x",
+            )],
+            None,
+            &[],
+        );
+        assert_eq!(b["total"], 1);
+        assert_eq!(b["entry"][0]["fullUrl"], "http://h/fhir/Patient/drchrono-1");
+        assert_eq!(b["entry"][0]["search"]["mode"], "match");
+        assert_eq!(b["entry"][1]["search"]["mode"], "include");
+        assert_eq!(b["entry"][2]["search"]["mode"], "outcome");
+        assert_eq!(
+            b["entry"][2]["resource"]["resourceType"],
+            "OperationOutcome"
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! `GET /fhir/metadata`: the CapabilityStatement, generated from what the wired adapters declare
+//! and what the gateway itself evaluates — nothing is claimed that is not served.
+
+use adapter::{Interaction, ResourceType};
+use serde_json::{Value, json};
+
+use crate::params;
+use crate::query::CountLimits;
+use crate::sources::Sources;
+
+/// Builds the CapabilityStatement for the configured sources.
+pub fn capability_statement(
+    sources: &Sources,
+    base_url: &str,
+    limits: CountLimits,
+    date: &str,
+) -> Value {
+    let mut resources = Vec::new();
+    for ty in ResourceType::ALL {
+        let serving: Vec<_> = sources
+            .all()
+            .iter()
+            .filter_map(|a| a.capabilities().resource(ty))
+            .collect();
+        if serving.is_empty() {
+            continue;
+        }
+        let mut interactions: Vec<Interaction> = Vec::new();
+        for cap in &serving {
+            for i in &cap.interactions {
+                if !interactions.contains(i) {
+                    interactions.push(*i);
+                }
+            }
+        }
+        // The REST layer serves reads and searches; writes arrive with the adapters that take them.
+        interactions.retain(|i| matches!(i, Interaction::Read | Interaction::SearchType));
+        let mut profiles: Vec<&str> = serving
+            .iter()
+            .flat_map(|c| c.profiles.iter().copied())
+            .collect();
+        profiles.sort_unstable();
+        profiles.dedup();
+        let searchable = interactions.contains(&Interaction::SearchType);
+        let mut entry = json!({
+            "type": ty.as_str(),
+            "interaction": interactions.iter().map(|i| json!({"code": i.code()})).collect::<Vec<_>>(),
+            "versioning": "no-version",
+            "readHistory": false,
+            "updateCreate": false,
+            "conditionalCreate": false,
+            "conditionalRead": "not-supported",
+            "conditionalUpdate": false,
+            "conditionalDelete": "not-supported",
+        });
+        if !profiles.is_empty() {
+            entry["supportedProfile"] = json!(profiles);
+        }
+        if searchable {
+            let pushed: Vec<&str> = serving
+                .iter()
+                .flat_map(|c| c.pushdown.iter().copied())
+                .collect();
+            entry["searchParam"] = params::COMMON
+                .iter()
+                .chain(params::for_type(ty))
+                .map(|d| {
+                    let how = if pushed.contains(&d.name) { " (filtered at the vendor where it can)" } else { "" };
+                    json!({"name": d.name, "type": d.kind.code(), "documentation": format!("{}{how}", d.description)})
+                })
+                .collect::<Vec<_>>()
+                .into();
+            let inc: Vec<String> = params::INCLUDES
+                .iter()
+                .filter(|(s, _, t)| *s == ty && sources.serves(*t))
+                .map(|(s, n, _)| format!("{s}:{n}"))
+                .collect();
+            if !inc.is_empty() {
+                entry["searchInclude"] = json!(inc);
+            }
+            let rev: Vec<String> = params::REVINCLUDES
+                .iter()
+                .filter(|(s, _, t)| *t == ty && sources.serves(*s))
+                .map(|(s, n, _)| format!("{s}:{n}"))
+                .collect();
+            if !rev.is_empty() {
+                entry["searchRevInclude"] = json!(rev);
+            }
+        }
+        resources.push(entry);
+    }
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": date,
+        "publisher": "fhir-gateway",
+        "kind": "instance",
+        "software": {"name": "fhir-gateway", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "FHIR R4 facade over vendor APIs", "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": format!(
+                "Searches return {} entries per page unless _count says otherwise; _count is capped at {}. \
+                 Paging links are signed and expire; unknown parameters are ignored (reported in an OperationOutcome entry) \
+                 unless the request says Prefer: handling=strict.",
+                limits.default, limits.max
+            ),
+            "resource": resources,
+        }],
+    })
+}

@@ -1,0 +1,488 @@
+//! Configuration: a TOML file, overridden by environment variables, with secrets read from files.
+//!
+//! Every setting has a dotted name (`drchrono.client_id`). The environment variable
+//! `FHIR_GATEWAY__DRCHRONO__CLIENT_ID` overrides it; a key ending in `_file` (`client_secret_file`)
+//! reads the setting from that file instead (trailing newline trimmed), for container secrets.
+//! Validation happens once, at start-up, and every error names the setting.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use adapter_drchrono::{DrChronoConfig, Secret};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use url::Url;
+
+/// The environment prefix of overrides.
+pub const ENV_PREFIX: &str = "FHIR_GATEWAY__";
+
+/// A configuration error; the message names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("the config file is not valid TOML: {0}")]
+    Toml(String),
+    #[error("setting `{setting}`: {reason}")]
+    Invalid { setting: String, reason: String },
+}
+
+fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting: setting.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address to listen on.
+    pub listen: String,
+    /// The public base URL clients reach the gateway at (links are built from it); defaults to
+    /// `http://{listen}`.
+    pub public_url: Option<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+        }
+    }
+}
+
+/// `[fhir]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FhirSection {
+    pub default_count: u32,
+    pub max_count: u32,
+    /// Time zone for search dates without a zone.
+    pub timezone: String,
+    pub vendor_calls_per_page: usize,
+    pub max_materialized: usize,
+}
+
+impl Default for FhirSection {
+    fn default() -> Self {
+        Self {
+            default_count: 50,
+            max_count: 500,
+            timezone: "UTC".into(),
+            vendor_calls_per_page: 20,
+            max_materialized: 10_000,
+        }
+    }
+}
+
+/// `[paging]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagingSection {
+    /// Key that signs paging links; every replica behind one URL must share it (≥ 32 characters).
+    pub secret: Option<String>,
+    /// How long a paging link stays valid, in seconds.
+    pub link_ttl_secs: i64,
+}
+
+impl Default for PagingSection {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            link_ttl_secs: 1800,
+        }
+    }
+}
+
+/// `[auth]` — the seam the SMART on FHIR layer plugs into.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// `none` is the only mode this build has; `serve` refuses it without `--insecure-no-auth`.
+    pub mode: Option<String>,
+}
+
+/// `[drchrono]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrChronoSection {
+    #[serde(default = "default_drchrono_url")]
+    pub base_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    pub redirect_uri: String,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub page_size: Option<u32>,
+    #[serde(default)]
+    pub request_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub account: Option<String>,
+}
+
+fn default_drchrono_url() -> String {
+    adapter_drchrono::config::DEFAULT_BASE_URL.to_owned()
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: ServerSection,
+    pub fhir: FhirSection,
+    pub paging: PagingSection,
+    pub auth: AuthSection,
+    pub drchrono: Option<DrChronoSection>,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub public_url: Option<Url>,
+    pub default_count: u32,
+    pub max_count: u32,
+    pub timezone: Tz,
+    pub vendor_calls_per_page: usize,
+    pub max_materialized: usize,
+    pub paging_secret: Option<Secret>,
+    pub link_ttl: Duration,
+    pub auth_configured: bool,
+    pub drchrono: Option<DrChronoConfig>,
+}
+
+impl Settings {
+    /// Loads a file, applies the environment and validates.
+    pub fn load(path: &Path, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.kind().to_string(),
+        })?;
+        Self::from_toml(&text, env)
+    }
+
+    /// Parses TOML text, applies the environment and validates.
+    pub fn from_toml(text: &str, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Toml(e.message().to_owned()))?;
+        apply_env(&mut table, env)?;
+        resolve_files(&mut table, "")?;
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let path = e.path().to_string();
+                invalid(
+                    if path == "." { "(top level)" } else { &path },
+                    e.into_inner().message().to_owned(),
+                )
+            })?;
+        raw.validate()
+    }
+}
+
+/// Overlays `FHIR_GATEWAY__SECTION__KEY=value` variables.
+fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    for (key, value) in env {
+        let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let parts: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+        if parts.iter().any(String::is_empty) {
+            return Err(invalid(key, "malformed override variable name"));
+        }
+        let mut cur = &mut *table;
+        for section in &parts[..parts.len() - 1] {
+            let entry = cur
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            cur = entry
+                .as_table_mut()
+                .ok_or_else(|| invalid(key, format!("`{section}` is not a section")))?;
+        }
+        let leaf = parts[parts.len() - 1].clone();
+        // Numbers and booleans in the environment keep their type; everything else is a string.
+        let parsed = match value.parse::<i64>() {
+            Ok(n) => toml::Value::Integer(n),
+            Err(_) => match value.as_str() {
+                "true" => toml::Value::Boolean(true),
+                "false" => toml::Value::Boolean(false),
+                _ => toml::Value::String(value.clone()),
+            },
+        };
+        cur.insert(leaf, parsed);
+    }
+    Ok(())
+}
+
+/// Replaces `x_file = "/path"` with `x = <contents>`.
+fn resolve_files(table: &mut toml::Table, prefix: &str) -> Result<(), ConfigError> {
+    let keys: Vec<String> = table.keys().cloned().collect();
+    for key in keys {
+        let dotted = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if let Some(toml::Value::Table(inner)) = table.get_mut(&key) {
+            resolve_files(inner, &dotted)?;
+            continue;
+        }
+        let Some(target) = key.strip_suffix("_file") else {
+            continue;
+        };
+        let Some(toml::Value::String(path)) = table.get(&key).cloned() else {
+            return Err(invalid(&dotted, "must be a file path"));
+        };
+        if table.contains_key(target) {
+            return Err(invalid(
+                &dotted,
+                format!("give either `{target}` or `{key}`, not both"),
+            ));
+        }
+        let contents = std::fs::read_to_string(&path)
+            .map_err(|e| invalid(&dotted, format!("cannot read the file: {}", e.kind())))?;
+        table.remove(&key);
+        table.insert(
+            target.to_owned(),
+            toml::Value::String(contents.trim_end_matches(['\n', '\r']).to_owned()),
+        );
+    }
+    Ok(())
+}
+
+fn parse_tz(setting: &str, value: &str) -> Result<Tz, ConfigError> {
+    value
+        .parse::<Tz>()
+        .map_err(|_| invalid(setting, format!("'{value}' is not an IANA time zone name")))
+}
+
+impl RawConfig {
+    /// Checks every setting.
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let listen: SocketAddr = self
+            .server
+            .listen
+            .parse()
+            .map_err(|_| invalid("server.listen", "must be an address like 127.0.0.1:8080"))?;
+        let public_url = match &self.server.public_url {
+            None => None,
+            Some(u) => {
+                let url = Url::parse(u)
+                    .map_err(|_| invalid("server.public_url", "must be an absolute http(s) URL"))?;
+                if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+                    return Err(invalid(
+                        "server.public_url",
+                        "must be an absolute http(s) URL without a query",
+                    ));
+                }
+                Some(url)
+            }
+        };
+        if self.fhir.default_count == 0
+            || self.fhir.max_count == 0
+            || self.fhir.default_count > self.fhir.max_count
+        {
+            return Err(invalid(
+                "fhir.default_count",
+                "must be between 1 and fhir.max_count",
+            ));
+        }
+        if self.fhir.vendor_calls_per_page == 0 {
+            return Err(invalid("fhir.vendor_calls_per_page", "must be at least 1"));
+        }
+        let timezone = parse_tz("fhir.timezone", &self.fhir.timezone)?;
+        let paging_secret = match self.paging.secret {
+            Some(s) if s.len() < 32 => {
+                return Err(invalid("paging.secret", "must be at least 32 characters"));
+            }
+            other => other.map(Secret::new),
+        };
+        if self.paging.link_ttl_secs <= 0 {
+            return Err(invalid("paging.link_ttl_secs", "must be positive"));
+        }
+        let auth_configured = match self.auth.mode.as_deref() {
+            None | Some("none") => false,
+            Some(other) => {
+                return Err(invalid(
+                    "auth.mode",
+                    format!("'{other}' is not available in this build (only 'none')"),
+                ));
+            }
+        };
+        let drchrono = match self.drchrono {
+            None => None,
+            Some(d) => {
+                let base = Url::parse(&d.base_url)
+                    .map_err(|_| invalid("drchrono.base_url", "must be an absolute URL"))?;
+                for (name, value) in [
+                    ("drchrono.client_id", &d.client_id),
+                    ("drchrono.client_secret", &d.client_secret),
+                    ("drchrono.refresh_token", &d.refresh_token),
+                    ("drchrono.redirect_uri", &d.redirect_uri),
+                ] {
+                    if value.trim().is_empty() {
+                        return Err(invalid(name, "must not be empty"));
+                    }
+                }
+                let mut c = DrChronoConfig::new(
+                    d.client_id,
+                    d.client_secret.as_str(),
+                    d.refresh_token.as_str(),
+                    d.redirect_uri,
+                )
+                .with_base_url(base);
+                if let Some(tz) = &d.timezone {
+                    c.default_timezone = parse_tz("drchrono.timezone", tz)?;
+                } else {
+                    c.default_timezone = timezone;
+                }
+                if let Some(p) = d.page_size {
+                    c.page_size = p;
+                }
+                if let Some(t) = d.request_timeout_secs {
+                    c.request_timeout = Duration::from_secs(t);
+                }
+                if let Some(a) = d.account {
+                    c.account = a;
+                }
+                c.validate().map_err(|e| match e {
+                    adapter_drchrono::ConfigError::Invalid { setting, reason } => {
+                        invalid(&format!("drchrono.{setting}"), reason)
+                    }
+                    other => invalid("drchrono", other.to_string()),
+                })?;
+                Some(c)
+            }
+        };
+        Ok(Settings {
+            listen,
+            public_url,
+            default_count: self.fhir.default_count,
+            max_count: self.fhir.max_count,
+            timezone,
+            vendor_calls_per_page: self.fhir.vendor_calls_per_page,
+            max_materialized: self.fhir.max_materialized,
+            paging_secret,
+            link_ttl: Duration::from_secs(self.paging.link_ttl_secs as u64),
+            auth_configured,
+            drchrono,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:9090"
+[paging]
+secret = "0123456789abcdef0123456789abcdef"
+[drchrono]
+client_id = "cid"
+client_secret = "s3cret"
+refresh_token = "rt"
+redirect_uri = "https://gw.example/cb"
+timezone = "America/Chicago"
+"#;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn err(text: &str, e: &[(&str, &str)]) -> String {
+        Settings::from_toml(text, &env(e)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn loads_a_good_file_and_applies_the_environment() {
+        let s = Settings::from_toml(
+            GOOD,
+            &env(&[
+                ("FHIR_GATEWAY__DRCHRONO__CLIENT_ID", "other"),
+                ("FHIR_GATEWAY__FHIR__MAX_COUNT", "200"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 9090);
+        let d = s.drchrono.unwrap();
+        assert_eq!(d.client_id, "other");
+        assert_eq!(d.default_timezone, chrono_tz::America::Chicago);
+        assert_eq!(s.max_count, 200);
+        assert!(!s.auth_configured);
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_print() {
+        let dir = std::env::temp_dir().join(format!("fhir-gw-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("secret");
+        std::fs::write(&f, "from-file\n").unwrap();
+        let text = GOOD.replace(
+            "client_secret = \"s3cret\"",
+            &format!("client_secret_file = \"{}\"", f.display()),
+        );
+        let s = Settings::from_toml(&text, &BTreeMap::new()).unwrap();
+        let d = s.drchrono.unwrap();
+        assert_eq!(d.client_secret.expose(), "from-file");
+        assert!(!format!("{d:?}").contains("from-file"));
+        let both = GOOD.replace(
+            "client_secret = \"s3cret\"",
+            &format!(
+                "client_secret = \"x\"\nclient_secret_file = \"{}\"",
+                f.display()
+            ),
+        );
+        assert!(err(&both, &[]).contains("drchrono.client_secret_file"));
+        let missing = GOOD.replace(
+            "client_secret = \"s3cret\"",
+            "client_secret_file = \"/nonexistent/x\"",
+        );
+        assert!(err(&missing, &[]).contains("drchrono.client_secret_file"));
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        assert!(err(&GOOD.replace("127.0.0.1:9090", "nowhere"), &[]).contains("server.listen"));
+        assert!(
+            err(&GOOD.replace("America/Chicago", "Mars/Olympus"), &[])
+                .contains("drchrono.timezone")
+        );
+        assert!(
+            err(
+                &GOOD.replace("0123456789abcdef0123456789abcdef", "short"),
+                &[]
+            )
+            .contains("paging.secret")
+        );
+        assert!(err(&format!("{GOOD}\nshoe = 1"), &[]).contains("shoe"));
+        assert!(
+            err(
+                &GOOD.replace("client_id = \"cid\"", "client_id = \"cid\"\nclient_idd = 2"),
+                &[]
+            )
+            .contains("drchrono")
+        );
+        assert!(err(&GOOD.replace("client_id = \"cid\"\n", ""), &[]).contains("drchrono"));
+        assert!(
+            err(GOOD, &[("FHIR_GATEWAY__FHIR__DEFAULT_COUNT", "0")]).contains("fhir.default_count")
+        );
+        assert!(err(GOOD, &[("FHIR_GATEWAY__AUTH__MODE", "smart")]).contains("auth.mode"));
+        assert!(
+            err(GOOD, &[("FHIR_GATEWAY__DRCHRONO__BASE_URL", "ftp://x")])
+                .contains("drchrono.base_url")
+        );
+        assert!(err("[server", &[]).contains("TOML"));
+    }
+}

@@ -1,0 +1,506 @@
+//! Runs reads and searches across the sources: federation, filtering, sorting, paging, includes.
+
+use std::collections::BTreeSet;
+
+use adapter::search::{ReferenceValue, SearchParam, SearchRequest, SearchValue};
+use adapter::{AdapterError, Continuation, Interaction, PageRequest, Resource, ResourceType};
+use chrono_tz::Tz;
+use futures::StreamExt;
+use serde_json::Value;
+
+use crate::access::{AccessPolicy, Caller};
+use crate::error::{GatewayError, Issue, IssueCode, Severity};
+use crate::paging::{Position, SourcePos};
+use crate::params;
+use crate::query::{ParsedSearch, Summary, Total};
+use crate::sources::Sources;
+
+/// Limits that keep one request from turning into unbounded vendor traffic.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineLimits {
+    /// Vendor calls one gateway page may make while filtering (then it returns a shorter page).
+    pub vendor_calls_per_page: usize,
+    /// Most matches a search may gather when it must see them all (`_sort`, `_total=accurate`,
+    /// `_summary=count`, `_revinclude`).
+    pub max_materialized: usize,
+    /// Concurrent reads when resolving `_include`.
+    pub include_concurrency: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        Self {
+            vendor_calls_per_page: 20,
+            max_materialized: 10_000,
+            include_concurrency: 8,
+        }
+    }
+}
+
+/// What a search page produced.
+#[derive(Debug, Default)]
+pub struct SearchPage {
+    pub matches: Vec<Value>,
+    pub included: Vec<Value>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Position>,
+    /// The number of matches, when known.
+    pub total: Option<usize>,
+    /// Warnings for the Bundle's OperationOutcome entry.
+    pub issues: Vec<Issue>,
+}
+
+/// The search and read engine.
+pub struct Engine {
+    pub sources: Sources,
+    pub tz: Tz,
+    pub limits: EngineLimits,
+}
+
+/// Serialises a fhirbolt resource to its FHIR JSON.
+pub fn to_json(resource: Resource) -> Result<Value, GatewayError> {
+    fhirbolt::json::to_json_value(resource, None)
+        .map_err(|_| GatewayError::Internal("a resource could not be serialised".into()))
+}
+
+impl Engine {
+    /// Reads one resource; anything the caller may not see is a 404 like a missing one.
+    pub async fn read(
+        &self,
+        resource_type: ResourceType,
+        id: &str,
+        caller: &Caller,
+        policy: &dyn AccessPolicy,
+    ) -> Result<Value, GatewayError> {
+        let not_found = || GatewayError::NotFound(format!("{resource_type}/{id} is not known"));
+        let (adapter, fhir_id) = self
+            .sources
+            .for_read(resource_type, id)
+            .ok_or_else(not_found)?;
+        let resource = match adapter.read(resource_type, fhir_id.native()).await {
+            Ok(r) => r,
+            Err(AdapterError::NotFound { .. }) => return Err(not_found()),
+            Err(AdapterError::Gone { .. }) => {
+                return Err(GatewayError::Gone(format!(
+                    "{resource_type}/{id} has been deleted"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let json = to_json(resource)?;
+        let same = json.get("resourceType").and_then(Value::as_str) == Some(resource_type.as_str())
+            && json.get("id").and_then(Value::as_str) == Some(id);
+        if !same {
+            return Err(GatewayError::Adapter(AdapterError::Unmappable {
+                vendor: adapter.source(),
+                detail: "the vendor answered a read with a different resource".into(),
+            }));
+        }
+        if !policy.visible(caller, &json) {
+            return Err(not_found());
+        }
+        Ok(json)
+    }
+
+    fn matches(&self, request: &SearchRequest, resource_type: ResourceType, json: &Value) -> bool {
+        json.get("resourceType").and_then(Value::as_str) == Some(resource_type.as_str())
+            && request.params.iter().all(|p| {
+                params::find(resource_type, &p.name)
+                    .is_some_and(|def| params::matches(def, p, json, self.tz))
+            })
+    }
+
+    /// The first position of a search over every source serving the type.
+    pub fn start(&self, resource_type: ResourceType, needs_all: bool) -> Position {
+        if needs_all {
+            return Position::Offset { offset: 0 };
+        }
+        let sources = self
+            .sources
+            .serving(resource_type, Interaction::SearchType)
+            .into_iter()
+            .map(|a| SourcePos {
+                src: a.source().to_owned(),
+                cont: None,
+                skip: 0,
+                done: false,
+            })
+            .collect();
+        Position::Stream { sources }
+    }
+
+    /// True when the search must see every match before answering.
+    pub fn needs_all(search: &ParsedSearch) -> bool {
+        !search.result.sort.is_empty()
+            || search.result.total == Total::Accurate
+            || search.result.summary == Some(Summary::Count)
+            || search.result.count == 0
+    }
+
+    /// Runs one page of a search from `pos`.
+    pub async fn search(
+        &self,
+        search: &ParsedSearch,
+        pos: Position,
+        strict: bool,
+        caller: &Caller,
+        policy: &dyn AccessPolicy,
+    ) -> Result<SearchPage, GatewayError> {
+        let mut page = SearchPage::default();
+        let count = search.result.count as usize;
+        match pos {
+            Position::Stream { mut sources } => {
+                page.matches = self
+                    .stream(
+                        search,
+                        &mut sources,
+                        count,
+                        strict,
+                        caller,
+                        policy,
+                        &mut page.issues,
+                    )
+                    .await?;
+                if sources.iter().all(|s| s.done) {
+                    if sources.iter().all(|s| s.cont.is_none() && s.skip == 0)
+                        && page.issues.is_empty()
+                    {
+                        // Everything fit in this first page: the total is known for free.
+                        page.total = Some(page.matches.len());
+                    }
+                } else {
+                    page.next = Some(Position::Stream { sources });
+                }
+            }
+            Position::Offset { offset } => {
+                let mut all = self
+                    .collect_all(
+                        search.resource_type,
+                        &search.request,
+                        strict,
+                        caller,
+                        policy,
+                        &mut page.issues,
+                    )
+                    .await?;
+                self.sort(search, &mut all);
+                page.total = Some(all.len());
+                let end = (offset + count).min(all.len());
+                if offset < end {
+                    page.matches = all.drain(offset..end).collect();
+                }
+                if end < page.total.unwrap_or(0) && count > 0 {
+                    page.next = Some(Position::Offset { offset: end });
+                }
+            }
+        }
+        if search.result.summary != Some(Summary::Count) {
+            page.included = self
+                .includes(
+                    search,
+                    &page.matches,
+                    strict,
+                    caller,
+                    policy,
+                    &mut page.issues,
+                )
+                .await?;
+        }
+        Ok(page)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn stream(
+        &self,
+        search: &ParsedSearch,
+        sources: &mut [SourcePos],
+        count: usize,
+        strict: bool,
+        caller: &Caller,
+        policy: &dyn AccessPolicy,
+        issues: &mut Vec<Issue>,
+    ) -> Result<Vec<Value>, GatewayError> {
+        let mut out = Vec::new();
+        let mut calls = 0;
+        let size = (count as u32).clamp(10, 250);
+        // With one source there is nothing to federate: its failure is the answer.
+        let single = sources.len() == 1;
+        for sp in sources.iter_mut() {
+            while !sp.done && out.len() < count {
+                if calls >= self.limits.vendor_calls_per_page {
+                    return Ok(out);
+                }
+                let Some(adapter) = self.sources.by_source(&sp.src) else {
+                    return Err(GatewayError::BadParameter {
+                        name: "_cursor".into(),
+                        message: "the paging link names a source this server does not have".into(),
+                    });
+                };
+                calls += 1;
+                let request = PageRequest {
+                    cursor: sp.cont.clone().map(Continuation),
+                    size,
+                };
+                let vendor_page = match adapter.search(&search.request, request).await {
+                    Ok(p) => p,
+                    Err(e) if strict || single => return Err(e.into()),
+                    Err(e) => {
+                        issues.push(source_failed(adapter.source(), &e));
+                        sp.done = true;
+                        break;
+                    }
+                };
+                let len = vendor_page.resources.len();
+                let mut consumed = sp.skip.min(len);
+                for resource in vendor_page.resources.into_iter().skip(sp.skip) {
+                    consumed += 1;
+                    let json = to_json(resource)?;
+                    if self.matches(&search.request, search.resource_type, &json)
+                        && policy.visible(caller, &json)
+                    {
+                        out.push(json);
+                        if out.len() == count {
+                            break;
+                        }
+                    }
+                }
+                if consumed < len {
+                    sp.skip = consumed;
+                } else {
+                    sp.cont = vendor_page.next.map(|c| c.0);
+                    sp.skip = 0;
+                    sp.done = sp.cont.is_none();
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gathers every match of `request` from every source (concurrently), up to the limit.
+    pub async fn collect_all(
+        &self,
+        resource_type: ResourceType,
+        request: &SearchRequest,
+        strict: bool,
+        caller: &Caller,
+        policy: &dyn AccessPolicy,
+        issues: &mut Vec<Issue>,
+    ) -> Result<Vec<Value>, GatewayError> {
+        let adapters = self.sources.serving(resource_type, Interaction::SearchType);
+        let single = adapters.len() == 1;
+        let max = self.limits.max_materialized;
+        let per_source =
+            futures::future::join_all(adapters.into_iter().map(|adapter| async move {
+                let mut out = Vec::new();
+                let mut cursor = None;
+                loop {
+                    let page = adapter
+                        .search(
+                            request,
+                            PageRequest {
+                                cursor: cursor.take(),
+                                size: 250,
+                            },
+                        )
+                        .await?;
+                    for r in page.resources {
+                        let json = to_json(r).map_err(|_| AdapterError::Unmappable {
+                            vendor: adapter.source(),
+                            detail: "a resource could not be serialised".into(),
+                        })?;
+                        if self.matches(request, resource_type, &json)
+                            && policy.visible(caller, &json)
+                        {
+                            out.push(json);
+                        }
+                    }
+                    if out.len() > max {
+                        return Ok::<_, AdapterError>((adapter.source(), out));
+                    }
+                    match page.next {
+                        Some(next) => cursor = Some(next),
+                        None => return Ok((adapter.source(), out)),
+                    }
+                }
+            }))
+            .await;
+        let mut all = Vec::new();
+        for (i, result) in per_source.into_iter().enumerate() {
+            match result {
+                Ok((_, items)) => all.extend(items),
+                Err(e) if strict || single => return Err(e.into()),
+                Err(e) => {
+                    let name = self
+                        .sources
+                        .serving(resource_type, Interaction::SearchType)
+                        .get(i)
+                        .map(|a| a.source())
+                        .unwrap_or("?");
+                    issues.push(source_failed(name, &e));
+                }
+            }
+            if all.len() > max {
+                return Err(GatewayError::BadRequest(format!(
+                    "this search matches more than {max} resources, too many to sort, count or include against; narrow it"
+                )));
+            }
+        }
+        Ok(all)
+    }
+
+    fn sort(&self, search: &ParsedSearch, items: &mut [Value]) {
+        if search.result.sort.is_empty() {
+            return;
+        }
+        let defs: Vec<_> = search
+            .result
+            .sort
+            .iter()
+            .filter_map(|s| params::find(search.resource_type, s.param).map(|d| (d, s.descending)))
+            .collect();
+        let mut keyed: Vec<(Vec<params::SortKey>, Value)> = items
+            .iter_mut()
+            .map(|v| {
+                let v = std::mem::take(v);
+                (
+                    defs.iter()
+                        .map(|(d, _)| params::sort_key(d, &v, self.tz))
+                        .collect(),
+                    v,
+                )
+            })
+            .collect();
+        keyed.sort_by(|(a, av), (b, bv)| {
+            for (i, (_, desc)) in defs.iter().enumerate() {
+                let ord = match (&a[i], &b[i]) {
+                    // Missing values go last whatever the direction.
+                    (params::SortKey::Missing, params::SortKey::Missing) => {
+                        std::cmp::Ordering::Equal
+                    }
+                    (params::SortKey::Missing, _) => std::cmp::Ordering::Greater,
+                    (_, params::SortKey::Missing) => std::cmp::Ordering::Less,
+                    (x, y) if *desc => y.cmp(x),
+                    (x, y) => x.cmp(y),
+                };
+                if ord != std::cmp::Ordering::Equal {
+                    return ord;
+                }
+            }
+            // A stable tie-break so pages never overlap.
+            av.get("id")
+                .and_then(Value::as_str)
+                .cmp(&bv.get("id").and_then(Value::as_str))
+        });
+        for (slot, (_, v)) in items.iter_mut().zip(keyed) {
+            *slot = v;
+        }
+    }
+
+    async fn includes(
+        &self,
+        search: &ParsedSearch,
+        matches: &[Value],
+        strict: bool,
+        caller: &Caller,
+        policy: &dyn AccessPolicy,
+        issues: &mut Vec<Issue>,
+    ) -> Result<Vec<Value>, GatewayError> {
+        let have: BTreeSet<(String, String)> = matches.iter().filter_map(type_and_id).collect();
+        let mut wanted: BTreeSet<(ResourceType, String)> = BTreeSet::new();
+        for (src, name, target) in &search.result.include {
+            let Some(def) = params::find(*src, name) else {
+                continue;
+            };
+            for m in matches {
+                for path in def.paths {
+                    for elem in params::select(m, path) {
+                        let Some(reference) = elem.get("reference").and_then(Value::as_str) else {
+                            continue;
+                        };
+                        if let Some((ty, id)) = params::parse_reference(reference) {
+                            if ty == target.as_str()
+                                && !have.contains(&(ty.to_owned(), id.to_owned()))
+                            {
+                                wanted.insert((*target, id.to_owned()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let reads = futures::stream::iter(wanted.into_iter().map(|(ty, id)| async move {
+            let r = self.read(ty, &id, caller, policy).await;
+            (ty, id, r)
+        }))
+        .buffered(self.limits.include_concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await;
+        let mut out = Vec::new();
+        for (ty, id, r) in reads {
+            match r {
+                Ok(v) => out.push(v),
+                Err(GatewayError::NotFound(_) | GatewayError::Gone(_)) => {}
+                Err(e) if strict => return Err(e),
+                Err(e) => issues.push(
+                    Issue::new(
+                        Severity::Warning,
+                        IssueCode::Incomplete,
+                        format!("{ty}/{id} could not be included: {e}"),
+                    )
+                    .at("_include"),
+                ),
+            }
+        }
+        let mut seen: BTreeSet<(String, String)> = have;
+        seen.extend(out.iter().filter_map(type_and_id));
+        for (src, name, _target) in &search.result.revinclude {
+            let refs: Vec<SearchValue> = matches
+                .iter()
+                .filter_map(|m| m.get("id").and_then(Value::as_str))
+                .map(|id| {
+                    SearchValue::Reference(ReferenceValue {
+                        resource_type: Some(search.resource_type),
+                        id: id.to_owned(),
+                    })
+                })
+                .collect();
+            if refs.is_empty() {
+                continue;
+            }
+            let request = SearchRequest {
+                resource_type: Some(*src),
+                params: vec![SearchParam {
+                    name: (*name).to_owned(),
+                    modifier: None,
+                    values: refs,
+                }],
+            };
+            let found = self
+                .collect_all(*src, &request, strict, caller, policy, issues)
+                .await?;
+            for v in found {
+                if let Some(key) = type_and_id(&v) {
+                    if seen.insert(key) {
+                        out.push(v);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn type_and_id(v: &Value) -> Option<(String, String)> {
+    Some((
+        v.get("resourceType")?.as_str()?.to_owned(),
+        v.get("id")?.as_str()?.to_owned(),
+    ))
+}
+
+fn source_failed(source: &str, e: &AdapterError) -> Issue {
+    Issue::new(
+        Severity::Warning,
+        IssueCode::Incomplete,
+        format!("results from source '{source}' are missing: {e}"),
+    )
+}

@@ -1,0 +1,253 @@
+//! Every error a client sees, and the one place it becomes an `OperationOutcome` with a status.
+
+use std::time::Duration;
+
+use adapter::AdapterError;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::format::FHIR_JSON;
+
+/// The `OperationOutcome.issue.code` values the gateway uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueCode {
+    Invalid,
+    NotFound,
+    NotSupported,
+    Deleted,
+    Throttled,
+    Transient,
+    Timeout,
+    Exception,
+    Processing,
+    Expired,
+    Forbidden,
+    Security,
+    Informational,
+    Incomplete,
+}
+
+impl IssueCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::NotFound => "not-found",
+            Self::NotSupported => "not-supported",
+            Self::Deleted => "deleted",
+            Self::Throttled => "throttled",
+            Self::Transient => "transient",
+            Self::Timeout => "timeout",
+            Self::Exception => "exception",
+            Self::Processing => "processing",
+            Self::Expired => "expired",
+            Self::Forbidden => "forbidden",
+            Self::Security => "security",
+            Self::Informational => "informational",
+            Self::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// `OperationOutcome.issue.severity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Fatal,
+    Error,
+    Warning,
+    Information,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fatal => "fatal",
+            Self::Error => "error",
+            Self::Warning => "warning",
+            Self::Information => "information",
+        }
+    }
+}
+
+/// One `OperationOutcome.issue`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub severity: Severity,
+    pub code: IssueCode,
+    pub diagnostics: String,
+    /// FHIRPath-ish locations (e.g. the offending parameter name).
+    pub expression: Vec<String>,
+}
+
+impl Issue {
+    pub fn new(severity: Severity, code: IssueCode, diagnostics: impl Into<String>) -> Self {
+        Self {
+            severity,
+            code,
+            diagnostics: diagnostics.into(),
+            expression: Vec::new(),
+        }
+    }
+
+    pub fn at(mut self, expression: impl Into<String>) -> Self {
+        self.expression.push(expression.into());
+        self
+    }
+}
+
+/// Builds an `OperationOutcome` resource from issues.
+pub fn operation_outcome(issues: &[Issue]) -> Value {
+    let issues: Vec<Value> = issues
+        .iter()
+        .map(|i| {
+            let mut v = json!({
+                "severity": i.severity.as_str(),
+                "code": i.code.as_str(),
+                "diagnostics": i.diagnostics,
+            });
+            if !i.expression.is_empty() {
+                v["expression"] = json!(i.expression);
+            }
+            v
+        })
+        .collect();
+    json!({ "resourceType": "OperationOutcome", "issue": issues })
+}
+
+/// A request the gateway could not serve.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    BadRequest(String),
+    /// A request parameter with a bad value (the name goes into `expression`).
+    #[error("{message}")]
+    BadParameter { name: String, message: String },
+    #[error("unknown resource type '{0}'")]
+    UnknownType(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Gone(String),
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: &'static str,
+    },
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    PageExpired(String),
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
+    /// Several sources failed under `Prefer: handling=strict`; the first decides the status.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::BadParameter { .. } => StatusCode::BAD_REQUEST,
+            Self::UnknownType(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Gone(_) | Self::PageExpired(_) => StatusCode::GONE,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Adapter(e) => adapter_status(e),
+        }
+    }
+
+    /// The issue describing this error (no PHI: messages name parameters and sources, not values
+    /// from records).
+    pub fn issue(&self) -> Issue {
+        let (code, expression) = match self {
+            Self::BadRequest(_) => (IssueCode::Invalid, None),
+            Self::BadParameter { name, .. } => (IssueCode::Invalid, Some(name.clone())),
+            Self::UnknownType(_) => (IssueCode::NotSupported, None),
+            Self::NotFound(_) => (IssueCode::NotFound, None),
+            Self::Gone(_) => (IssueCode::Deleted, None),
+            Self::MethodNotAllowed { .. } => (IssueCode::NotSupported, None),
+            Self::NotAcceptable(_) | Self::UnsupportedMediaType(_) => {
+                (IssueCode::NotSupported, None)
+            }
+            Self::PageExpired(_) => (IssueCode::Expired, None),
+            Self::Internal(_) => (IssueCode::Exception, None),
+            Self::Adapter(e) => (adapter_issue_code(e), None),
+        };
+        let mut issue = Issue::new(Severity::Error, code, self.to_string());
+        if let Some(e) = expression {
+            issue = issue.at(e);
+        }
+        issue
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Adapter(AdapterError::RateLimited { retry_after, .. }) => {
+                Some(retry_after.unwrap_or(Duration::from_secs(60)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The status for an adapter failure.
+pub fn adapter_status(e: &AdapterError) -> StatusCode {
+    match e {
+        AdapterError::NotFound { .. } => StatusCode::NOT_FOUND,
+        AdapterError::Gone { .. } | AdapterError::ContinuationExpired { .. } => StatusCode::GONE,
+        AdapterError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AdapterError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        AdapterError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        AdapterError::Unmappable { .. } | AdapterError::VendorAuth { .. } => {
+            StatusCode::BAD_GATEWAY
+        }
+        AdapterError::Unsupported { .. } | AdapterError::InvalidRequest { .. } => {
+            StatusCode::BAD_REQUEST
+        }
+    }
+}
+
+fn adapter_issue_code(e: &AdapterError) -> IssueCode {
+    match e {
+        AdapterError::NotFound { .. } => IssueCode::NotFound,
+        AdapterError::Gone { .. } => IssueCode::Deleted,
+        AdapterError::ContinuationExpired { .. } => IssueCode::Expired,
+        AdapterError::RateLimited { .. } => IssueCode::Throttled,
+        AdapterError::Unavailable { .. } => IssueCode::Transient,
+        AdapterError::Timeout { .. } => IssueCode::Timeout,
+        AdapterError::Unmappable { .. } | AdapterError::VendorAuth { .. } => IssueCode::Exception,
+        AdapterError::Unsupported { .. } => IssueCode::NotSupported,
+        AdapterError::InvalidRequest { .. } => IssueCode::Invalid,
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request refused");
+        }
+        let body = operation_outcome(&[self.issue()]);
+        let mut resp = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+        if let Some(after) = self.retry_after() {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(after.as_secs().max(1)),
+            );
+        }
+        if let Self::MethodNotAllowed { allow, .. } = &self {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        resp
+    }
+}

@@ -1,0 +1,26 @@
+//! The FHIR facade gateway: one FHIR R4 API over the vendor adapters.
+//!
+//! - [`config`]: settings from TOML, the environment and secret files.
+//! - [`app`]: the axum router and handlers; [`error`]: errors → OperationOutcome.
+//! - [`query`] parses searches, [`params`] defines and evaluates search parameters,
+//!   [`engine`] federates, filters, sorts, pages and includes, [`bundle`] shapes results,
+//!   [`paging`] signs paging links.
+//! - [`capability`] and [`openapi`] describe the API from the same tables.
+//! - [`sources`]: the wired adapters, each metered; [`access`]: the auth seam.
+//! - [`run`]: wiring for `serve` and `demo`.
+
+pub mod access;
+pub mod app;
+pub mod bundle;
+pub mod capability;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod format;
+pub mod metrics;
+pub mod openapi;
+pub mod paging;
+pub mod params;
+pub mod query;
+pub mod run;
+pub mod sources;

@@ -1,0 +1,147 @@
+//! Prometheus metrics: HTTP requests by route and status, vendor calls by source and outcome,
+//! and latency histograms for both. Rendered in the Prometheus text exposition format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+const BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    http_requests: BTreeMap<(String, String, u16), u64>,
+    http_latency: BTreeMap<String, Histogram>,
+    vendor_calls: BTreeMap<(String, String, String), u64>,
+    vendor_latency: BTreeMap<(String, String), Histogram>,
+}
+
+/// The gateway's metrics registry.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+impl Metrics {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    }
+
+    /// Records one HTTP request (`route` is the matched route template, never the raw path).
+    pub fn http_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.with(|m| {
+            *m.http_requests
+                .entry((method.to_owned(), route.to_owned(), status))
+                .or_default() += 1;
+            m.http_latency
+                .entry(route.to_owned())
+                .or_default()
+                .observe(elapsed.as_secs_f64());
+        });
+    }
+
+    /// Records one vendor call (`op` is read/search/check, `outcome` ok or an error class).
+    pub fn vendor_call(&self, source: &str, op: &str, outcome: &str, elapsed: Duration) {
+        self.with(|m| {
+            *m.vendor_calls
+                .entry((source.to_owned(), op.to_owned(), outcome.to_owned()))
+                .or_default() += 1;
+            m.vendor_latency
+                .entry((source.to_owned(), outcome.to_owned()))
+                .or_default()
+                .observe(elapsed.as_secs_f64());
+        });
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        self.with(|m| {
+            let mut out = String::new();
+            out.push_str("# HELP fhir_gateway_http_requests_total HTTP requests served, by method, route and status.\n");
+            out.push_str("# TYPE fhir_gateway_http_requests_total counter\n");
+            for ((method, route, status), n) in &m.http_requests {
+                let _ = writeln!(out, "fhir_gateway_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+            }
+            out.push_str("# HELP fhir_gateway_http_request_duration_seconds HTTP request latency by route.\n");
+            out.push_str("# TYPE fhir_gateway_http_request_duration_seconds histogram\n");
+            for (route, h) in &m.http_latency {
+                render_histogram(&mut out, "fhir_gateway_http_request_duration_seconds", &format!("route=\"{route}\""), h);
+            }
+            out.push_str("# HELP fhir_gateway_vendor_calls_total Calls to vendor adapters, by source, operation and outcome.\n");
+            out.push_str("# TYPE fhir_gateway_vendor_calls_total counter\n");
+            for ((source, op, outcome), n) in &m.vendor_calls {
+                let _ = writeln!(out, "fhir_gateway_vendor_calls_total{{source=\"{source}\",op=\"{op}\",outcome=\"{outcome}\"}} {n}");
+            }
+            out.push_str("# HELP fhir_gateway_vendor_call_duration_seconds Vendor call latency by source and outcome.\n");
+            out.push_str("# TYPE fhir_gateway_vendor_call_duration_seconds histogram\n");
+            for ((source, outcome), h) in &m.vendor_latency {
+                render_histogram(
+                    &mut out,
+                    "fhir_gateway_vendor_call_duration_seconds",
+                    &format!("source=\"{source}\",outcome=\"{outcome}\""),
+                    h,
+                );
+            }
+            out
+        })
+    }
+}
+
+fn render_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    for (i, b) in BUCKETS.iter().enumerate() {
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {}", h.counts[i]);
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.http_request("GET", "/fhir/{type}", 200, Duration::from_millis(3));
+        m.http_request("GET", "/fhir/{type}", 200, Duration::from_millis(300));
+        m.vendor_call("drchrono", "search", "ok", Duration::from_millis(20));
+        let text = m.render();
+        assert!(text.contains("fhir_gateway_http_requests_total{method=\"GET\",route=\"/fhir/{type}\",status=\"200\"} 2"));
+        assert!(text.contains("fhir_gateway_http_request_duration_seconds_bucket{route=\"/fhir/{type}\",le=\"0.005\"} 1"));
+        assert!(text.contains(
+            "fhir_gateway_http_request_duration_seconds_bucket{route=\"/fhir/{type}\",le=\"0.5\"} 2"
+        ));
+        assert!(text.contains(
+            "fhir_gateway_vendor_calls_total{source=\"drchrono\",op=\"search\",outcome=\"ok\"} 1"
+        ));
+        assert!(text.contains(
+            "fhir_gateway_vendor_call_duration_seconds_count{source=\"drchrono\",outcome=\"ok\"} 1"
+        ));
+    }
+}

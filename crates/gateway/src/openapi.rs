@@ -1,0 +1,181 @@
+//! The OpenAPI 3.1 document (`/openapi.json`, Swagger UI at `/docs`), generated from the same
+//! tables the REST layer serves from: the types the adapters declare and the gateway's search
+//! parameters. The committed copy in `openapi/` is checked by a test.
+
+use adapter::{Interaction, ResourceType};
+use serde_json::{Map, Value, json};
+use utoipa::openapi::OpenApi;
+
+use crate::params::{self, ParamKind};
+use crate::sources::Sources;
+
+fn outcome_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/fhir+json": {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}}})
+}
+
+fn errors() -> Map<String, Value> {
+    let mut m = Map::new();
+    for (code, text) in [
+        (
+            "400",
+            "Malformed request or parameter value (OperationOutcome)",
+        ),
+        ("404", "Unknown resource type or id (OperationOutcome)"),
+        ("406", "Unsupported Accept or _format (OperationOutcome)"),
+        (
+            "410",
+            "Deleted resource or expired paging link (OperationOutcome)",
+        ),
+        (
+            "429",
+            "Vendor rate limit exhausted; see Retry-After (OperationOutcome)",
+        ),
+        (
+            "502",
+            "A vendor sent something that cannot be mapped (OperationOutcome)",
+        ),
+        ("503", "A vendor is unavailable (OperationOutcome)"),
+        ("504", "A vendor did not answer in time (OperationOutcome)"),
+    ] {
+        m.insert(code.into(), outcome_response(text));
+    }
+    m
+}
+
+fn common_query() -> Vec<Value> {
+    let q = |name: &str, description: &str, schema: Value| json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema});
+    vec![
+        q(
+            "_count",
+            "Entries per page (capped by the server)",
+            json!({"type": "integer", "minimum": 0}),
+        ),
+        q(
+            "_sort",
+            "Comma-separated parameters to sort by; prefix '-' for descending",
+            json!({"type": "string"}),
+        ),
+        q(
+            "_summary",
+            "Return a summary",
+            json!({"type": "string", "enum": ["true", "false", "text", "data", "count"]}),
+        ),
+        q(
+            "_elements",
+            "Comma-separated top-level elements to return",
+            json!({"type": "string"}),
+        ),
+        q(
+            "_total",
+            "Whether to compute Bundle.total",
+            json!({"type": "string", "enum": ["none", "estimate", "accurate"]}),
+        ),
+        q(
+            "_format",
+            "Response format (JSON only)",
+            json!({"type": "string"}),
+        ),
+        q("_pretty", "Indent the JSON", json!({"type": "boolean"})),
+        json!({"name": "Prefer", "in": "header", "required": false, "description": "handling=strict refuses unknown parameters and partial federated results",
+               "schema": {"type": "string", "enum": ["handling=strict", "handling=lenient"]}}),
+    ]
+}
+
+fn search_params(ty: ResourceType) -> Vec<Value> {
+    params::COMMON
+        .iter()
+        .chain(params::for_type(ty))
+        .map(|d| {
+            let hint = match d.kind {
+                ParamKind::String => "string; modifiers :exact, :contains, :missing",
+                ParamKind::Token => "token [system]|[code]; modifiers :not, :missing",
+                ParamKind::Date => "date with optional prefix eq|ne|gt|lt|ge|le|sa|eb|ap",
+                ParamKind::Reference => "reference [Type/]id",
+            };
+            json!({"name": d.name, "in": "query", "required": false, "explode": true,
+                   "description": format!("{} ({hint}); comma = OR, repeat = AND", d.description),
+                   "schema": {"type": "string"}})
+        })
+        .collect()
+}
+
+/// Builds the OpenAPI document for the configured sources.
+pub fn document(sources: &Sources) -> OpenApi {
+    serde_json::from_value(document_json(sources)).unwrap_or_else(|_| OpenApi::default())
+}
+
+/// The document as JSON (what `/openapi.json` serves and `openapi/` holds).
+pub fn document_json(sources: &Sources) -> Value {
+    let mut paths = Map::new();
+    let fhir_json = |schema: &str| json!({"application/fhir+json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}});
+    paths.insert(
+        "/fhir/metadata".into(),
+        json!({"get": {"tags": ["FHIR"], "operationId": "capabilities", "summary": "The CapabilityStatement",
+                        "responses": {"200": {"description": "CapabilityStatement", "content": fhir_json("Resource")}}}}),
+    );
+    for ty in ResourceType::ALL {
+        let read = !sources.serving(ty, Interaction::Read).is_empty();
+        let search = !sources.serving(ty, Interaction::SearchType).is_empty();
+        let t = ty.as_str();
+        if search {
+            let mut parameters = search_params(ty);
+            parameters.extend(common_query());
+            let mut responses = errors();
+            responses.insert("200".into(), json!({"description": format!("A searchset Bundle of {t}"), "content": fhir_json("Bundle")}));
+            let op = |id: &str| json!({"tags": [t], "operationId": id, "summary": format!("Search {t}"), "parameters": parameters, "responses": responses});
+            paths.insert(
+                format!("/fhir/{t}"),
+                json!({"get": op(&format!("search{t}"))}),
+            );
+            let mut post = op(&format!("search{t}Post"));
+            post["parameters"] = json!(common_query());
+            post["requestBody"] = json!({"required": false, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}}}});
+            paths.insert(format!("/fhir/{t}/_search"), json!({"post": post}));
+        }
+        if read {
+            let mut responses = errors();
+            responses.insert(
+                "200".into(),
+                json!({"description": format!("The {t}"), "content": fhir_json("Resource")}),
+            );
+            paths.insert(
+                format!("/fhir/{t}/{{id}}"),
+                json!({"get": {"tags": [t], "operationId": format!("read{t}"), "summary": format!("Read a {t}"),
+                    "parameters": [{"name": "id", "in": "path", "required": true, "description": "Logical id ({source}-{native})", "schema": {"type": "string", "pattern": "^[A-Za-z0-9\\-\\.]{1,64}$"}}],
+                    "responses": responses}}),
+            );
+        }
+    }
+    for (path, summary) in [
+        ("/healthz", "Liveness: the process is up"),
+        (
+            "/readyz",
+            "Readiness: every vendor is reachable with the gateway's credentials",
+        ),
+        ("/metrics", "Prometheus metrics"),
+    ] {
+        paths.insert(
+            path.into(),
+            json!({"get": {"tags": ["Operations"], "operationId": path.trim_start_matches('/'), "summary": summary,
+                            "responses": {"200": {"description": "OK"}, "503": {"description": "Not ready"}}}}),
+        );
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "FHIR facade gateway", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "One FHIR R4 API in front of a clinic's vendor systems. Resources are built on the fly from vendor calls; ids are {source}-{native}.",
+                 "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
+        "paths": paths,
+        "components": {"schemas": {
+            "Resource": {"type": "object", "description": "A FHIR R4 resource (see http://hl7.org/fhir/R4/)", "required": ["resourceType"],
+                         "properties": {"resourceType": {"type": "string"}, "id": {"type": "string"}}, "additionalProperties": true},
+            "Bundle": {"type": "object", "description": "A FHIR R4 searchset Bundle", "required": ["resourceType", "type"],
+                       "properties": {"resourceType": {"const": "Bundle"}, "type": {"const": "searchset"}, "total": {"type": "integer"},
+                                      "link": {"type": "array", "items": {"type": "object", "properties": {"relation": {"type": "string"}, "url": {"type": "string"}}}},
+                                      "entry": {"type": "array", "items": {"type": "object"}}}, "additionalProperties": true},
+            "OperationOutcome": {"type": "object", "description": "A FHIR R4 OperationOutcome", "required": ["resourceType", "issue"],
+                                 "properties": {"resourceType": {"const": "OperationOutcome"}, "issue": {"type": "array", "items": {"type": "object",
+                                 "properties": {"severity": {"type": "string"}, "code": {"type": "string"}, "diagnostics": {"type": "string"}}}}}},
+        }},
+    })
+}

@@ -1,0 +1,551 @@
+//! Parses FHIR search query parameters into an [`adapter::SearchRequest`] plus the result
+//! parameters (`_count`, `_sort`, `_include`, ...), following `Prefer: handling`.
+
+use adapter::ResourceType;
+use adapter::search::{
+    DateRange, DateValue, Modifier, Prefix, ReferenceValue, SearchParam, SearchRequest,
+    SearchValue, TokenValue,
+};
+use chrono_tz::Tz;
+
+use crate::error::{GatewayError, Issue, IssueCode, Severity};
+use crate::params::{self, ParamKind};
+
+/// `_summary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Summary {
+    True,
+    False,
+    Text,
+    Data,
+    Count,
+}
+
+/// `_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Total {
+    None,
+    Estimate,
+    Accurate,
+}
+
+/// One `_sort` key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortSpec {
+    pub param: &'static str,
+    pub descending: bool,
+}
+
+/// `_include` / `_revinclude` relation: (source type, reference parameter, target type).
+pub type Relation = (ResourceType, &'static str, ResourceType);
+
+/// The result-shaping parameters of a search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultParams {
+    pub count: u32,
+    pub sort: Vec<SortSpec>,
+    pub include: Vec<Relation>,
+    pub revinclude: Vec<Relation>,
+    pub summary: Option<Summary>,
+    pub elements: Vec<String>,
+    pub total: Total,
+}
+
+/// A fully parsed search.
+#[derive(Debug, Clone)]
+pub struct ParsedSearch {
+    pub resource_type: ResourceType,
+    pub request: SearchRequest,
+    pub result: ResultParams,
+    /// Issues to report in the Bundle (ignored parameters under lenient handling).
+    pub warnings: Vec<Issue>,
+    /// The canonical form of the query (used in `self` links and bound into paging links).
+    pub canonical: Vec<(String, String)>,
+}
+
+/// Server limits and defaults for `_count`.
+#[derive(Debug, Clone, Copy)]
+pub struct CountLimits {
+    pub default: u32,
+    pub max: u32,
+}
+
+/// Parameters that shape the HTTP exchange rather than the search.
+const TRANSPORT: &[&str] = &["_format", "_pretty"];
+
+/// Parses query pairs for a search on `resource_type`.
+pub fn parse(
+    resource_type: ResourceType,
+    pairs: &[(String, String)],
+    strict: bool,
+    limits: CountLimits,
+    tz: Tz,
+    base_url: &str,
+) -> Result<ParsedSearch, GatewayError> {
+    let mut request = SearchRequest {
+        resource_type: Some(resource_type),
+        params: Vec::new(),
+    };
+    let mut result = ResultParams {
+        count: limits.default,
+        sort: Vec::new(),
+        include: Vec::new(),
+        revinclude: Vec::new(),
+        summary: None,
+        elements: Vec::new(),
+        total: Total::None,
+    };
+    let mut warnings = Vec::new();
+    let mut canonical = Vec::new();
+    let ignore = |name: &str, why: String, warnings: &mut Vec<Issue>| -> Result<(), GatewayError> {
+        if strict {
+            Err(GatewayError::BadParameter {
+                name: name.to_owned(),
+                message: why,
+            })
+        } else {
+            warnings.push(
+                Issue::new(
+                    Severity::Warning,
+                    IssueCode::NotSupported,
+                    format!("{why}; it was ignored"),
+                )
+                .at(name),
+            );
+            Ok(())
+        }
+    };
+
+    for (key, value) in pairs {
+        if TRANSPORT.contains(&key.as_str()) {
+            continue;
+        }
+        let bad = |message: String| GatewayError::BadParameter {
+            name: key.clone(),
+            message,
+        };
+        match key.as_str() {
+            "_count" => {
+                let n: u32 = value.parse().map_err(|_| {
+                    bad(format!(
+                        "_count must be a non-negative integer, not '{value}'"
+                    ))
+                })?;
+                result.count = n.min(limits.max);
+            }
+            "_sort" => {
+                for item in value.split(',').filter(|s| !s.is_empty()) {
+                    let (descending, name) = match item.strip_prefix('-') {
+                        Some(n) => (true, n),
+                        None => (false, item),
+                    };
+                    let def = params::find(resource_type, name)
+                        .ok_or_else(|| bad(format!("cannot sort {resource_type} by '{name}'")))?;
+                    result.sort.push(SortSpec {
+                        param: def.name,
+                        descending,
+                    });
+                }
+            }
+            "_include" | "_revinclude" => {
+                let table = if key == "_include" {
+                    params::INCLUDES
+                } else {
+                    params::REVINCLUDES
+                };
+                let found = value.split_once(':').and_then(|(src, name)| {
+                    let (name, target) = match name.split_once(':') {
+                        Some((n, t)) => (n, Some(t)),
+                        None => (name, None),
+                    };
+                    table.iter().find(|(s, n, t)| {
+                        s.as_str() == src && *n == name && target.is_none_or(|x| x == t.as_str())
+                    })
+                });
+                let fits = |rel: &&Relation| {
+                    if key == "_include" {
+                        rel.0 == resource_type
+                    } else {
+                        rel.2 == resource_type
+                    }
+                };
+                match found.filter(fits) {
+                    Some(rel) if key == "_include" => result.include.push(*rel),
+                    Some(rel) => result.revinclude.push(*rel),
+                    None => {
+                        ignore(
+                            key,
+                            format!("{key}={value} is not supported on {resource_type}"),
+                            &mut warnings,
+                        )?;
+                        continue;
+                    }
+                }
+            }
+            "_summary" => {
+                result.summary = Some(parse_summary(value).ok_or_else(|| {
+                    bad("_summary must be one of true, false, text, data, count".into())
+                })?);
+            }
+            "_elements" => {
+                result.elements.extend(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned),
+                );
+            }
+            "_total" => {
+                result.total = match value.as_str() {
+                    "none" => Total::None,
+                    "estimate" => Total::Estimate,
+                    "accurate" => Total::Accurate,
+                    _ => return Err(bad("_total must be one of none, estimate, accurate".into())),
+                };
+            }
+            _ => {
+                let (name, modifier_text) = match key.split_once(':') {
+                    Some((n, m)) => (n, Some(m)),
+                    None => (key.as_str(), None),
+                };
+                let Some(def) = params::find(resource_type, name) else {
+                    ignore(
+                        key,
+                        format!(
+                            "the search parameter '{name}' is not supported on {resource_type}"
+                        ),
+                        &mut warnings,
+                    )?;
+                    continue;
+                };
+                let modifier = match modifier_text {
+                    None => None,
+                    Some(m) => {
+                        let parsed = match m {
+                            "exact" => Some(Modifier::Exact),
+                            "contains" => Some(Modifier::Contains),
+                            "missing" => Some(Modifier::Missing),
+                            "not" => Some(Modifier::Not),
+                            _ => None,
+                        };
+                        match parsed.filter(|m| def.kind.allows(*m)) {
+                            Some(m) => Some(m),
+                            // A typed reference (`patient:Patient=...`) is the same as no modifier.
+                            None if def.kind == ParamKind::Reference
+                                && m.parse::<ResourceType>().is_ok() =>
+                            {
+                                None
+                            }
+                            None => {
+                                return Err(bad(format!(
+                                    "the modifier ':{m}' is not supported on the {} parameter '{name}'",
+                                    def.kind.code()
+                                )));
+                            }
+                        }
+                    }
+                };
+                let values = parse_values(def.kind, modifier, value, tz, base_url).map_err(bad)?;
+                request.params.push(SearchParam {
+                    name: def.name.to_owned(),
+                    modifier,
+                    values,
+                });
+            }
+        }
+        canonical.push((key.clone(), value.clone()));
+    }
+    Ok(ParsedSearch {
+        resource_type,
+        request,
+        result,
+        warnings,
+        canonical,
+    })
+}
+
+/// Parses a `_summary` value.
+pub fn parse_summary(value: &str) -> Option<Summary> {
+    Some(match value {
+        "true" => Summary::True,
+        "false" => Summary::False,
+        "text" => Summary::Text,
+        "data" => Summary::Data,
+        "count" => Summary::Count,
+        _ => return None,
+    })
+}
+
+/// Splits on commas not escaped with a backslash, unescaping `\,` `\|` `\$` `\\`.
+fn split_values(raw: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n) => cur.push(n),
+                None => cur.push('\\'),
+            },
+            ',' => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+fn parse_values(
+    kind: ParamKind,
+    modifier: Option<Modifier>,
+    raw: &str,
+    tz: Tz,
+    base_url: &str,
+) -> Result<Vec<SearchValue>, String> {
+    if modifier == Some(Modifier::Missing) {
+        return match raw {
+            "true" => Ok(vec![SearchValue::Missing(true)]),
+            "false" => Ok(vec![SearchValue::Missing(false)]),
+            _ => Err(":missing takes true or false".into()),
+        };
+    }
+    let mut out = Vec::new();
+    for v in split_values(raw) {
+        if v.is_empty() {
+            return Err("empty search value".into());
+        }
+        out.push(match kind {
+            ParamKind::String => SearchValue::String(v),
+            ParamKind::Token => {
+                let (system, code) = match v.split_once('|') {
+                    Some((s, c)) => (Some(s.to_owned()), (!c.is_empty()).then(|| c.to_owned())),
+                    None => (None, Some(v.clone())),
+                };
+                SearchValue::Token(TokenValue { system, code })
+            }
+            ParamKind::Date => {
+                let (prefix, rest) = Prefix::split(&v);
+                let range = DateRange::parse(rest, tz)
+                    .map_err(|_| format!("'{v}' is not a valid FHIR date search value"))?;
+                SearchValue::Date(DateValue { prefix, range })
+            }
+            ParamKind::Reference => {
+                let local = v
+                    .strip_prefix(base_url)
+                    .map(|rest| rest.trim_start_matches('/'))
+                    .unwrap_or(&v);
+                let (ty, id) = match params::parse_reference(local) {
+                    Some((ty, id)) if !local.contains("://") => {
+                        let t = ty
+                            .parse::<ResourceType>()
+                            .map_err(|_| format!("'{ty}' is not a resource type served here"))?;
+                        (Some(t), id)
+                    }
+                    Some(_) => return Err(format!("'{v}' is a reference to another server")),
+                    None => (None, local),
+                };
+                if !adapter::id::is_valid_fhir_id(id) {
+                    return Err(format!("'{id}' is not a valid FHIR id"));
+                }
+                SearchValue::Reference(ReferenceValue {
+                    resource_type: ty,
+                    id: id.to_owned(),
+                })
+            }
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: CountLimits = CountLimits {
+        default: 20,
+        max: 100,
+    };
+    const BASE: &str = "http://localhost:8080/fhir";
+
+    fn q(
+        t: ResourceType,
+        pairs: &[(&str, &str)],
+        strict: bool,
+    ) -> Result<ParsedSearch, GatewayError> {
+        let pairs: Vec<_> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse(t, &pairs, strict, LIMITS, Tz::UTC, BASE)
+    }
+
+    #[test]
+    fn parses_values_of_every_kind() {
+        let p = q(
+            ResourceType::Appointment,
+            &[
+                ("date", "ge2024-01-01"),
+                ("date", "lt2024-02"),
+                ("patient", "Patient/drchrono-1,drchrono-2"),
+                ("status", "booked,noshow"),
+            ],
+            true,
+        )
+        .unwrap();
+        assert_eq!(p.request.params.len(), 4);
+        assert_eq!(p.request.params[2].values.len(), 2);
+        let SearchValue::Reference(r) = &p.request.params[2].values[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (r.resource_type, r.id.as_str()),
+            (Some(ResourceType::Patient), "drchrono-1")
+        );
+        let abs = q(
+            ResourceType::Appointment,
+            &[("patient", "http://localhost:8080/fhir/Patient/drchrono-9")],
+            true,
+        )
+        .unwrap();
+        let SearchValue::Reference(r) = &abs.request.params[0].values[0] else {
+            panic!()
+        };
+        assert_eq!(r.id, "drchrono-9");
+        let t = q(
+            ResourceType::Patient,
+            &[("identifier", "urn:a|b\\,c")],
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            t.request.params[0].values,
+            vec![SearchValue::Token(TokenValue {
+                system: Some("urn:a".into()),
+                code: Some("b,c".into())
+            })]
+        );
+    }
+
+    #[test]
+    fn result_parameters() {
+        let p = q(
+            ResourceType::Appointment,
+            &[
+                ("_count", "500"),
+                ("_sort", "-date,status"),
+                ("_include", "Appointment:patient"),
+                ("_summary", "count"),
+                ("_total", "accurate"),
+                ("_elements", "status, start"),
+            ],
+            true,
+        )
+        .unwrap();
+        assert_eq!(p.result.count, 100);
+        assert_eq!(
+            p.result.sort,
+            vec![
+                SortSpec {
+                    param: "date",
+                    descending: true
+                },
+                SortSpec {
+                    param: "status",
+                    descending: false
+                }
+            ]
+        );
+        assert_eq!(
+            p.result.include,
+            vec![(ResourceType::Appointment, "patient", ResourceType::Patient)]
+        );
+        assert_eq!(p.result.summary, Some(Summary::Count));
+        assert_eq!(p.result.total, Total::Accurate);
+        assert_eq!(p.result.elements, vec!["status", "start"]);
+        let r = q(
+            ResourceType::Patient,
+            &[("_revinclude", "Appointment:patient")],
+            true,
+        )
+        .unwrap();
+        assert_eq!(r.result.revinclude.len(), 1);
+    }
+
+    #[test]
+    fn unknown_parameters_follow_handling() {
+        let lenient = q(
+            ResourceType::Patient,
+            &[("shoe-size", "9"), ("family", "x")],
+            false,
+        )
+        .unwrap();
+        assert_eq!(lenient.warnings.len(), 1);
+        assert_eq!(lenient.request.params.len(), 1);
+        assert!(matches!(
+            q(ResourceType::Patient, &[("shoe-size", "9")], true),
+            Err(GatewayError::BadParameter { .. })
+        ));
+        assert!(
+            q(
+                ResourceType::Patient,
+                &[("_include", "Appointment:patient")],
+                true
+            )
+            .is_err()
+        );
+        assert_eq!(
+            q(
+                ResourceType::Patient,
+                &[("_include", "Appointment:patient")],
+                false
+            )
+            .unwrap()
+            .warnings
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_errors_in_any_handling() {
+        for (k, v) in [
+            ("birthdate", "yesterday"),
+            ("_count", "-1"),
+            ("_count", "ten"),
+            ("family:fuzzy", "x"),
+            ("gender:exact", "male"),
+            ("birthdate:missing", "maybe"),
+            ("_summary", "yes"),
+            ("_total", "all"),
+            ("_sort", "shoe"),
+            ("general-practitioner", "x"),
+        ] {
+            let r = q(ResourceType::Patient, &[(k, v)], false);
+            if k == "general-practitioner" {
+                assert!(r.is_ok());
+            } else {
+                assert!(
+                    matches!(r, Err(GatewayError::BadParameter { .. })),
+                    "{k}={v}"
+                );
+            }
+        }
+        assert!(
+            q(
+                ResourceType::Appointment,
+                &[("patient", "Patient/a b")],
+                false
+            )
+            .is_err()
+        );
+        assert!(
+            q(
+                ResourceType::Appointment,
+                &[("patient", "https://other.example/fhir/Patient/1")],
+                false
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Wiring: builds the application from settings and adapters, and runs `serve` and `demo`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapter::Adapter;
+use adapter_drchrono::{DrChronoAdapter, DrChronoConfig};
+use chrono::{SecondsFormat, Utc};
+use chrono_tz::Tz;
+use rand::RngCore;
+use tokio::net::TcpListener;
+use url::Url;
+use vendor_sim::drchrono::{DrChronoSim, DrChronoSimConfig, SimHandle};
+
+use crate::access::{AccessPolicy, OpenAccess};
+use crate::app::{AppState, app};
+use crate::config::Settings;
+use crate::engine::{Engine, EngineLimits};
+use crate::metrics::Metrics;
+use crate::openapi;
+use crate::paging::CursorCodec;
+use crate::query::CountLimits;
+use crate::sources::{Metered, Sources};
+
+/// Everything needed to build the application, independent of where it came from.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Public base URL (without `/fhir`); `None` means `http://{bound address}`.
+    pub public_url: Option<Url>,
+    pub count: CountLimits,
+    pub timezone: Tz,
+    pub limits: EngineLimits,
+    /// Key that signs paging links.
+    pub paging_key: Vec<u8>,
+    pub link_ttl: Duration,
+}
+
+impl GatewayOptions {
+    /// Defaults suitable for tests and the demo (a random paging key).
+    pub fn new(timezone: Tz) -> Self {
+        Self {
+            public_url: None,
+            count: CountLimits {
+                default: 50,
+                max: 500,
+            },
+            timezone,
+            limits: EngineLimits::default(),
+            paging_key: random_key(),
+            link_ttl: Duration::from_secs(1800),
+        }
+    }
+
+    /// From validated settings.
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            public_url: s.public_url.clone(),
+            count: CountLimits {
+                default: s.default_count,
+                max: s.max_count,
+            },
+            timezone: s.timezone,
+            limits: EngineLimits {
+                vendor_calls_per_page: s.vendor_calls_per_page,
+                max_materialized: s.max_materialized,
+                ..EngineLimits::default()
+            },
+            paging_key: s
+                .paging_secret
+                .as_ref()
+                .map_or_else(random_key, |k| k.expose().as_bytes().to_vec()),
+            link_ttl: s.link_ttl,
+        }
+    }
+}
+
+fn random_key() -> Vec<u8> {
+    let mut key = vec![0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    key
+}
+
+/// Builds the shared state for a set of adapters.
+pub fn state(
+    adapters: Vec<Arc<dyn Adapter>>,
+    options: &GatewayOptions,
+    base_url: &str,
+    policy: Arc<dyn AccessPolicy>,
+) -> Arc<AppState> {
+    let metrics = Arc::new(Metrics::default());
+    let metered: Vec<Arc<dyn Adapter>> = adapters
+        .into_iter()
+        .map(|a| Arc::new(Metered::new(a, metrics.clone())) as Arc<dyn Adapter>)
+        .collect();
+    let sources = Sources::new(metered);
+    let openapi = openapi::document_json(&sources);
+    Arc::new(AppState {
+        engine: Engine {
+            sources,
+            tz: options.timezone,
+            limits: options.limits,
+        },
+        codec: CursorCodec::new(&options.paging_key, options.link_ttl.as_secs() as i64),
+        fhir_base: format!("{}/fhir", base_url.trim_end_matches('/')),
+        limits: options.count,
+        metrics,
+        policy,
+        started: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        openapi,
+        ready_timeout: Duration::from_secs(5),
+    })
+}
+
+/// A gateway listening on a socket.
+pub struct RunningGateway {
+    /// `http://host:port` (or the configured public URL).
+    pub base_url: String,
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningGateway {
+    /// The FHIR base (`{base_url}/fhir`).
+    pub fn fhir_base(&self) -> &str {
+        &self.state.fhir_base
+    }
+
+    /// Serves until the task is aborted or the process ends.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    /// Stops serving.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+/// Binds `listen`, builds the app over `adapters`, and serves in a background task.
+pub async fn spawn(
+    listen: SocketAddr,
+    adapters: Vec<Arc<dyn Adapter>>,
+    options: GatewayOptions,
+) -> std::io::Result<RunningGateway> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let base_url = options.public_url.as_ref().map_or_else(
+        || format!("http://{addr}"),
+        |u| u.as_str().trim_end_matches('/').to_owned(),
+    );
+    let state = state(adapters, &options, &base_url, Arc::new(OpenAccess));
+    let router = app(state.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    });
+    Ok(RunningGateway {
+        base_url,
+        addr,
+        state,
+        task,
+    })
+}
+
+/// The demo: the DrChrono simulator in-process and a gateway over it.
+pub struct Demo {
+    pub sim: SimHandle,
+    pub gateway: RunningGateway,
+}
+
+/// The DrChrono adapter configuration that talks to a running simulator.
+pub fn drchrono_for_sim(sim: &SimHandle) -> Result<DrChronoConfig, String> {
+    let c = sim.config();
+    let base = Url::parse(&sim.base_url()).map_err(|e| format!("simulator URL: {e}"))?;
+    let mut config = DrChronoConfig::new(
+        c.client_id.clone(),
+        c.client_secret.as_str(),
+        c.initial_refresh_token.as_str(),
+        c.redirect_uri.clone(),
+    )
+    .with_base_url(base);
+    config.default_timezone = c.timezone.parse().unwrap_or(Tz::UTC);
+    Ok(config)
+}
+
+/// Starts the demo practice (seeded, anchored on today) and the gateway on `listen`.
+pub async fn start_demo(listen: SocketAddr, sim_config: DrChronoSimConfig) -> Result<Demo, String> {
+    let timezone: Tz = sim_config.timezone.parse().unwrap_or(Tz::UTC);
+    let sim = DrChronoSim::new(sim_config)
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(|e| format!("cannot start the DrChrono simulator: {e}"))?;
+    let adapter = DrChronoAdapter::new(drchrono_for_sim(&sim)?).map_err(|e| e.to_string())?;
+    let gateway = spawn(
+        listen,
+        vec![Arc::new(adapter)],
+        GatewayOptions::new(timezone),
+    )
+    .await
+    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    Ok(Demo { sim, gateway })
+}
+
+/// The demo practice's simulator configuration for today.
+pub fn demo_sim_config() -> DrChronoSimConfig {
+    DrChronoSimConfig::demo(2026, Utc::now().date_naive())
+}
+
+/// Builds the adapters a settings file asks for.
+pub fn adapters_from_settings(settings: &Settings) -> Result<Vec<Arc<dyn Adapter>>, String> {
+    let mut adapters: Vec<Arc<dyn Adapter>> = Vec::new();
+    if let Some(d) = &settings.drchrono {
+        adapters.push(Arc::new(
+            DrChronoAdapter::new(d.clone()).map_err(|e| e.to_string())?,
+        ));
+    }
+    if adapters.is_empty() {
+        return Err("setting `drchrono`: no vendor is configured; add a [drchrono] section".into());
+    }
+    Ok(adapters)
+}

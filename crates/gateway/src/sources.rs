@@ -1,0 +1,148 @@
+//! The adapters the gateway federates over, each wrapped in a metering decorator.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use adapter::search::SearchRequest;
+use adapter::{
+    Adapter, AdapterError, Capabilities, FhirId, Interaction, Page, PageRequest, Resource,
+    ResourceType, SourceName,
+};
+
+use crate::metrics::Metrics;
+
+/// Records every vendor call (count, outcome, latency) around an adapter.
+pub struct Metered {
+    inner: Arc<dyn Adapter>,
+    metrics: Arc<Metrics>,
+}
+
+impl Metered {
+    pub fn new(inner: Arc<dyn Adapter>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+
+    fn record<T>(&self, op: &str, started: Instant, result: &Result<T, AdapterError>) {
+        self.metrics.vendor_call(
+            self.inner.source(),
+            op,
+            outcome_label(result),
+            started.elapsed(),
+        );
+    }
+}
+
+/// The metrics label of a call's outcome.
+pub fn outcome_label<T>(result: &Result<T, AdapterError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(AdapterError::NotFound { .. }) => "not_found",
+        Err(AdapterError::Gone { .. }) => "gone",
+        Err(AdapterError::RateLimited { .. }) => "rate_limited",
+        Err(AdapterError::Unavailable { .. }) => "unavailable",
+        Err(AdapterError::Timeout { .. }) => "timeout",
+        Err(AdapterError::Unmappable { .. }) => "unmappable",
+        Err(AdapterError::VendorAuth { .. }) => "vendor_auth",
+        Err(AdapterError::Unsupported { .. }) => "unsupported",
+        Err(AdapterError::InvalidRequest { .. }) => "invalid_request",
+        Err(AdapterError::ContinuationExpired { .. }) => "continuation_expired",
+    }
+}
+
+#[async_trait::async_trait]
+impl Adapter for Metered {
+    fn source(&self) -> SourceName {
+        self.inner.source()
+    }
+
+    fn account(&self) -> &str {
+        self.inner.account()
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn read(
+        &self,
+        resource_type: ResourceType,
+        native_id: &str,
+    ) -> Result<Resource, AdapterError> {
+        let started = Instant::now();
+        let r = self.inner.read(resource_type, native_id).await;
+        self.record("read", started, &r);
+        r
+    }
+
+    async fn search(
+        &self,
+        request: &SearchRequest,
+        page: PageRequest,
+    ) -> Result<Page, AdapterError> {
+        let started = Instant::now();
+        let r = self.inner.search(request, page).await;
+        self.record("search", started, &r);
+        r
+    }
+
+    async fn check(&self) -> Result<(), AdapterError> {
+        let started = Instant::now();
+        let r = self.inner.check().await;
+        self.record("check", started, &r);
+        r
+    }
+}
+
+/// Every source the gateway serves, in wiring order.
+#[derive(Clone, Default)]
+pub struct Sources {
+    adapters: Vec<Arc<dyn Adapter>>,
+}
+
+impl Sources {
+    pub fn new(adapters: Vec<Arc<dyn Adapter>>) -> Self {
+        Self { adapters }
+    }
+
+    pub fn all(&self) -> &[Arc<dyn Adapter>] {
+        &self.adapters
+    }
+
+    /// The adapter that minted `source`.
+    pub fn by_source(&self, source: &str) -> Option<&Arc<dyn Adapter>> {
+        self.adapters.iter().find(|a| a.source() == source)
+    }
+
+    /// The adapters supporting `interaction` on `resource_type`.
+    pub fn serving(
+        &self,
+        resource_type: ResourceType,
+        interaction: Interaction,
+    ) -> Vec<&Arc<dyn Adapter>> {
+        self.adapters
+            .iter()
+            .filter(|a| a.capabilities().supports(resource_type, interaction))
+            .collect()
+    }
+
+    /// True when any source serves `resource_type` at all.
+    pub fn serves(&self, resource_type: ResourceType) -> bool {
+        self.adapters
+            .iter()
+            .any(|a| a.capabilities().resource(resource_type).is_some())
+    }
+
+    /// The adapter for a FHIR id, with the native id, when that adapter reads `resource_type`.
+    pub fn for_read(
+        &self,
+        resource_type: ResourceType,
+        id: &str,
+    ) -> Option<(&Arc<dyn Adapter>, FhirId)> {
+        let parsed = FhirId::parse(id).ok()?;
+        let adapter = self.by_source(parsed.source())?;
+        adapter
+            .capabilities()
+            .supports(resource_type, Interaction::Read)
+            .then_some((adapter, parsed))
+    }
+}

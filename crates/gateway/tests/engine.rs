@@ -1,0 +1,524 @@
+//! The FHIR REST semantics of the gateway, driven through the router with in-memory sources
+//! that implement the adapter contract (paging by offset, optional failure). The vendor adapters
+//! themselves are exercised end to end in `tests/` at the workspace root.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use adapter::search::SearchRequest;
+use adapter::{
+    Adapter, AdapterError, Capabilities, Continuation, Interaction, Page, PageRequest, Resource,
+    ResourceCapability, ResourceType,
+};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono_tz::Tz;
+use gateway::access::OpenAccess;
+use gateway::paging::{Cursor, CursorCodec, Position, SourcePos};
+use gateway::run::{GatewayOptions, state};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Memory {
+    source: &'static str,
+    resources: Vec<Value>,
+    page: usize,
+    fail: Option<AdapterError>,
+    calls: AtomicU64,
+    caps: Capabilities,
+}
+
+impl Memory {
+    fn new(source: &'static str, resources: Vec<Value>, page: usize) -> Self {
+        let types: std::collections::BTreeSet<ResourceType> = resources
+            .iter()
+            .filter_map(|r| r["resourceType"].as_str()?.parse().ok())
+            .chain([ResourceType::Patient])
+            .collect();
+        let caps = Capabilities {
+            resources: types
+                .into_iter()
+                .map(|t| ResourceCapability {
+                    resource_type: t,
+                    interactions: vec![Interaction::Read, Interaction::SearchType],
+                    pushdown: vec![],
+                    profiles: vec![],
+                })
+                .collect(),
+        };
+        Self {
+            source,
+            resources,
+            page,
+            fail: None,
+            calls: AtomicU64::new(0),
+            caps,
+        }
+    }
+
+    fn failing(mut self, e: AdapterError) -> Self {
+        self.fail = Some(e);
+        self
+    }
+}
+
+fn to_resource(v: &Value) -> Resource {
+    fhirbolt::json::from_str(&v.to_string(), None).unwrap()
+}
+
+#[async_trait::async_trait]
+impl Adapter for Memory {
+    fn source(&self) -> &'static str {
+        self.source
+    }
+    fn account(&self) -> &str {
+        "memory"
+    }
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+    async fn read(&self, t: ResourceType, native: &str) -> Result<Resource, AdapterError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(e) = &self.fail {
+            return Err(e.clone());
+        }
+        let id = format!("{}-{native}", self.source);
+        self.resources
+            .iter()
+            .find(|r| r["resourceType"] == t.as_str() && r["id"] == id.as_str())
+            .map(to_resource)
+            .ok_or(AdapterError::NotFound {
+                resource_type: t,
+                id: native.into(),
+            })
+    }
+    async fn search(&self, req: &SearchRequest, page: PageRequest) -> Result<Page, AdapterError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(e) = &self.fail {
+            return Err(e.clone());
+        }
+        let t = req.resource_type.unwrap();
+        let of_type: Vec<&Value> = self
+            .resources
+            .iter()
+            .filter(|r| r["resourceType"] == t.as_str())
+            .collect();
+        let start: usize = page.cursor.map_or(0, |c| c.0.parse().unwrap());
+        let end = (start + self.page).min(of_type.len());
+        Ok(Page {
+            resources: of_type[start..end].iter().map(|v| to_resource(v)).collect(),
+            next: (end < of_type.len()).then(|| Continuation(end.to_string())),
+        })
+    }
+    async fn check(&self) -> Result<(), AdapterError> {
+        Ok(())
+    }
+}
+
+fn patient(source: &str, n: usize, family: &str, birth: &str) -> Value {
+    json!({"resourceType": "Patient", "id": format!("{source}-{n}"), "name": [{"family": family, "given": [format!("G{n}")]}],
+           "gender": if n % 2 == 0 { "female" } else { "male" }, "birthDate": birth,
+           "meta": {"lastUpdated": "2024-01-01T00:00:00Z"}})
+}
+
+fn patients(source: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            patient(
+                source,
+                i,
+                if i % 3 == 0 { "Smith" } else { "Jones" },
+                &format!("19{:02}-01-01", 40 + i % 50),
+            )
+        })
+        .collect()
+}
+
+struct Harness {
+    app: axum::Router,
+    key: Vec<u8>,
+}
+
+fn harness(sources: Vec<Arc<dyn Adapter>>) -> Harness {
+    let mut options = GatewayOptions::new(Tz::UTC);
+    options.count.default = 7;
+    options.limits.vendor_calls_per_page = 3;
+    let key = options.paging_key.clone();
+    let st = state(sources, &options, "http://gw.test", Arc::new(OpenAccess));
+    Harness {
+        app: gateway::app::app(st),
+        key,
+    }
+}
+
+async fn call(
+    app: &axum::Router,
+    req: Request<Body>,
+) -> (StatusCode, Value, axum::http::HeaderMap) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, body, headers)
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
+    let (s, b, _) = call(app, Request::get(uri).body(Body::empty()).unwrap()).await;
+    (s, b)
+}
+
+fn ids(bundle: &Value, mode: &str) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter(|x| x["search"]["mode"] == mode)
+                .map(|x| x["resource"]["id"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn next(bundle: &Value) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .map(|l| {
+            l["url"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("http://gw.test")
+                .unwrap()
+                .to_owned()
+        })
+}
+
+async fn walk(app: &axum::Router, first: &str) -> (Vec<String>, usize) {
+    let mut all = Vec::new();
+    let mut url = Some(first.to_owned());
+    let mut pages = 0;
+    while let Some(u) = url {
+        let (s, b) = get(app, &u).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        all.extend(ids(&b, "match"));
+        url = next(&b);
+        pages += 1;
+        assert!(pages < 200);
+    }
+    (all, pages)
+}
+
+#[tokio::test]
+async fn paging_to_the_end_returns_every_match_exactly_once_across_sources() {
+    let a = Arc::new(Memory::new("alpha", patients("alpha", 40), 6));
+    let b = Arc::new(Memory::new("beta", patients("beta", 25), 4));
+    let h = harness(vec![a, b]);
+    let (all, pages) = walk(&h.app, "/fhir/Patient?family=smith&_count=5").await;
+    let mut expected: Vec<String> = (0..40)
+        .filter(|i| i % 3 == 0)
+        .map(|i| format!("alpha-{i}"))
+        .collect();
+    expected.extend((0..25).filter(|i| i % 3 == 0).map(|i| format!("beta-{i}")));
+    assert_eq!(all, expected);
+    assert!(pages >= 5);
+    // Unfiltered, default _count.
+    let (all, _) = walk(&h.app, "/fhir/Patient").await;
+    assert_eq!(all.len(), 65);
+    let unique: std::collections::BTreeSet<_> = all.iter().collect();
+    assert_eq!(unique.len(), 65);
+}
+
+#[tokio::test]
+async fn sorted_searches_merge_sources_and_page_by_offset() {
+    let a = Arc::new(Memory::new("alpha", patients("alpha", 12), 5));
+    let b = Arc::new(Memory::new("beta", patients("beta", 9), 5));
+    let h = harness(vec![a, b]);
+    let (s, first) = get(&h.app, "/fhir/Patient?_sort=-birthdate,_id&_count=4").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(first["total"], 21);
+    let (all, _) = walk(&h.app, "/fhir/Patient?_sort=-birthdate,_id&_count=4").await;
+    assert_eq!(all.len(), 21);
+    let births: Vec<String> = {
+        let (_, b) = get(&h.app, "/fhir/Patient?_sort=-birthdate&_count=100").await;
+        b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"]["birthDate"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut sorted = births.clone();
+    sorted.sort_by(|x, y| y.cmp(x));
+    assert_eq!(births, sorted);
+}
+
+#[tokio::test]
+async fn a_failing_source_is_reported_leniently_and_fails_strictly() {
+    let ok = Arc::new(Memory::new("alpha", patients("alpha", 5), 10));
+    let bad = Arc::new(Memory::new("beta", patients("beta", 5), 10).failing(
+        AdapterError::Unavailable {
+            vendor: "beta",
+            detail: "connection refused".into(),
+        },
+    ));
+    let h = harness(vec![ok, bad]);
+    let (s, b) = get(&h.app, "/fhir/Patient").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ids(&b, "match").len(), 5);
+    let outcome = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["search"]["mode"] == "outcome")
+        .unwrap();
+    assert!(
+        outcome["resource"]["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("beta")
+    );
+    let (s, b, _) = call(
+        &h.app,
+        Request::get("/fhir/Patient")
+            .header("Prefer", "handling=strict")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(b["resourceType"], "OperationOutcome");
+}
+
+#[tokio::test]
+async fn vendor_failures_map_to_statuses() {
+    for (e, status) in [
+        (
+            AdapterError::Unavailable {
+                vendor: "alpha",
+                detail: "down".into(),
+            },
+            503,
+        ),
+        (AdapterError::Timeout { vendor: "alpha" }, 504),
+        (
+            AdapterError::Unmappable {
+                vendor: "alpha",
+                detail: "bad json".into(),
+            },
+            502,
+        ),
+        (
+            AdapterError::RateLimited {
+                vendor: "alpha",
+                retry_after: Some(std::time::Duration::from_secs(42)),
+            },
+            429,
+        ),
+    ] {
+        let h = harness(vec![Arc::new(
+            Memory::new("alpha", patients("alpha", 3), 10).failing(e),
+        )]);
+        let (s, b, headers) = call(
+            &h.app,
+            Request::get("/fhir/Patient").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(s.as_u16(), status, "{b}");
+        assert_eq!(b["resourceType"], "OperationOutcome");
+        if status == 429 {
+            assert_eq!(headers["retry-after"], "42");
+        }
+        let (s, _) = get(&h.app, "/fhir/Patient/alpha-1").await;
+        assert_eq!(s.as_u16(), status);
+    }
+}
+
+#[tokio::test]
+async fn forged_and_expired_links() {
+    let h = harness(vec![Arc::new(Memory::new(
+        "alpha",
+        patients("alpha", 30),
+        10,
+    ))]);
+    let (_, b) = get(&h.app, "/fhir/Patient?_count=5").await;
+    let link = next(&b).unwrap();
+    let forged = link.replace("_cursor=", "_cursor=x");
+    let (s, o) = get(&h.app, &forged).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(o["resourceType"], "OperationOutcome");
+    // A link signed with the right key but issued long ago.
+    let old = CursorCodec::new(&h.key, 1800).encode(&Cursor {
+        t: "Patient".into(),
+        q: vec![("_count".into(), "5".into())],
+        iat: chrono::Utc::now().timestamp() - 7200,
+        pos: Position::Stream {
+            sources: vec![SourcePos {
+                src: "alpha".into(),
+                cont: None,
+                skip: 5,
+                done: false,
+            }],
+        },
+    });
+    let (s, o) = get(&h.app, &format!("/fhir/Patient?_cursor={old}")).await;
+    assert_eq!(s, StatusCode::GONE);
+    assert_eq!(o["issue"][0]["code"], "expired");
+    // A valid link for another type.
+    let (s, _) = get(
+        &h.app,
+        &link.replace("/fhir/Patient?", "/fhir/Practitioner?"),
+    )
+    .await;
+    assert!(s == StatusCode::BAD_REQUEST || s == StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn http_errors_are_operation_outcomes() {
+    let h = harness(vec![Arc::new(Memory::new(
+        "alpha",
+        patients("alpha", 3),
+        10,
+    ))]);
+    for (method, uri, status) in [
+        ("GET", "/fhir/Patient/alpha-99", 404),
+        ("GET", "/fhir/Patient/nosuchsource-1", 404),
+        ("GET", "/fhir/Observation", 404),
+        ("GET", "/fhir/Observation/x-1", 404),
+        ("GET", "/fhir/Patient?birthdate=notadate", 400),
+        ("GET", "/fhir/Patient?_count=abc", 400),
+        ("DELETE", "/fhir/Patient/alpha-1", 405),
+        ("PUT", "/fhir/Patient/alpha-1", 405),
+        ("POST", "/fhir/Patient", 405),
+        ("GET", "/fhir/Patient?_format=xml", 406),
+        ("GET", "/nothing/here", 404),
+    ] {
+        let (s, b, headers) = call(
+            &h.app,
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s.as_u16(), status, "{method} {uri}: {b}");
+        assert_eq!(b["resourceType"], "OperationOutcome", "{method} {uri}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/fhir+json")
+        );
+        if status == 405 {
+            assert!(headers.contains_key("allow"));
+        }
+    }
+    let (s, _, _) = call(
+        &h.app,
+        Request::get("/fhir/Patient")
+            .header("Accept", "application/fhir+xml")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_ACCEPTABLE);
+}
+
+#[tokio::test]
+async fn post_search_equals_get_and_result_parameters_work() {
+    let h = harness(vec![Arc::new(Memory::new(
+        "alpha",
+        patients("alpha", 20),
+        6,
+    ))]);
+    let (_, g) = get(&h.app, "/fhir/Patient?family=jones&gender=male&_count=50").await;
+    let (s, p, _) = call(
+        &h.app,
+        Request::post("/fhir/Patient/_search")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("family=jones&gender=male&_count=50"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ids(&g, "match"), ids(&p, "match"));
+    assert!(!ids(&g, "match").is_empty());
+    let (_, c) = get(&h.app, "/fhir/Patient?family=jones&_summary=count").await;
+    assert_eq!(
+        c["total"].as_u64().unwrap() as usize,
+        (0..20).filter(|i| i % 3 != 0).count()
+    );
+    assert!(c.get("entry").is_none());
+    let (_, e) = get(&h.app, "/fhir/Patient?_elements=gender&_count=1").await;
+    let r = &e["entry"][0]["resource"];
+    assert!(r.get("gender").is_some() && r.get("name").is_none());
+    assert_eq!(r["meta"]["tag"][0]["code"], "SUBSETTED");
+    let (_, lenient) = get(&h.app, "/fhir/Patient?shoe=9&_count=1").await;
+    assert!(
+        lenient["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["search"]["mode"] == "outcome")
+    );
+    let (s, _, _) = call(
+        &h.app,
+        Request::get("/fhir/Patient?shoe=9")
+            .header("Prefer", "handling=strict")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, pretty, _) = call(
+        &h.app,
+        Request::get("/fhir/Patient/alpha-1?_pretty=true")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(pretty["id"], "alpha-1");
+}
+
+#[tokio::test]
+async fn includes_and_revincludes() {
+    let mut resources = patients("alpha", 4);
+    for i in 0..6 {
+        resources.push(json!({"resourceType": "Appointment", "id": format!("alpha-a{i}"), "status": "booked",
+            "start": format!("2024-03-0{}T10:00:00Z", i + 1), "participant": [
+                {"actor": {"reference": format!("Patient/alpha-{}", i % 3)}, "status": "accepted"}]}));
+    }
+    let h = harness(vec![Arc::new(Memory::new("alpha", resources, 4))]);
+    let (s, b) = get(
+        &h.app,
+        "/fhir/Appointment?date=ge2024-03-02&_include=Appointment:patient&_count=50",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(ids(&b, "match").len(), 5);
+    let mut inc = ids(&b, "include");
+    inc.sort();
+    assert_eq!(inc, vec!["alpha-0", "alpha-1", "alpha-2"]);
+    let (_, r) = get(
+        &h.app,
+        "/fhir/Patient?_id=alpha-1&_revinclude=Appointment:patient",
+    )
+    .await;
+    assert_eq!(ids(&r, "match"), vec!["alpha-1"]);
+    let mut rev = ids(&r, "include");
+    rev.sort();
+    assert_eq!(rev, vec!["alpha-a1", "alpha-a4"]);
+    let (_, m) = get(&h.app, "/fhir/metadata").await;
+    let appt = m["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["type"] == "Appointment")
+        .unwrap();
+    assert_eq!(appt["searchInclude"], json!(["Appointment:patient"]));
+}
