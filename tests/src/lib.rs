@@ -48,14 +48,23 @@ impl Env {
         options: impl FnOnce(&mut GatewayOptions),
     ) -> Env {
         let tz = sim_config.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
-        let sim = DrChronoSim::new(sim_config).spawn(loopback()).await.expect("simulator starts");
+        let sim = DrChronoSim::new(sim_config)
+            .spawn(loopback())
+            .await
+            .expect("simulator starts");
         let mut config = drchrono_for_sim(&sim).expect("simulator URL");
         adapter(&mut config);
         let dr = DrChronoAdapter::new(config).expect("adapter config is valid");
         let mut opts = GatewayOptions::new(tz);
         options(&mut opts);
-        let gw = spawn(loopback(), vec![Arc::new(dr)], opts).await.expect("gateway starts");
-        Env { sim, gw, http: reqwest::Client::new() }
+        let gw = spawn(loopback(), vec![Arc::new(dr)], opts)
+            .await
+            .expect("gateway starts");
+        Env {
+            sim,
+            gw,
+            http: reqwest::Client::new(),
+        }
     }
 
     /// `{base}/fhir`.
@@ -82,7 +91,11 @@ impl Env {
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.expect("a body");
-        Resp { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+        Resp {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
     }
 
     /// Follows `next` links from a first search URL; returns every page's bodies.
@@ -101,26 +114,40 @@ impl Env {
 
     /// Every match of a search, following `next` to the end.
     pub async fn all(&self, first: &str) -> Vec<Value> {
-        self.pages(first).await.iter().flat_map(|b| entries(b, "match")).collect()
+        self.pages(first)
+            .await
+            .iter()
+            .flat_map(|b| entries(b, "match"))
+            .collect()
     }
 }
 
 /// A Bundle link by relation.
 pub fn link(bundle: &Value, relation: &str) -> Option<String> {
-    bundle["link"].as_array()?.iter().find(|l| l["relation"] == relation)?["url"].as_str().map(str::to_owned)
+    bundle["link"].as_array()?.iter().find(|l| l["relation"] == relation)?["url"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// The resources of a Bundle's entries in one search mode.
 pub fn entries(bundle: &Value, mode: &str) -> Vec<Value> {
     bundle["entry"]
         .as_array()
-        .map(|e| e.iter().filter(|x| x["search"]["mode"] == mode).map(|x| x["resource"].clone()).collect())
+        .map(|e| {
+            e.iter()
+                .filter(|x| x["search"]["mode"] == mode)
+                .map(|x| x["resource"].clone())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// The ids of resources.
 pub fn ids(resources: &[Value]) -> Vec<String> {
-    resources.iter().filter_map(|r| r["id"].as_str().map(str::to_owned)).collect()
+    resources
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Sorted ids, for set comparisons.
@@ -135,7 +162,11 @@ pub fn id_set(resources: &[Value]) -> Vec<String> {
 pub fn assert_valid_fhir(resource: &Value) {
     let text = resource.to_string();
     let parsed: Result<fhirbolt::model::r4::Resource, _> = fhirbolt::json::from_str(&text, None);
-    assert!(parsed.is_ok(), "fhirbolt refuses the resource: {:?}\n{text}", parsed.err());
+    assert!(
+        parsed.is_ok(),
+        "fhirbolt refuses the resource: {:?}\n{text}",
+        parsed.err()
+    );
     check_primitives(resource, "");
 }
 
@@ -168,9 +199,15 @@ fn check_string(key: &str, s: &str, path: &str) {
             if s.contains('T') {
                 let zoned = s.ends_with('Z') || s[s.len().saturating_sub(6)..].starts_with(['+', '-']);
                 assert!(zoned, "{path}: '{s}' has a time but no zone");
-                assert!(chrono::DateTime::parse_from_rfc3339(s).is_ok(), "{path}: '{s}' is not a valid instant");
+                assert!(
+                    chrono::DateTime::parse_from_rfc3339(s).is_ok(),
+                    "{path}: '{s}' is not a valid instant"
+                );
             } else if s.len() == 10 {
-                assert!(NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(), "{path}: '{s}' is not a valid date");
+                assert!(
+                    NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
+                    "{path}: '{s}' is not a valid date"
+                );
             }
         }
         _ => {}
@@ -179,5 +216,9 @@ fn check_string(key: &str, s: &str, path: &str) {
 
 /// Lower-cases and splits on spaces and hyphens, for computing expected name matches.
 pub fn words(s: &str) -> Vec<String> {
-    s.to_lowercase().split([' ', '-']).filter(|w| !w.is_empty()).map(str::to_owned).collect()
+    s.to_lowercase()
+        .split([' ', '-'])
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
 }

@@ -28,66 +28,155 @@ async fn patient_search_parameters_match_the_simulator_truth() {
     let pts = &data.patients;
 
     // family: FHIR starts-with on any word of the family name (DrChrono's filter is a wider "contains").
-    let family = pts.iter().map(|p| p.last_name.clone()).find(|n| pts.iter().filter(|p| &p.last_name == n).count() > 1).unwrap_or_else(|| pts[0].last_name.clone());
+    let family = pts
+        .iter()
+        .map(|p| p.last_name.clone())
+        .find(|n| pts.iter().filter(|p| &p.last_name == n).count() > 1)
+        .unwrap_or_else(|| pts[0].last_name.clone());
     let stem: String = family.chars().take(3).collect();
-    let want = set(pts.iter().filter(|p| words(&p.last_name).iter().any(|w| w.starts_with(&stem.to_lowercase()))).map(|p| dr(p.id)));
+    let want = set(pts
+        .iter()
+        .filter(|p| words(&p.last_name).iter().any(|w| w.starts_with(&stem.to_lowercase())))
+        .map(|p| dr(p.id)));
     let got = set(ids(&env.all(&format!("/fhir/Patient?family={stem}&_count=4")).await));
     assert_eq!(got, want, "family={stem}");
     assert!(!got.is_empty());
 
     // family:exact
     let want = set(pts.iter().filter(|p| p.last_name == family).map(|p| dr(p.id)));
-    assert_eq!(set(ids(&env.all(&format!("/fhir/Patient?family:exact={family}")).await)), want);
-    assert!(env.all(&format!("/fhir/Patient?family:exact={}", family.to_uppercase())).await.is_empty() || family == family.to_uppercase());
+    assert_eq!(
+        set(ids(&env.all(&format!("/fhir/Patient?family:exact={family}")).await)),
+        want
+    );
+    assert!(
+        env.all(&format!("/fhir/Patient?family:exact={}", family.to_uppercase()))
+            .await
+            .is_empty()
+            || family == family.to_uppercase()
+    );
 
     // given
     let given = pts[1].first_name.clone();
-    let want = set(pts.iter().filter(|p| words(&p.first_name).iter().chain(words(&p.middle_name).iter()).any(|w| w.starts_with(&given.to_lowercase()))).map(|p| dr(p.id)));
+    let want = set(pts
+        .iter()
+        .filter(|p| {
+            words(&p.first_name)
+                .iter()
+                .chain(words(&p.middle_name).iter())
+                .any(|w| w.starts_with(&given.to_lowercase()))
+        })
+        .map(|p| dr(p.id)));
     let got = set(ids(&env.all(&format!("/fhir/Patient?given={given}")).await));
     assert!(got.contains(&dr(pts[1].id)));
-    assert!(want.iter().all(|w| got.contains(w)), "every patient with that given name is found");
+    assert!(
+        want.iter().all(|w| got.contains(w)),
+        "every patient with that given name is found"
+    );
 
     // name: any part of any name, OR across values
-    let got = set(ids(&env.all(&format!("/fhir/Patient?name={},{}", pts[2].last_name, pts[3].first_name)).await));
+    let got = set(ids(&env
+        .all(&format!(
+            "/fhir/Patient?name={},{}",
+            pts[2].last_name, pts[3].first_name
+        ))
+        .await));
     assert!(got.contains(&dr(pts[2].id)) && got.contains(&dr(pts[3].id)));
 
     // gender, with OR and :not
     let want_f = set(pts.iter().filter(|p| p.gender == "Female").map(|p| dr(p.id)));
     assert_eq!(set(ids(&env.all("/fhir/Patient?gender=female").await)), want_f);
-    let want_fo = set(pts.iter().filter(|p| p.gender == "Female" || p.gender == "Other").map(|p| dr(p.id)));
+    let want_fo = set(pts
+        .iter()
+        .filter(|p| p.gender == "Female" || p.gender == "Other")
+        .map(|p| dr(p.id)));
     assert_eq!(set(ids(&env.all("/fhir/Patient?gender=female,other").await)), want_fo);
     let want_not_f = set(pts.iter().filter(|p| p.gender != "Female").map(|p| dr(p.id)));
     assert_eq!(set(ids(&env.all("/fhir/Patient?gender:not=female").await)), want_not_f);
 
     // birthdate: eq a day, and a prefix range (AND of two)
-    let with_dob: Vec<_> = pts.iter().filter(|p| p.date_of_birth.as_deref().is_some_and(|d| !d.is_empty())).collect();
+    let with_dob: Vec<_> = pts
+        .iter()
+        .filter(|p| p.date_of_birth.as_deref().is_some_and(|d| !d.is_empty()))
+        .collect();
     let dob = with_dob[0].date_of_birth.clone().unwrap();
-    let want = set(with_dob.iter().filter(|p| p.date_of_birth.as_deref() == Some(dob.as_str())).map(|p| dr(p.id)));
-    assert_eq!(set(ids(&env.all(&format!("/fhir/Patient?birthdate={dob}")).await)), want);
-    let want = set(with_dob.iter().filter(|p| { let d = p.date_of_birth.as_deref().unwrap(); ("1960-01-01".."1980-01-01").contains(&d) }).map(|p| dr(p.id)));
-    assert_eq!(set(ids(&env.all("/fhir/Patient?birthdate=ge1960-01-01&birthdate=lt1980-01-01").await)), want);
-    let want = set(with_dob.iter().filter(|p| p.date_of_birth.as_deref().unwrap().starts_with("197")).map(|p| dr(p.id)));
+    let want = set(with_dob
+        .iter()
+        .filter(|p| p.date_of_birth.as_deref() == Some(dob.as_str()))
+        .map(|p| dr(p.id)));
+    assert_eq!(
+        set(ids(&env.all(&format!("/fhir/Patient?birthdate={dob}")).await)),
+        want
+    );
+    let want = set(with_dob
+        .iter()
+        .filter(|p| {
+            let d = p.date_of_birth.as_deref().unwrap();
+            ("1960-01-01".."1980-01-01").contains(&d)
+        })
+        .map(|p| dr(p.id)));
+    assert_eq!(
+        set(ids(&env
+            .all("/fhir/Patient?birthdate=ge1960-01-01&birthdate=lt1980-01-01")
+            .await)),
+        want
+    );
+    let want = set(with_dob
+        .iter()
+        .filter(|p| p.date_of_birth.as_deref().unwrap().starts_with("197"))
+        .map(|p| dr(p.id)));
     let got = set(ids(&env.all("/fhir/Patient?birthdate=ge1970&birthdate=le1979").await));
     assert_eq!(got, want);
 
     // email (case-insensitive) and phone / telecom (digits compared)
     let p = pts.iter().find(|p| !p.email.is_empty()).unwrap();
-    let want = set(pts.iter().filter(|q| q.email.eq_ignore_ascii_case(&p.email)).map(|q| dr(q.id)));
-    assert_eq!(set(ids(&env.all(&format!("/fhir/Patient?email={}", p.email.to_uppercase())).await)), want);
+    let want = set(pts
+        .iter()
+        .filter(|q| q.email.eq_ignore_ascii_case(&p.email))
+        .map(|q| dr(q.id)));
+    assert_eq!(
+        set(ids(&env
+            .all(&format!("/fhir/Patient?email={}", p.email.to_uppercase()))
+            .await)),
+        want
+    );
     let p = pts.iter().find(|p| !p.cell_phone.is_empty()).unwrap();
     let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
-    let want = set(pts.iter().filter(|q| [&q.cell_phone, &q.home_phone, &q.office_phone].iter().any(|x| !x.is_empty() && digits(x) == digits(&p.cell_phone))).map(|q| dr(q.id)));
-    assert_eq!(set(ids(&env.all(&format!("/fhir/Patient?phone={}", digits(&p.cell_phone))).await)), want);
-    assert_eq!(set(ids(&env.all(&format!("/fhir/Patient?telecom={}", digits(&p.cell_phone))).await)), want);
+    let want = set(pts
+        .iter()
+        .filter(|q| {
+            [&q.cell_phone, &q.home_phone, &q.office_phone]
+                .iter()
+                .any(|x| !x.is_empty() && digits(x) == digits(&p.cell_phone))
+        })
+        .map(|q| dr(q.id)));
+    assert_eq!(
+        set(ids(&env
+            .all(&format!("/fhir/Patient?phone={}", digits(&p.cell_phone)))
+            .await)),
+        want
+    );
+    assert_eq!(
+        set(ids(&env
+            .all(&format!("/fhir/Patient?telecom={}", digits(&p.cell_phone)))
+            .await)),
+        want
+    );
 
     // identifier (native id system, and the chart id) and _id
     let p = &pts[4];
-    let got = ids(&env.all(&format!("/fhir/Patient?identifier=urn:fhir-gateway:id:drchrono:patient|{}", p.id)).await);
+    let got = ids(&env
+        .all(&format!(
+            "/fhir/Patient?identifier=urn:fhir-gateway:id:drchrono:patient|{}",
+            p.id
+        ))
+        .await);
     assert_eq!(got, vec![dr(p.id)]);
     if !p.chart_id.is_empty() {
         assert!(ids(&env.all(&format!("/fhir/Patient?identifier={}", p.chart_id)).await).contains(&dr(p.id)));
     }
-    let got = set(ids(&env.all(&format!("/fhir/Patient?_id={},{}", dr(pts[0].id), dr(pts[5].id))).await));
+    let got = set(ids(&env
+        .all(&format!("/fhir/Patient?_id={},{}", dr(pts[0].id), dr(pts[5].id)))
+        .await));
     assert_eq!(got, set([dr(pts[0].id), dr(pts[5].id)]));
 
     // _lastUpdated: every patient was updated before the anchor's end of day.
@@ -101,16 +190,37 @@ async fn practitioner_and_location_search_parameters() {
     let env = Env::start().await;
     let data = env.sim.dataset();
     let d = &data.doctors[0];
-    let want = set(data.doctors.iter().filter(|x| words(&x.last_name).iter().any(|w| w.starts_with(&d.last_name.to_lowercase()))).map(|x| dr(x.id)));
-    assert_eq!(set(ids(&env.all(&format!("/fhir/Practitioner?family={}", d.last_name)).await)), want);
+    let want = set(data
+        .doctors
+        .iter()
+        .filter(|x| {
+            words(&x.last_name)
+                .iter()
+                .any(|w| w.starts_with(&d.last_name.to_lowercase()))
+        })
+        .map(|x| dr(x.id)));
+    assert_eq!(
+        set(ids(&env
+            .all(&format!("/fhir/Practitioner?family={}", d.last_name))
+            .await)),
+        want
+    );
     assert!(ids(&env.all(&format!("/fhir/Practitioner?given={}", d.first_name)).await).contains(&dr(d.id)));
     assert!(ids(&env.all(&format!("/fhir/Practitioner?name={}", d.first_name)).await).contains(&dr(d.id)));
     let with_npi = data.doctors.iter().find(|x| !x.npi_number.is_empty()).unwrap();
     assert_eq!(
-        ids(&env.all(&format!("/fhir/Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|{}", with_npi.npi_number)).await),
+        ids(&env
+            .all(&format!(
+                "/fhir/Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|{}",
+                with_npi.npi_number
+            ))
+            .await),
         vec![dr(with_npi.id)]
     );
-    assert_eq!(ids(&env.all(&format!("/fhir/Practitioner?_id={}", dr(d.id))).await), vec![dr(d.id)]);
+    assert_eq!(
+        ids(&env.all(&format!("/fhir/Practitioner?_id={}", dr(d.id))).await),
+        vec![dr(d.id)]
+    );
 
     // Offices and their exam rooms are Locations; rooms point at their office.
     let locations = env.all("/fhir/Location").await;
@@ -120,13 +230,24 @@ async fn practitioner_and_location_search_parameters() {
     let got = ids(&env.all(&format!("/fhir/Location?name:exact={}", o.name)).await);
     assert!(got.contains(&dr(o.id)));
     for room in locations.iter().filter(|l| l["partOf"].is_object()) {
-        assert!(room["partOf"]["reference"].as_str().unwrap().starts_with("Location/drchrono-"));
+        assert!(
+            room["partOf"]["reference"]
+                .as_str()
+                .unwrap()
+                .starts_with("Location/drchrono-")
+        );
     }
-    assert_eq!(ids(&env.all(&format!("/fhir/Location?_id={}", dr(o.id))).await), vec![dr(o.id)]);
+    assert_eq!(
+        ids(&env.all(&format!("/fhir/Location?_id={}", dr(o.id))).await),
+        vec![dr(o.id)]
+    );
 }
 
 fn visible_appointments(data: &vendor_sim::drchrono::Dataset) -> Vec<&vendor_sim::drchrono::wire::Appointment> {
-    data.appointments.iter().filter(|a| !a.appt_is_break && !a.deleted_flag && a.patient.is_some()).collect()
+    data.appointments
+        .iter()
+        .filter(|a| !a.appt_is_break && !a.deleted_flag && a.patient.is_some())
+        .collect()
 }
 
 #[tokio::test]
@@ -144,18 +265,32 @@ async fn appointment_search_parameters_and_paging_to_the_end() {
     // date: local calendar days in the practice time zone.
     let lo = (anchor() - chrono::Duration::days(10)).to_string();
     let hi = (anchor() + chrono::Duration::days(10)).to_string();
-    let in_window = |a: &&&vendor_sim::drchrono::wire::Appointment| a.scheduled_time[..10] >= *lo && a.scheduled_time[..10] < *hi;
+    let in_window =
+        |a: &&&vendor_sim::drchrono::wire::Appointment| a.scheduled_time[..10] >= *lo && a.scheduled_time[..10] < *hi;
     let want = set(appts.iter().filter(in_window).map(|a| dr(&a.id)));
-    let got = set(ids(&env.all(&format!("/fhir/Appointment?date=ge{lo}&date=lt{hi}&_count=20")).await));
+    let got = set(ids(&env
+        .all(&format!("/fhir/Appointment?date=ge{lo}&date=lt{hi}&_count=20"))
+        .await));
     assert_eq!(got, want);
     assert!(!want.is_empty());
 
     // patient + date + _include=Appointment:patient (the README example)
-    let patient = appts.iter().filter(in_window).map(|a| a.patient.unwrap()).next().unwrap();
-    let url = format!("/fhir/Appointment?date=ge{lo}&patient={}&_include=Appointment:patient", dr(patient));
+    let patient = appts
+        .iter()
+        .filter(in_window)
+        .map(|a| a.patient.unwrap())
+        .next()
+        .unwrap();
+    let url = format!(
+        "/fhir/Appointment?date=ge{lo}&patient={}&_include=Appointment:patient",
+        dr(patient)
+    );
     let pages = env.pages(&url).await;
     let matches: Vec<Value> = pages.iter().flat_map(|b| entries(b, "match")).collect();
-    let want = set(appts.iter().filter(|a| a.patient == Some(patient) && a.scheduled_time[..10] >= *lo).map(|a| dr(&a.id)));
+    let want = set(appts
+        .iter()
+        .filter(|a| a.patient == Some(patient) && a.scheduled_time[..10] >= *lo)
+        .map(|a| dr(&a.id)));
     assert_eq!(set(ids(&matches)), want);
     let included: Vec<Value> = pages.iter().flat_map(|b| entries(b, "include")).collect();
     assert_eq!(ids(&included), vec![dr(patient)]);
@@ -164,33 +299,88 @@ async fn appointment_search_parameters_and_paging_to_the_end() {
     // practitioner, status (with OR), actor, _id, identifier
     let doctor = appts[0].doctor;
     let want = set(appts.iter().filter(|a| a.doctor == doctor).map(|a| dr(&a.id)));
-    assert_eq!(set(ids(&env.all(&format!("/fhir/Appointment?practitioner=Practitioner/{}&_count=100", dr(doctor))).await)), want);
-    assert_eq!(set(ids(&env.all(&format!("/fhir/Appointment?actor={}&_count=100", dr(doctor))).await)), want);
-    let want = set(appts.iter().filter(|a| a.status == "No Show" || a.status == "Complete").map(|a| dr(&a.id)));
-    assert_eq!(set(ids(&env.all("/fhir/Appointment?status=noshow,fulfilled&_count=100").await)), want);
+    assert_eq!(
+        set(ids(&env
+            .all(&format!(
+                "/fhir/Appointment?practitioner=Practitioner/{}&_count=100",
+                dr(doctor)
+            ))
+            .await)),
+        want
+    );
+    assert_eq!(
+        set(ids(&env
+            .all(&format!("/fhir/Appointment?actor={}&_count=100", dr(doctor)))
+            .await)),
+        want
+    );
+    let want = set(appts
+        .iter()
+        .filter(|a| a.status == "No Show" || a.status == "Complete")
+        .map(|a| dr(&a.id)));
+    assert_eq!(
+        set(ids(&env
+            .all("/fhir/Appointment?status=noshow,fulfilled&_count=100")
+            .await)),
+        want
+    );
     assert!(!want.is_empty());
-    let want = set(appts.iter().filter(|a| a.status == "Cancelled" || a.status == "Rescheduled").map(|a| dr(&a.id)));
-    assert_eq!(set(ids(&env.all("/fhir/Appointment?status=cancelled&_count=100").await)), want);
+    let want = set(appts
+        .iter()
+        .filter(|a| a.status == "Cancelled" || a.status == "Rescheduled")
+        .map(|a| dr(&a.id)));
+    assert_eq!(
+        set(ids(&env.all("/fhir/Appointment?status=cancelled&_count=100").await)),
+        want
+    );
     let a = &appts[3];
-    assert_eq!(ids(&env.all(&format!("/fhir/Appointment?_id={}", dr(&a.id))).await), vec![dr(&a.id)]);
-    assert_eq!(ids(&env.all(&format!("/fhir/Appointment?identifier={}", a.id)).await), vec![dr(&a.id)]);
+    assert_eq!(
+        ids(&env.all(&format!("/fhir/Appointment?_id={}", dr(&a.id))).await),
+        vec![dr(&a.id)]
+    );
+    assert_eq!(
+        ids(&env.all(&format!("/fhir/Appointment?identifier={}", a.id)).await),
+        vec![dr(&a.id)]
+    );
 
     // location: the office, whether or not the appointment names an exam room.
     let office = appts[0].office;
     let want = set(appts.iter().filter(|a| a.office == office).map(|a| dr(&a.id)));
-    assert_eq!(set(ids(&env.all(&format!("/fhir/Appointment?location=Location/{}&_count=100", dr(office))).await)), want);
+    assert_eq!(
+        set(ids(&env
+            .all(&format!(
+                "/fhir/Appointment?location=Location/{}&_count=100",
+                dr(office)
+            ))
+            .await)),
+        want
+    );
 
     // _sort by date descending, across pages.
-    let sorted = env.all(&format!("/fhir/Appointment?date=ge{lo}&date=lt{hi}&_sort=-date&_count=7")).await;
+    let sorted = env
+        .all(&format!(
+            "/fhir/Appointment?date=ge{lo}&date=lt{hi}&_sort=-date&_count=7"
+        ))
+        .await;
     let starts: Vec<String> = sorted.iter().map(|r| r["start"].as_str().unwrap().to_owned()).collect();
-    let instants: Vec<_> = starts.iter().map(|s| chrono::DateTime::parse_from_rfc3339(s).unwrap()).collect();
+    let instants: Vec<_> = starts
+        .iter()
+        .map(|s| chrono::DateTime::parse_from_rfc3339(s).unwrap())
+        .collect();
     assert!(instants.windows(2).all(|w| w[0] >= w[1]), "sorted descending");
     assert_eq!(sorted.len(), appts.iter().filter(in_window).count());
 
     // Breaks and deleted appointments are not Appointments.
     let brk = data.appointments.iter().find(|a| a.appt_is_break).unwrap();
-    assert_eq!(env.get(&format!("/fhir/Appointment/{}", dr(&brk.id))).await.status, StatusCode::NOT_FOUND);
-    let deleted = data.appointments.iter().find(|a| a.deleted_flag && !a.appt_is_break).unwrap();
+    assert_eq!(
+        env.get(&format!("/fhir/Appointment/{}", dr(&brk.id))).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let deleted = data
+        .appointments
+        .iter()
+        .find(|a| a.deleted_flag && !a.appt_is_break)
+        .unwrap();
     let r = env.get(&format!("/fhir/Appointment/{}", dr(&deleted.id))).await;
     assert_eq!(r.status, StatusCode::GONE);
     assert_eq!(r.body["resourceType"], "OperationOutcome");
@@ -200,45 +390,110 @@ async fn appointment_search_parameters_and_paging_to_the_end() {
 async fn document_reference_search_and_includes() {
     let env = Env::start().await;
     let data = env.sim.dataset();
-    let patient = data.clinical_notes.iter().map(|n| n.patient).find(|p| data.documents.iter().any(|d| d.patient == *p)).unwrap_or(data.clinical_notes[0].patient);
-    let docs = env.all(&format!("/fhir/DocumentReference?patient={}&_count=10", dr(patient))).await;
-    let notes = data.clinical_notes.iter().filter(|n| n.patient == patient && !n.archived).count();
-    let files = data.documents.iter().filter(|d| d.patient == patient && !d.archived).count();
+    let patient = data
+        .clinical_notes
+        .iter()
+        .map(|n| n.patient)
+        .find(|p| data.documents.iter().any(|d| d.patient == *p))
+        .unwrap_or(data.clinical_notes[0].patient);
+    let docs = env
+        .all(&format!("/fhir/DocumentReference?patient={}&_count=10", dr(patient)))
+        .await;
+    let notes = data
+        .clinical_notes
+        .iter()
+        .filter(|n| n.patient == patient && !n.archived)
+        .count();
+    let files = data
+        .documents
+        .iter()
+        .filter(|d| d.patient == patient && !d.archived)
+        .count();
     assert!(docs.len() >= notes + files, "{} < {notes} + {files}", docs.len());
-    assert!(docs.iter().all(|d| d["subject"]["reference"] == format!("Patient/{}", dr(patient))));
+    assert!(
+        docs.iter()
+            .all(|d| d["subject"]["reference"] == format!("Patient/{}", dr(patient)))
+    );
 
-    let clinical = env.all(&format!("/fhir/DocumentReference?subject=Patient/{}&category=clinical-note", dr(patient))).await;
+    let clinical = env
+        .all(&format!(
+            "/fhir/DocumentReference?subject=Patient/{}&category=clinical-note",
+            dr(patient)
+        ))
+        .await;
     assert!(clinical.len() >= notes);
     for d in &clinical {
         assert_eq!(d["content"][0]["attachment"]["contentType"], "text/markdown");
         assert!(d["type"]["coding"][0]["system"] == "http://loinc.org");
     }
-    let with_type = env.all(&format!("/fhir/DocumentReference?patient={}&type=http://loinc.org|11506-3", dr(patient))).await;
-    assert!(with_type.iter().all(|d| d["type"]["coding"].as_array().unwrap().iter().any(|c| c["code"] == "11506-3")));
+    let with_type = env
+        .all(&format!(
+            "/fhir/DocumentReference?patient={}&type=http://loinc.org|11506-3",
+            dr(patient)
+        ))
+        .await;
+    assert!(with_type.iter().all(|d| {
+        d["type"]["coding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["code"] == "11506-3")
+    }));
 
     // _include subject and author, _revinclude from Patient.
-    let page = env.get(&format!("/fhir/DocumentReference?patient={}&_include=DocumentReference:subject&_include=DocumentReference:author", dr(patient))).await;
+    let page = env
+        .get(&format!(
+            "/fhir/DocumentReference?patient={}&_include=DocumentReference:subject&_include=DocumentReference:author",
+            dr(patient)
+        ))
+        .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let inc = entries(&page.body, "include");
-    assert!(inc.iter().any(|r| r["resourceType"] == "Patient" && r["id"] == dr(patient)));
+    assert!(
+        inc.iter()
+            .any(|r| r["resourceType"] == "Patient" && r["id"] == dr(patient))
+    );
     assert!(inc.iter().any(|r| r["resourceType"] == "Practitioner"));
-    let rev = env.get(&format!("/fhir/Patient?_id={}&_revinclude=DocumentReference:subject&_revinclude=Appointment:patient", dr(patient))).await;
+    let rev = env
+        .get(&format!(
+            "/fhir/Patient?_id={}&_revinclude=DocumentReference:subject&_revinclude=Appointment:patient",
+            dr(patient)
+        ))
+        .await;
     let inc = entries(&rev.body, "include");
-    let appts = visible_appointments(&data).iter().filter(|a| a.patient == Some(patient)).count();
+    let appts = visible_appointments(&data)
+        .iter()
+        .filter(|a| a.patient == Some(patient))
+        .count();
     assert_eq!(inc.iter().filter(|r| r["resourceType"] == "Appointment").count(), appts);
     assert!(inc.iter().filter(|r| r["resourceType"] == "DocumentReference").count() >= notes + files);
 
     // date and status
     let all = env.all("/fhir/DocumentReference?status=current&_count=50").await;
     assert!(all.iter().all(|d| d["status"] == "current"));
-    let dated = env.all(&format!("/fhir/DocumentReference?date=ge{}&_count=50", anchor() - chrono::Duration::days(30))).await;
-    assert!(dated.iter().all(|d| d["date"].as_str().unwrap()[..10] >= *(anchor() - chrono::Duration::days(31)).to_string()));
+    let dated = env
+        .all(&format!(
+            "/fhir/DocumentReference?date=ge{}&_count=50",
+            anchor() - chrono::Duration::days(30)
+        ))
+        .await;
+    assert!(
+        dated
+            .iter()
+            .all(|d| d["date"].as_str().unwrap()[..10] >= *(anchor() - chrono::Duration::days(31)).to_string())
+    );
 }
 
 #[tokio::test]
 async fn every_served_resource_is_valid_fhir() {
     let env = Env::start().await;
-    for ty in ["Patient", "Practitioner", "Location", "Appointment", "DocumentReference"] {
+    for ty in [
+        "Patient",
+        "Practitioner",
+        "Location",
+        "Appointment",
+        "DocumentReference",
+    ] {
         let all = env.all(&format!("/fhir/{ty}?_count=100")).await;
         assert!(!all.is_empty(), "{ty}");
         for r in &all {
@@ -263,9 +518,20 @@ async fn strict_and_lenient_handling() {
     assert_eq!(lenient.status, StatusCode::OK);
     let outcome = entries(&lenient.body, "outcome");
     assert_eq!(outcome.len(), 1);
-    assert!(outcome[0]["issue"][0]["diagnostics"].as_str().unwrap().contains("shoe-size"));
+    assert!(
+        outcome[0]["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("shoe-size")
+    );
     assert_eq!(entries(&lenient.body, "match").len(), 2);
-    let strict = env.request(Method::GET, "/fhir/Patient?shoe-size=9", &[("Prefer", "handling=strict")]).await;
+    let strict = env
+        .request(
+            Method::GET,
+            "/fhir/Patient?shoe-size=9",
+            &[("Prefer", "handling=strict")],
+        )
+        .await;
     assert_eq!(strict.status, StatusCode::BAD_REQUEST);
     assert_eq!(strict.body["issue"][0]["expression"][0], "shoe-size");
     // POST _search gives the same answer as GET.
@@ -286,11 +552,19 @@ async fn strict_and_lenient_handling() {
 
 #[tokio::test]
 async fn paging_links_are_signed_and_expire() {
-    let env = Env::start_with(DrChronoSimConfig::small(7, anchor()), |_| {}, |o| o.link_ttl = Duration::from_secs(1)).await;
+    let env = Env::start_with(
+        DrChronoSimConfig::small(7, anchor()),
+        |_| {},
+        |o| o.link_ttl = Duration::from_secs(1),
+    )
+    .await;
     let first = env.get("/fhir/Patient?_count=3").await;
     let next = link(&first.body, "next").unwrap();
     assert!(next.contains("_cursor="));
-    assert!(!next.contains("127.0.0.1:") || next.starts_with(&env.gw.base_url), "links point at the gateway");
+    assert!(
+        !next.contains("127.0.0.1:") || next.starts_with(&env.gw.base_url),
+        "links point at the gateway"
+    );
     let forged = next.replacen("_cursor=", "_cursor=e30", 1);
     let r = env.get(&forged).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -318,30 +592,62 @@ async fn client_errors_are_operation_outcomes() {
         let r = env.request(method.clone(), path, &[]).await;
         assert_eq!(r.status.as_u16(), status, "{method} {path}: {}", r.body);
         assert_eq!(r.body["resourceType"], "OperationOutcome", "{method} {path}");
-        assert!(r.headers["content-type"].to_str().unwrap().starts_with("application/fhir+json"));
+        assert!(
+            r.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/fhir+json")
+        );
     }
-    let r = env.request(Method::GET, "/fhir/Patient", &[("Accept", "application/fhir+xml")]).await;
+    let r = env
+        .request(Method::GET, "/fhir/Patient", &[("Accept", "application/fhir+xml")])
+        .await;
     assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
 }
 
 #[tokio::test]
 async fn vendor_failures_become_502_503_504_and_429() {
-    let env = Env::start_with(DrChronoSimConfig::small(7, anchor()), |c| c.request_timeout = Duration::from_millis(400), |_| {}).await;
+    let env = Env::start_with(
+        DrChronoSimConfig::small(7, anchor()),
+        |c| c.request_timeout = Duration::from_millis(400),
+        |_| {},
+    )
+    .await;
     // Warm the adapter (token, doctors' time zones) so each fault below hits the request itself.
     assert_eq!(env.get("/fhir/Patient?_count=1").await.status, StatusCode::OK);
 
-    env.sim.set_faults(Faults { malformed_rate: 1.0, ..Faults::default() });
+    env.sim.set_faults(Faults {
+        malformed_rate: 1.0,
+        ..Faults::default()
+    });
     let r = env.get("/fhir/Patient?family=a").await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
-    env.sim.set_faults(Faults { truncated_rate: 1.0, ..Faults::default() });
-    assert_eq!(env.get("/fhir/Patient/drchrono-1").await.status, StatusCode::BAD_GATEWAY);
+    env.sim.set_faults(Faults {
+        truncated_rate: 1.0,
+        ..Faults::default()
+    });
+    let patient = env.sim.dataset().patients[0].id;
+    assert_eq!(
+        env.get(&format!("/fhir/Patient/{}", dr(patient))).await.status,
+        StatusCode::BAD_GATEWAY
+    );
 
-    env.sim.set_faults(Faults { error_rate: 1.0, ..Faults::default() });
+    env.sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
     let r = env.get("/fhir/Practitioner").await;
-    assert!(r.status == StatusCode::SERVICE_UNAVAILABLE || r.status == StatusCode::BAD_GATEWAY, "{}", r.status);
+    assert!(
+        r.status == StatusCode::SERVICE_UNAVAILABLE || r.status == StatusCode::BAD_GATEWAY,
+        "{}",
+        r.status
+    );
     assert_eq!(r.body["resourceType"], "OperationOutcome");
 
-    env.sim.set_faults(Faults { latency: Duration::from_millis(1500), ..Faults::default() });
+    env.sim.set_faults(Faults {
+        latency: Duration::from_millis(1500),
+        ..Faults::default()
+    });
     let r = env.get("/fhir/Patient?_count=1").await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.body);
 
@@ -353,7 +659,10 @@ async fn vendor_failures_become_502_503_504_and_429() {
     assert!((1..=3600).contains(&retry));
     for bad in [&r.body] {
         let text = bad.to_string();
-        assert!(!text.contains(&env.sim.config().client_secret) && !text.contains("Bearer"), "no credentials in errors");
+        assert!(
+            !text.contains(&env.sim.config().client_secret) && !text.contains("Bearer"),
+            "no credentials in errors"
+        );
     }
 }
 
@@ -408,8 +717,22 @@ async fn metadata_health_metrics_and_docs() {
     assert_eq!(m.status, StatusCode::OK);
     assert_eq!(m.body["resourceType"], "CapabilityStatement");
     assert_eq!(m.body["fhirVersion"], "4.0.1");
-    let types: Vec<&str> = m.body["rest"][0]["resource"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["Patient", "Practitioner", "Location", "Appointment", "DocumentReference"]);
+    let types: Vec<&str> = m.body["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "Patient",
+            "Practitioner",
+            "Location",
+            "Appointment",
+            "DocumentReference"
+        ]
+    );
     assert!(m.body["rest"][0]["documentation"].as_str().unwrap().contains("_count"));
     assert_valid_fhir(&m.body);
 
@@ -417,12 +740,23 @@ async fn metadata_health_metrics_and_docs() {
     let ready = env.get("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     assert_eq!(ready.body["sources"]["drchrono"], "ok");
-    env.sim.set_faults(Faults { error_rate: 1.0, ..Faults::default() });
+    env.sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
     assert_eq!(env.get("/readyz").await.status, StatusCode::SERVICE_UNAVAILABLE);
     env.sim.set_faults(Faults::default());
 
     let _ = env.get("/fhir/Patient?_count=1").await;
-    let text = env.http.get(format!("{}/metrics", env.gw.base_url)).send().await.unwrap().text().await.unwrap();
+    let text = env
+        .http
+        .get(format!("{}/metrics", env.gw.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("fhir_gateway_http_requests_total{method=\"GET\",route=\"/fhir/{type}\",status=\"200\"}"));
     assert!(text.contains("fhir_gateway_vendor_calls_total{source=\"drchrono\",op=\"search\",outcome=\"ok\"}"));
     assert!(text.contains("fhir_gateway_vendor_call_duration_seconds_bucket"));
@@ -435,22 +769,44 @@ async fn metadata_health_metrics_and_docs() {
     assert_eq!(docs.status(), StatusCode::OK);
     let html = docs.text().await.unwrap();
     assert!(html.contains("swagger-ui"));
-    let css = env.http.get(format!("{}/docs/swagger-ui.css", env.gw.base_url)).send().await.unwrap();
+    let css = env
+        .http
+        .get(format!("{}/docs/swagger-ui.css", env.gw.base_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(css.status(), StatusCode::OK, "Swagger UI assets are served locally");
 }
 
 #[tokio::test]
 async fn the_demo_serves_the_readme_examples() {
-    let demo = gateway::run::start_demo("127.0.0.1:0".parse().unwrap(), DrChronoSimConfig::demo(2026, anchor())).await.unwrap();
+    let demo = gateway::run::start_demo("127.0.0.1:0".parse().unwrap(), DrChronoSimConfig::demo(2026, anchor()))
+        .await
+        .unwrap();
     let data = demo.sim.dataset();
     assert!(data.patients.len() >= 200 && data.appointments.len() >= 1000);
     let http = reqwest::Client::new();
     let base = demo.gateway.fhir_base().to_owned();
     let family = &data.patients[0].last_name;
-    let b: Value = http.get(format!("{base}/Patient?family={family}")).send().await.unwrap().json().await.unwrap();
+    let b: Value = http
+        .get(format!("{base}/Patient?family={family}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(!entries(&b, "match").is_empty());
-    let patient = visible_appointments(&data).iter().find(|a| a.scheduled_time[..10] >= *anchor().to_string()).unwrap().patient.unwrap();
-    let url = format!("{base}/Appointment?date=ge{}&patient=drchrono-{patient}&_include=Appointment:patient", anchor());
+    let patient = visible_appointments(&data)
+        .iter()
+        .find(|a| a.scheduled_time[..10] >= *anchor().to_string())
+        .unwrap()
+        .patient
+        .unwrap();
+    let url = format!(
+        "{base}/Appointment?date=ge{}&patient=drchrono-{patient}&_include=Appointment:patient",
+        anchor()
+    );
     let b: Value = http.get(url).send().await.unwrap().json().await.unwrap();
     assert!(!entries(&b, "match").is_empty());
     assert_eq!(ids(&entries(&b, "include")), vec![dr(patient)]);

@@ -46,27 +46,19 @@ type Shared = Arc<AppState>;
 
 /// Builds the whole router.
 pub fn app(state: Arc<AppState>) -> Router {
-    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs")
-        .url("/openapi.json", openapi::document(&state.engine.sources));
+    let docs =
+        utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi::document(&state.engine.sources));
     let fhir = Router::new()
-        .route(
-            "/fhir/metadata",
-            get(metadata).fallback(method_not_allowed_metadata),
-        )
+        .route("/fhir/metadata", get(metadata).fallback(method_not_allowed_metadata))
         .route(
             "/fhir/{type}",
-            get(search_get)
-                .post(create_or_search)
-                .fallback(method_not_allowed_type),
+            get(search_get).post(create_or_search).fallback(method_not_allowed_type),
         )
         .route(
             "/fhir/{type}/_search",
             axum::routing::post(search_post).fallback(method_not_allowed_search),
         )
-        .route(
-            "/fhir/{type}/{id}",
-            get(read).fallback(method_not_allowed_instance),
-        )
+        .route("/fhir/{type}/{id}", get(read).fallback(method_not_allowed_instance))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -74,10 +66,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     // The OpenAPI route is served by Swagger UI's router (same document, typed by utoipa).
     fhir.merge(docs)
         .route("/", get(root))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            record_metrics,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .with_state(state)
 }
 
@@ -89,30 +78,20 @@ async fn record_metrics(State(state): State<Shared>, request: Request, next: Nex
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
-    state.metrics.http_request(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    state
+        .metrics
+        .http_request(&method, &route, response.status().as_u16(), started.elapsed());
     response
 }
 
 /// Query pairs in order, duplicates kept.
 fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.map(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .into_owned()
-            .collect()
-    })
-    .unwrap_or_default()
+    raw.map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
 }
 
 fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 fn strict(headers: &HeaderMap) -> bool {
@@ -142,10 +121,7 @@ fn pretty(pairs: &[(String, String)]) -> bool {
     first(pairs, "_pretty") == Some("true")
 }
 
-fn resource_type(
-    name: &str,
-    sources_serve: impl Fn(ResourceType) -> bool,
-) -> Result<ResourceType, GatewayError> {
+fn resource_type(name: &str, sources_serve: impl Fn(ResourceType) -> bool) -> Result<ResourceType, GatewayError> {
     match name.parse::<ResourceType>() {
         Ok(t) if sources_serve(t) => Ok(t),
         _ => Err(GatewayError::UnknownType(name.to_owned())),
@@ -168,12 +144,7 @@ async fn metadata(
 ) -> Result<Response, GatewayError> {
     let pairs = pairs(q.as_deref());
     format::negotiate(&headers, first(&pairs, "_format"))?;
-    let cs = capability::capability_statement(
-        &state.engine.sources,
-        &state.fhir_base,
-        state.limits,
-        &state.started,
-    );
+    let cs = capability::capability_statement(&state.engine.sources, &state.fhir_base, state.limits, &state.started);
     Ok(fhir_response(StatusCode::OK, &cs, pretty(&pairs)))
 }
 
@@ -188,16 +159,11 @@ async fn read(
     format::negotiate(&headers, first(&pairs, "_format"))?;
     let t = resource_type(&ty, |t| state.engine.sources.serves(t))?;
     if !adapter::id::is_valid_fhir_id(&id) {
-        return Err(GatewayError::BadRequest(format!(
-            "'{id}' is not a valid FHIR id"
-        )));
+        return Err(GatewayError::BadRequest(format!("'{id}' is not a valid FHIR id")));
     }
     let caller = caller.map_or(Caller::Unauthenticated, |c| c.0);
     state.policy.authorize(&caller, Interaction::Read, t)?;
-    let resource = state
-        .engine
-        .read(t, &id, &caller, state.policy.as_ref())
-        .await?;
+    let resource = state.engine.read(t, &id, &caller, state.policy.as_ref()).await?;
     let summary = first(&pairs, "_summary")
         .map(|v| {
             query::parse_summary(v).ok_or_else(|| GatewayError::BadParameter {
@@ -269,10 +235,7 @@ async fn search_post(
 }
 
 /// `POST /fhir/{type}` is FHIR create; no wired source accepts writes yet.
-async fn create_or_search(
-    State(state): State<Shared>,
-    Path(ty): Path<String>,
-) -> Result<Response, GatewayError> {
+async fn create_or_search(State(state): State<Shared>, Path(ty): Path<String>) -> Result<Response, GatewayError> {
     resource_type(&ty, |t| state.engine.sources.serves(t))?;
     Err(GatewayError::MethodNotAllowed {
         method: "POST".into(),
@@ -290,9 +253,7 @@ async fn run_search(
 ) -> Result<Response, GatewayError> {
     format::negotiate(headers, first(&pairs, "_format"))?;
     let t = resource_type(ty, |t| state.engine.sources.serves(t))?;
-    state
-        .policy
-        .authorize(&caller, Interaction::SearchType, t)?;
+    state.policy.authorize(&caller, Interaction::SearchType, t)?;
     let strict = strict(headers);
     let pretty = pretty(&pairs);
     let now = Utc::now().timestamp();
@@ -358,14 +319,7 @@ fn parse(
     pairs: &[(String, String)],
     strict: bool,
 ) -> Result<ParsedSearch, GatewayError> {
-    query::parse(
-        t,
-        pairs,
-        strict,
-        state.limits,
-        state.engine.tz,
-        &state.fhir_base,
-    )
+    query::parse(t, pairs, strict, state.limits, state.engine.tz, &state.fhir_base)
 }
 
 fn self_url(base: &str, t: ResourceType, pairs: &[(String, String)]) -> String {
@@ -402,10 +356,7 @@ async fn method_not_allowed_search(method: Method, Path(ty): Path<String>) -> Ga
     }
 }
 
-async fn method_not_allowed_instance(
-    method: Method,
-    Path((ty, _id)): Path<(String, String)>,
-) -> GatewayError {
+async fn method_not_allowed_instance(method: Method, Path((ty, _id)): Path<(String, String)>) -> GatewayError {
     GatewayError::MethodNotAllowed {
         method: method.to_string(),
         path: format!("/fhir/{ty}/{{id}}"),
@@ -418,10 +369,7 @@ async fn not_found(uri: axum::http::Uri) -> GatewayError {
 }
 
 async fn healthz() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"ok"}"#,
-    )
+    ([(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#)
 }
 
 async fn readyz(State(state): State<Shared>) -> Response {
@@ -436,30 +384,19 @@ async fn readyz(State(state): State<Shared>) -> Response {
     }))
     .await;
     let ready = checks.iter().all(|(_, s)| s == "ok");
-    let sources: serde_json::Map<String, Value> = checks
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), json!(v)))
-        .collect();
+    let sources: serde_json::Map<String, Value> = checks.into_iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
     let body = json!({"status": if ready { "ready" } else { "not ready" }, "sources": sources});
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),
     )
 }

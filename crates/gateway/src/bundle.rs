@@ -107,10 +107,7 @@ const ALWAYS: [&str; 4] = ["resourceType", "id", "meta", "implicitRules"];
 
 fn keep(key: &str, list: &[&str]) -> bool {
     list.iter().any(|k| match k.strip_suffix("[x]") {
-        Some(prefix) => {
-            key.starts_with(prefix)
-                && key[prefix.len()..].starts_with(|c: char| c.is_ascii_uppercase())
-        }
+        Some(prefix) => key.starts_with(prefix) && key[prefix.len()..].starts_with(|c: char| c.is_ascii_uppercase()),
         None => *k == key,
     })
 }
@@ -130,11 +127,7 @@ pub fn subset(mut resource: Value, summary: Option<Summary>, elements: &[String]
     let Some(obj) = resource.as_object_mut() else {
         return resource;
     };
-    let ty = obj
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let ty = obj.get("resourceType").and_then(Value::as_str).unwrap_or("").to_owned();
     let before = obj.len();
     match summary {
         Some(Summary::True) => {
@@ -143,9 +136,7 @@ pub fn subset(mut resource: Value, summary: Option<Summary>, elements: &[String]
         }
         Some(Summary::Text) => {
             let list = summary_elements(&ty);
-            obj.retain(|k, _| {
-                ALWAYS.contains(&k.as_str()) || k == "text" || (k == "status" && keep(k, list))
-            });
+            obj.retain(|k, _| ALWAYS.contains(&k.as_str()) || k == "text" || (k == "status" && keep(k, list)));
         }
         Some(Summary::Data) => {
             obj.remove("text");
@@ -160,8 +151,7 @@ pub fn subset(mut resource: Value, summary: Option<Summary>, elements: &[String]
             .collect();
         obj.retain(|k, _| ALWAYS.contains(&k.as_str()) || keep(k, &names));
     }
-    let subsetted = obj.len() != before
-        || matches!(summary, Some(Summary::True | Summary::Text | Summary::Data));
+    let subsetted = obj.len() != before || matches!(summary, Some(Summary::True | Summary::Text | Summary::Data));
     if subsetted && summary != Some(Summary::False) {
         mark_subsetted(obj);
     }
@@ -187,10 +177,7 @@ pub fn searchset(
     elements: &[String],
 ) -> Value {
     let entry = |resource: Value, mode: &str| -> Value {
-        let ty = resource
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let ty = resource.get("resourceType").and_then(Value::as_str).unwrap_or("");
         let id = resource.get("id").and_then(Value::as_str).unwrap_or("");
         let full_url = format!("{base_url}/{ty}/{id}");
         json!({"fullUrl": full_url, "resource": subset(resource, summary, elements), "search": {"mode": mode}})
@@ -230,11 +217,7 @@ mod tests {
     #[test]
     fn summary_true_keeps_summary_elements_and_tags() {
         let s = subset(patient(), Some(Summary::True), &[]);
-        assert!(
-            s.get("name").is_some()
-                && s.get("gender").is_some()
-                && s.get("deceasedBoolean").is_some()
-        );
+        assert!(s.get("name").is_some() && s.get("gender").is_some() && s.get("deceasedBoolean").is_some());
         assert!(s.get("communication").is_none() && s.get("text").is_none());
         assert_eq!(s["meta"]["tag"][0]["code"], "SUBSETTED");
         assert_eq!(s["meta"]["source"], "x");
@@ -276,9 +259,6 @@ mod tests {
         assert_eq!(b["entry"][0]["search"]["mode"], "match");
         assert_eq!(b["entry"][1]["search"]["mode"], "include");
         assert_eq!(b["entry"][2]["search"]["mode"], "outcome");
-        assert_eq!(
-            b["entry"][2]["resource"]["resourceType"],
-            "OperationOutcome"
-        );
+        assert_eq!(b["entry"][2]["resource"]["resourceType"], "OperationOutcome");
     }
 }

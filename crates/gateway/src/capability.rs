@@ -9,12 +9,7 @@ use crate::query::CountLimits;
 use crate::sources::Sources;
 
 /// Builds the CapabilityStatement for the configured sources.
-pub fn capability_statement(
-    sources: &Sources,
-    base_url: &str,
-    limits: CountLimits,
-    date: &str,
-) -> Value {
+pub fn capability_statement(sources: &Sources, base_url: &str, limits: CountLimits, date: &str) -> Value {
     let mut resources = Vec::new();
     for ty in ResourceType::ALL {
         let serving: Vec<_> = sources
@@ -35,10 +30,7 @@ pub fn capability_statement(
         }
         // The REST layer serves reads and searches; writes arrive with the adapters that take them.
         interactions.retain(|i| matches!(i, Interaction::Read | Interaction::SearchType));
-        let mut profiles: Vec<&str> = serving
-            .iter()
-            .flat_map(|c| c.profiles.iter().copied())
-            .collect();
+        let mut profiles: Vec<&str> = serving.iter().flat_map(|c| c.profiles.iter().copied()).collect();
         profiles.sort_unstable();
         profiles.dedup();
         let searchable = interactions.contains(&Interaction::SearchType);
@@ -57,15 +49,16 @@ pub fn capability_statement(
             entry["supportedProfile"] = json!(profiles);
         }
         if searchable {
-            let pushed: Vec<&str> = serving
-                .iter()
-                .flat_map(|c| c.pushdown.iter().copied())
-                .collect();
+            let pushed: Vec<&str> = serving.iter().flat_map(|c| c.pushdown.iter().copied()).collect();
             entry["searchParam"] = params::COMMON
                 .iter()
                 .chain(params::for_type(ty))
                 .map(|d| {
-                    let how = if pushed.contains(&d.name) { " (filtered at the vendor where it can)" } else { "" };
+                    let how = if pushed.contains(&d.name) {
+                        " (filtered at the vendor where it can)"
+                    } else {
+                        ""
+                    };
                     json!({"name": d.name, "type": d.kind.code(), "documentation": format!("{}{how}", d.description)})
                 })
                 .collect::<Vec<_>>()

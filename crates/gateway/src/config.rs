@@ -175,14 +175,13 @@ impl Settings {
             .map_err(|e: toml::de::Error| ConfigError::Toml(e.message().to_owned()))?;
         apply_env(&mut table, env)?;
         resolve_files(&mut table, "")?;
-        let raw: RawConfig =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let path = e.path().to_string();
-                invalid(
-                    if path == "." { "(top level)" } else { &path },
-                    e.into_inner().message().to_owned(),
-                )
-            })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let path = e.path().to_string();
+            invalid(
+                if path == "." { "(top level)" } else { &path },
+                e.into_inner().message().to_owned(),
+            )
+        })?;
         raw.validate()
     }
 }
@@ -241,10 +240,7 @@ fn resolve_files(table: &mut toml::Table, prefix: &str) -> Result<(), ConfigErro
             return Err(invalid(&dotted, "must be a file path"));
         };
         if table.contains_key(target) {
-            return Err(invalid(
-                &dotted,
-                format!("give either `{target}` or `{key}`, not both"),
-            ));
+            return Err(invalid(&dotted, format!("give either `{target}` or `{key}`, not both")));
         }
         let contents = std::fs::read_to_string(&path)
             .map_err(|e| invalid(&dotted, format!("cannot read the file: {}", e.kind())))?;
@@ -274,8 +270,7 @@ impl RawConfig {
         let public_url = match &self.server.public_url {
             None => None,
             Some(u) => {
-                let url = Url::parse(u)
-                    .map_err(|_| invalid("server.public_url", "must be an absolute http(s) URL"))?;
+                let url = Url::parse(u).map_err(|_| invalid("server.public_url", "must be an absolute http(s) URL"))?;
                 if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
                     return Err(invalid(
                         "server.public_url",
@@ -285,14 +280,8 @@ impl RawConfig {
                 Some(url)
             }
         };
-        if self.fhir.default_count == 0
-            || self.fhir.max_count == 0
-            || self.fhir.default_count > self.fhir.max_count
-        {
-            return Err(invalid(
-                "fhir.default_count",
-                "must be between 1 and fhir.max_count",
-            ));
+        if self.fhir.default_count == 0 || self.fhir.max_count == 0 || self.fhir.default_count > self.fhir.max_count {
+            return Err(invalid("fhir.default_count", "must be between 1 and fhir.max_count"));
         }
         if self.fhir.vendor_calls_per_page == 0 {
             return Err(invalid("fhir.vendor_calls_per_page", "must be at least 1"));
@@ -319,8 +308,8 @@ impl RawConfig {
         let drchrono = match self.drchrono {
             None => None,
             Some(d) => {
-                let base = Url::parse(&d.base_url)
-                    .map_err(|_| invalid("drchrono.base_url", "must be an absolute URL"))?;
+                let base =
+                    Url::parse(&d.base_url).map_err(|_| invalid("drchrono.base_url", "must be an absolute URL"))?;
                 for (name, value) in [
                     ("drchrono.client_id", &d.client_id),
                     ("drchrono.client_secret", &d.client_secret),
@@ -395,10 +384,7 @@ timezone = "America/Chicago"
 "#;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn err(text: &str, e: &[(&str, &str)]) -> String {
@@ -439,33 +425,18 @@ timezone = "America/Chicago"
         assert!(!format!("{d:?}").contains("from-file"));
         let both = GOOD.replace(
             "client_secret = \"s3cret\"",
-            &format!(
-                "client_secret = \"x\"\nclient_secret_file = \"{}\"",
-                f.display()
-            ),
+            &format!("client_secret = \"x\"\nclient_secret_file = \"{}\"", f.display()),
         );
         assert!(err(&both, &[]).contains("drchrono.client_secret_file"));
-        let missing = GOOD.replace(
-            "client_secret = \"s3cret\"",
-            "client_secret_file = \"/nonexistent/x\"",
-        );
+        let missing = GOOD.replace("client_secret = \"s3cret\"", "client_secret_file = \"/nonexistent/x\"");
         assert!(err(&missing, &[]).contains("drchrono.client_secret_file"));
     }
 
     #[test]
     fn errors_name_the_setting() {
         assert!(err(&GOOD.replace("127.0.0.1:9090", "nowhere"), &[]).contains("server.listen"));
-        assert!(
-            err(&GOOD.replace("America/Chicago", "Mars/Olympus"), &[])
-                .contains("drchrono.timezone")
-        );
-        assert!(
-            err(
-                &GOOD.replace("0123456789abcdef0123456789abcdef", "short"),
-                &[]
-            )
-            .contains("paging.secret")
-        );
+        assert!(err(&GOOD.replace("America/Chicago", "Mars/Olympus"), &[]).contains("drchrono.timezone"));
+        assert!(err(&GOOD.replace("0123456789abcdef0123456789abcdef", "short"), &[]).contains("paging.secret"));
         assert!(err(&format!("{GOOD}\nshoe = 1"), &[]).contains("shoe"));
         assert!(
             err(
@@ -475,14 +446,35 @@ timezone = "America/Chicago"
             .contains("drchrono")
         );
         assert!(err(&GOOD.replace("client_id = \"cid\"\n", ""), &[]).contains("drchrono"));
-        assert!(
-            err(GOOD, &[("FHIR_GATEWAY__FHIR__DEFAULT_COUNT", "0")]).contains("fhir.default_count")
-        );
+        assert!(err(GOOD, &[("FHIR_GATEWAY__FHIR__DEFAULT_COUNT", "0")]).contains("fhir.default_count"));
         assert!(err(GOOD, &[("FHIR_GATEWAY__AUTH__MODE", "smart")]).contains("auth.mode"));
-        assert!(
-            err(GOOD, &[("FHIR_GATEWAY__DRCHRONO__BASE_URL", "ftp://x")])
-                .contains("drchrono.base_url")
-        );
+        assert!(err(GOOD, &[("FHIR_GATEWAY__DRCHRONO__BASE_URL", "ftp://x")]).contains("drchrono.base_url"));
         assert!(err("[server", &[]).contains("TOML"));
+    }
+}
+
+#[cfg(test)]
+mod sample_tests {
+    use super::*;
+
+    /// `examples/gateway.toml` stays a valid configuration (its secret files are provided here).
+    #[test]
+    fn the_sample_configuration_loads() {
+        let dir = std::env::temp_dir().join(format!("fhir-gw-sample-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/gateway.toml")).unwrap();
+        for (name, value) in [
+            ("fhir-gateway-paging", "0123456789abcdef0123456789abcdef"),
+            ("drchrono-client-secret", "secret"),
+            ("drchrono-refresh-token", "refresh"),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, format!("{value}\n")).unwrap();
+            text = text.replace(&format!("/run/secrets/{name}"), &path.display().to_string());
+        }
+        let s = Settings::from_toml(&text, &BTreeMap::new()).unwrap();
+        assert_eq!(s.drchrono.unwrap().refresh_token.expose(), "refresh");
+        assert_eq!(s.public_url.unwrap().as_str(), "https://fhir.clinic.example/");
     }
 }

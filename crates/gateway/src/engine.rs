@@ -73,17 +73,12 @@ impl Engine {
         policy: &dyn AccessPolicy,
     ) -> Result<Value, GatewayError> {
         let not_found = || GatewayError::NotFound(format!("{resource_type}/{id} is not known"));
-        let (adapter, fhir_id) = self
-            .sources
-            .for_read(resource_type, id)
-            .ok_or_else(not_found)?;
+        let (adapter, fhir_id) = self.sources.for_read(resource_type, id).ok_or_else(not_found)?;
         let resource = match adapter.read(resource_type, fhir_id.native()).await {
             Ok(r) => r,
             Err(AdapterError::NotFound { .. }) => return Err(not_found()),
             Err(AdapterError::Gone { .. }) => {
-                return Err(GatewayError::Gone(format!(
-                    "{resource_type}/{id} has been deleted"
-                )));
+                return Err(GatewayError::Gone(format!("{resource_type}/{id} has been deleted")));
             }
             Err(e) => return Err(e.into()),
         };
@@ -104,10 +99,10 @@ impl Engine {
 
     fn matches(&self, request: &SearchRequest, resource_type: ResourceType, json: &Value) -> bool {
         json.get("resourceType").and_then(Value::as_str) == Some(resource_type.as_str())
-            && request.params.iter().all(|p| {
-                params::find(resource_type, &p.name)
-                    .is_some_and(|def| params::matches(def, p, json, self.tz))
-            })
+            && request
+                .params
+                .iter()
+                .all(|p| params::find(resource_type, &p.name).is_some_and(|def| params::matches(def, p, json, self.tz)))
     }
 
     /// The first position of a search over every source serving the type.
@@ -151,20 +146,10 @@ impl Engine {
         match pos {
             Position::Stream { mut sources } => {
                 page.matches = self
-                    .stream(
-                        search,
-                        &mut sources,
-                        count,
-                        strict,
-                        caller,
-                        policy,
-                        &mut page.issues,
-                    )
+                    .stream(search, &mut sources, count, strict, caller, policy, &mut page.issues)
                     .await?;
                 if sources.iter().all(|s| s.done) {
-                    if sources.iter().all(|s| s.cont.is_none() && s.skip == 0)
-                        && page.issues.is_empty()
-                    {
+                    if sources.iter().all(|s| s.cont.is_none() && s.skip == 0) && page.issues.is_empty() {
                         // Everything fit in this first page: the total is known for free.
                         page.total = Some(page.matches.len());
                     }
@@ -196,14 +181,7 @@ impl Engine {
         }
         if search.result.summary != Some(Summary::Count) {
             page.included = self
-                .includes(
-                    search,
-                    &page.matches,
-                    strict,
-                    caller,
-                    policy,
-                    &mut page.issues,
-                )
+                .includes(search, &page.matches, strict, caller, policy, &mut page.issues)
                 .await?;
         }
         Ok(page)
@@ -255,9 +233,7 @@ impl Engine {
                 for resource in vendor_page.resources.into_iter().skip(sp.skip) {
                     consumed += 1;
                     let json = to_json(resource)?;
-                    if self.matches(&search.request, search.resource_type, &json)
-                        && policy.visible(caller, &json)
-                    {
+                    if self.matches(&search.request, search.resource_type, &json) && policy.visible(caller, &json) {
                         out.push(json);
                         if out.len() == count {
                             break;
@@ -289,41 +265,38 @@ impl Engine {
         let adapters = self.sources.serving(resource_type, Interaction::SearchType);
         let single = adapters.len() == 1;
         let max = self.limits.max_materialized;
-        let per_source =
-            futures::future::join_all(adapters.into_iter().map(|adapter| async move {
-                let mut out = Vec::new();
-                let mut cursor = None;
-                loop {
-                    let page = adapter
-                        .search(
-                            request,
-                            PageRequest {
-                                cursor: cursor.take(),
-                                size: 250,
-                            },
-                        )
-                        .await?;
-                    for r in page.resources {
-                        let json = to_json(r).map_err(|_| AdapterError::Unmappable {
-                            vendor: adapter.source(),
-                            detail: "a resource could not be serialised".into(),
-                        })?;
-                        if self.matches(request, resource_type, &json)
-                            && policy.visible(caller, &json)
-                        {
-                            out.push(json);
-                        }
-                    }
-                    if out.len() > max {
-                        return Ok::<_, AdapterError>((adapter.source(), out));
-                    }
-                    match page.next {
-                        Some(next) => cursor = Some(next),
-                        None => return Ok((adapter.source(), out)),
+        let per_source = futures::future::join_all(adapters.into_iter().map(|adapter| async move {
+            let mut out = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = adapter
+                    .search(
+                        request,
+                        PageRequest {
+                            cursor: cursor.take(),
+                            size: 250,
+                        },
+                    )
+                    .await?;
+                for r in page.resources {
+                    let json = to_json(r).map_err(|_| AdapterError::Unmappable {
+                        vendor: adapter.source(),
+                        detail: "a resource could not be serialised".into(),
+                    })?;
+                    if self.matches(request, resource_type, &json) && policy.visible(caller, &json) {
+                        out.push(json);
                     }
                 }
-            }))
-            .await;
+                if out.len() > max {
+                    return Ok::<_, AdapterError>((adapter.source(), out));
+                }
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => return Ok((adapter.source(), out)),
+                }
+            }
+        }))
+        .await;
         let mut all = Vec::new();
         for (i, result) in per_source.into_iter().enumerate() {
             match result {
@@ -362,21 +335,14 @@ impl Engine {
             .iter_mut()
             .map(|v| {
                 let v = std::mem::take(v);
-                (
-                    defs.iter()
-                        .map(|(d, _)| params::sort_key(d, &v, self.tz))
-                        .collect(),
-                    v,
-                )
+                (defs.iter().map(|(d, _)| params::sort_key(d, &v, self.tz)).collect(), v)
             })
             .collect();
         keyed.sort_by(|(a, av), (b, bv)| {
             for (i, (_, desc)) in defs.iter().enumerate() {
                 let ord = match (&a[i], &b[i]) {
                     // Missing values go last whatever the direction.
-                    (params::SortKey::Missing, params::SortKey::Missing) => {
-                        std::cmp::Ordering::Equal
-                    }
+                    (params::SortKey::Missing, params::SortKey::Missing) => std::cmp::Ordering::Equal,
                     (params::SortKey::Missing, _) => std::cmp::Ordering::Greater,
                     (_, params::SortKey::Missing) => std::cmp::Ordering::Less,
                     (x, y) if *desc => y.cmp(x),
@@ -418,9 +384,7 @@ impl Engine {
                             continue;
                         };
                         if let Some((ty, id)) = params::parse_reference(reference) {
-                            if ty == target.as_str()
-                                && !have.contains(&(ty.to_owned(), id.to_owned()))
-                            {
+                            if ty == target.as_str() && !have.contains(&(ty.to_owned(), id.to_owned())) {
                                 wanted.insert((*target, id.to_owned()));
                             }
                         }
@@ -475,9 +439,7 @@ impl Engine {
                     values: refs,
                 }],
             };
-            let found = self
-                .collect_all(*src, &request, strict, caller, policy, issues)
-                .await?;
+            let found = self.collect_all(*src, &request, strict, caller, policy, issues).await?;
             for v in found {
                 if let Some(key) = type_and_id(&v) {
                     if seen.insert(key) {

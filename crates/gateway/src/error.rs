@@ -172,9 +172,7 @@ impl GatewayError {
             Self::NotFound(_) => (IssueCode::NotFound, None),
             Self::Gone(_) => (IssueCode::Deleted, None),
             Self::MethodNotAllowed { .. } => (IssueCode::NotSupported, None),
-            Self::NotAcceptable(_) | Self::UnsupportedMediaType(_) => {
-                (IssueCode::NotSupported, None)
-            }
+            Self::NotAcceptable(_) | Self::UnsupportedMediaType(_) => (IssueCode::NotSupported, None),
             Self::PageExpired(_) => (IssueCode::Expired, None),
             Self::Internal(_) => (IssueCode::Exception, None),
             Self::Adapter(e) => (adapter_issue_code(e), None),
@@ -204,12 +202,8 @@ pub fn adapter_status(e: &AdapterError) -> StatusCode {
         AdapterError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         AdapterError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         AdapterError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-        AdapterError::Unmappable { .. } | AdapterError::VendorAuth { .. } => {
-            StatusCode::BAD_GATEWAY
-        }
-        AdapterError::Unsupported { .. } | AdapterError::InvalidRequest { .. } => {
-            StatusCode::BAD_REQUEST
-        }
+        AdapterError::Unmappable { .. } | AdapterError::VendorAuth { .. } => StatusCode::BAD_GATEWAY,
+        AdapterError::Unsupported { .. } | AdapterError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
     }
 }
 
@@ -240,10 +234,7 @@ impl IntoResponse for GatewayError {
         let headers = resp.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
         if let Some(after) = self.retry_after() {
-            headers.insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(after.as_secs().max(1)),
-            );
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
         }
         if let Self::MethodNotAllowed { allow, .. } = &self {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));

@@ -19,12 +19,7 @@ const JSON_TYPES: [&str; 4] = [
 /// anything else is 406.
 pub fn negotiate(headers: &HeaderMap, format_param: Option<&str>) -> Result<(), GatewayError> {
     if let Some(f) = format_param {
-        let f = f
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let f = f.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         return if JSON_TYPES.contains(&f.as_str()) {
             Ok(())
         } else {
@@ -50,8 +45,7 @@ pub fn negotiate(headers: &HeaderMap, format_param: Option<&str>) -> Result<(), 
         Ok(())
     } else {
         Err(GatewayError::NotAcceptable(
-            "none of the Accept media types is supported; this server speaks application/fhir+json"
-                .into(),
+            "none of the Accept media types is supported; this server speaks application/fhir+json".into(),
         ))
     }
 }
@@ -80,10 +74,7 @@ mod tests {
             assert!(negotiate(&accept(a), None).is_ok(), "{a}");
         }
         for f in ["json", "application/fhir+json", "application/json"] {
-            assert!(
-                negotiate(&accept("application/xml"), Some(f)).is_ok(),
-                "{f}"
-            );
+            assert!(negotiate(&accept("application/xml"), Some(f)).is_ok(), "{f}");
         }
     }
 
@@ -91,10 +82,7 @@ mod tests {
     fn other_media_types_are_not_acceptable() {
         for a in ["application/fhir+xml", "text/html", "application/json;q=0"] {
             assert!(
-                matches!(
-                    negotiate(&accept(a), None),
-                    Err(GatewayError::NotAcceptable(_))
-                ),
+                matches!(negotiate(&accept(a), None), Err(GatewayError::NotAcceptable(_))),
                 "{a}"
             );
         }

@@ -48,8 +48,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,hyper=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,hyper=warn".into()),
         )
         .init();
     match Cli::parse().command.unwrap_or(Command::Demo {
@@ -62,25 +61,14 @@ async fn main() -> anyhow::Result<()> {
             insecure_no_auth,
         } => serve(config, listen, insecure_no_auth).await,
         Command::Openapi => {
+            let sources = run::reference_sources().map_err(anyhow::Error::msg)?;
             println!(
                 "{}",
-                serde_json::to_string_pretty(&gateway::openapi::document_json(&demo_sources()?))?
+                serde_json::to_string_pretty(&gateway::openapi::document(&sources))?
             );
             Ok(())
         }
     }
-}
-
-fn demo_sources() -> anyhow::Result<gateway::sources::Sources> {
-    Ok(gateway::sources::Sources::new(vec![std::sync::Arc::new(
-        adapter_drchrono::DrChronoAdapter::new(adapter_drchrono::DrChronoConfig::new(
-            "demo",
-            "demo",
-            "demo",
-            "http://localhost/cb",
-        ))
-        .map_err(|e| anyhow::anyhow!(e.to_string()))?,
-    )]))
 }
 
 async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
@@ -104,14 +92,9 @@ async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(
-    config: PathBuf,
-    listen: Option<SocketAddr>,
-    insecure_no_auth: bool,
-) -> anyhow::Result<()> {
+async fn serve(config: PathBuf, listen: Option<SocketAddr>, insecure_no_auth: bool) -> anyhow::Result<()> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let settings = Settings::load(&config, &env)
-        .with_context(|| format!("configuration {}", config.display()))?;
+    let settings = Settings::load(&config, &env).with_context(|| format!("configuration {}", config.display()))?;
     if !settings.auth_configured && !insecure_no_auth {
         bail!(
             "setting `auth.mode`: no authentication is configured; refusing to serve patient data openly \

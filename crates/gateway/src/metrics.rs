@@ -6,9 +6,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-const BUCKETS: [f64; 12] = [
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 #[derive(Debug, Clone, Default)]
 struct Histogram {
@@ -45,10 +43,7 @@ pub struct Metrics {
 
 impl Metrics {
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        let mut guard = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut guard)
     }
 
@@ -82,22 +77,39 @@ impl Metrics {
     pub fn render(&self) -> String {
         self.with(|m| {
             let mut out = String::new();
-            out.push_str("# HELP fhir_gateway_http_requests_total HTTP requests served, by method, route and status.\n");
+            out.push_str(
+                "# HELP fhir_gateway_http_requests_total HTTP requests served, by method, route and status.\n",
+            );
             out.push_str("# TYPE fhir_gateway_http_requests_total counter\n");
             for ((method, route, status), n) in &m.http_requests {
-                let _ = writeln!(out, "fhir_gateway_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "fhir_gateway_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                );
             }
             out.push_str("# HELP fhir_gateway_http_request_duration_seconds HTTP request latency by route.\n");
             out.push_str("# TYPE fhir_gateway_http_request_duration_seconds histogram\n");
             for (route, h) in &m.http_latency {
-                render_histogram(&mut out, "fhir_gateway_http_request_duration_seconds", &format!("route=\"{route}\""), h);
+                render_histogram(
+                    &mut out,
+                    "fhir_gateway_http_request_duration_seconds",
+                    &format!("route=\"{route}\""),
+                    h,
+                );
             }
-            out.push_str("# HELP fhir_gateway_vendor_calls_total Calls to vendor adapters, by source, operation and outcome.\n");
+            out.push_str(
+                "# HELP fhir_gateway_vendor_calls_total Calls to vendor adapters, by source, operation and outcome.\n",
+            );
             out.push_str("# TYPE fhir_gateway_vendor_calls_total counter\n");
             for ((source, op, outcome), n) in &m.vendor_calls {
-                let _ = writeln!(out, "fhir_gateway_vendor_calls_total{{source=\"{source}\",op=\"{op}\",outcome=\"{outcome}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "fhir_gateway_vendor_calls_total{{source=\"{source}\",op=\"{op}\",outcome=\"{outcome}\"}} {n}"
+                );
             }
-            out.push_str("# HELP fhir_gateway_vendor_call_duration_seconds Vendor call latency by source and outcome.\n");
+            out.push_str(
+                "# HELP fhir_gateway_vendor_call_duration_seconds Vendor call latency by source and outcome.\n",
+            );
             out.push_str("# TYPE fhir_gateway_vendor_call_duration_seconds histogram\n");
             for ((source, outcome), h) in &m.vendor_latency {
                 render_histogram(
@@ -132,16 +144,16 @@ mod tests {
         m.http_request("GET", "/fhir/{type}", 200, Duration::from_millis(300));
         m.vendor_call("drchrono", "search", "ok", Duration::from_millis(20));
         let text = m.render();
-        assert!(text.contains("fhir_gateway_http_requests_total{method=\"GET\",route=\"/fhir/{type}\",status=\"200\"} 2"));
-        assert!(text.contains("fhir_gateway_http_request_duration_seconds_bucket{route=\"/fhir/{type}\",le=\"0.005\"} 1"));
-        assert!(text.contains(
-            "fhir_gateway_http_request_duration_seconds_bucket{route=\"/fhir/{type}\",le=\"0.5\"} 2"
-        ));
-        assert!(text.contains(
-            "fhir_gateway_vendor_calls_total{source=\"drchrono\",op=\"search\",outcome=\"ok\"} 1"
-        ));
-        assert!(text.contains(
-            "fhir_gateway_vendor_call_duration_seconds_count{source=\"drchrono\",outcome=\"ok\"} 1"
-        ));
+        assert!(
+            text.contains("fhir_gateway_http_requests_total{method=\"GET\",route=\"/fhir/{type}\",status=\"200\"} 2")
+        );
+        assert!(
+            text.contains("fhir_gateway_http_request_duration_seconds_bucket{route=\"/fhir/{type}\",le=\"0.005\"} 1")
+        );
+        assert!(
+            text.contains("fhir_gateway_http_request_duration_seconds_bucket{route=\"/fhir/{type}\",le=\"0.5\"} 2")
+        );
+        assert!(text.contains("fhir_gateway_vendor_calls_total{source=\"drchrono\",op=\"search\",outcome=\"ok\"} 1"));
+        assert!(text.contains("fhir_gateway_vendor_call_duration_seconds_count{source=\"drchrono\",outcome=\"ok\"} 1"));
     }
 }

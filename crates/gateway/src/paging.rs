@@ -74,8 +74,7 @@ impl CursorCodec {
 
     fn mac(&self) -> HmacSha256 {
         // HMAC accepts keys of any length.
-        HmacSha256::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+        HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
     }
 
     /// Encodes and signs a cursor.
@@ -91,20 +90,14 @@ impl CursorCodec {
     pub fn decode(&self, token: &str, now_unix: i64) -> Result<Cursor, GatewayError> {
         let forged = || GatewayError::BadParameter {
             name: "_cursor".into(),
-            message:
-                "the paging link is not valid (it was altered or was not issued by this server)"
-                    .into(),
+            message: "the paging link is not valid (it was altered or was not issued by this server)".into(),
         };
         let (body, sig) = token.split_once('.').ok_or_else(forged)?;
-        let sig = BASE64URL_NOPAD
-            .decode(sig.as_bytes())
-            .map_err(|_| forged())?;
+        let sig = BASE64URL_NOPAD.decode(sig.as_bytes()).map_err(|_| forged())?;
         let mut mac = self.mac();
         mac.update(body.as_bytes());
         mac.verify_slice(&sig).map_err(|_| forged())?;
-        let json = BASE64URL_NOPAD
-            .decode(body.as_bytes())
-            .map_err(|_| forged())?;
+        let json = BASE64URL_NOPAD.decode(body.as_bytes()).map_err(|_| forged())?;
         let cursor: Cursor = serde_json::from_slice(&json).map_err(|_| forged())?;
         if cursor.iat > now_unix + 60 {
             return Err(forged());

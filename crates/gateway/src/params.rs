@@ -5,9 +5,7 @@
 //! names the element paths it reads, the same way the FHIR spec's search expressions do.
 
 use adapter::ResourceType;
-use adapter::search::{
-    DateRange, Modifier, Prefix, ReferenceValue, SearchParam, SearchValue, TokenValue,
-};
+use adapter::search::{DateRange, Modifier, Prefix, ReferenceValue, SearchParam, SearchValue, TokenValue};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
@@ -56,12 +54,7 @@ pub struct ParamDef {
     pub description: &'static str,
 }
 
-const fn p(
-    name: &'static str,
-    kind: ParamKind,
-    paths: &'static [&'static str],
-    description: &'static str,
-) -> ParamDef {
+const fn p(name: &'static str, kind: ParamKind, paths: &'static [&'static str], description: &'static str) -> ParamDef {
     ParamDef {
         name,
         kind,
@@ -88,11 +81,7 @@ const fn r(
     }
 }
 
-const fn c(
-    name: &'static str,
-    system: Option<&'static str>,
-    description: &'static str,
-) -> ParamDef {
+const fn c(name: &'static str, system: Option<&'static str>, description: &'static str) -> ParamDef {
     ParamDef {
         name,
         kind: ParamKind::Token,
@@ -146,20 +135,10 @@ const PRACTITIONER: &[ParamDef] = &[
     p("given", Str, &["name.given"], "Given name"),
 ];
 
-const LOCATION: &[ParamDef] = &[p(
-    "name",
-    Str,
-    &["name", "alias"],
-    "Name or alias of the location",
-)];
+const LOCATION: &[ParamDef] = &[p("name", Str, &["name", "alias"], "Name or alias of the location")];
 
 const APPOINTMENT: &[ParamDef] = &[
-    p(
-        "identifier",
-        Token,
-        &["identifier"],
-        "An appointment identifier",
-    ),
+    p("identifier", Token, &["identifier"], "An appointment identifier"),
     p("date", Date, &["start"], "Appointment start"),
     r(
         "patient",
@@ -184,18 +163,8 @@ const APPOINTMENT: &[ParamDef] = &[
 ];
 
 const ENCOUNTER: &[ParamDef] = &[
-    p(
-        "identifier",
-        Token,
-        &["identifier"],
-        "An encounter identifier",
-    ),
-    p(
-        "date",
-        Date,
-        &["period"],
-        "A date within the encounter's period",
-    ),
+    p("identifier", Token, &["identifier"], "An encounter identifier"),
+    p("date", Date, &["period"], "A date within the encounter's period"),
     r("patient", &["subject"], &[T::Patient], "The patient"),
     r(
         "practitioner",
@@ -225,37 +194,17 @@ const DOCUMENT_REFERENCE: &[ParamDef] = &[
         &[T::Patient],
         "The patient the document is about",
     ),
-    r(
-        "subject",
-        &["subject"],
-        &[],
-        "Who or what the document is about",
-    ),
-    p(
-        "date",
-        Date,
-        &["date"],
-        "When the document reference was created",
-    ),
+    r("subject", &["subject"], &[], "Who or what the document is about"),
+    p("date", Date, &["date"], "When the document reference was created"),
     p(
         "period",
         Date,
         &["context.period"],
         "The time of the service documented",
     ),
-    p(
-        "status",
-        Token,
-        &["status"],
-        "current | superseded | entered-in-error",
-    ),
+    p("status", Token, &["status"], "current | superseded | entered-in-error"),
     p("type", Token, &["type"], "Kind of document (LOINC)"),
-    p(
-        "category",
-        Token,
-        &["category"],
-        "Categorization of the document",
-    ),
+    p("category", Token, &["category"], "Categorization of the document"),
     r("author", &["author"], &[], "Who wrote the document"),
     r(
         "encounter",
@@ -279,10 +228,7 @@ pub fn for_type(resource_type: ResourceType) -> &'static [ParamDef] {
 
 /// Looks a parameter up by name (common or type-specific).
 pub fn find(resource_type: ResourceType, name: &str) -> Option<&'static ParamDef> {
-    COMMON
-        .iter()
-        .chain(for_type(resource_type))
-        .find(|d| d.name == name)
+    COMMON.iter().chain(for_type(resource_type)).find(|d| d.name == name)
 }
 
 /// The `_include`/`_revinclude` relations the gateway serves: (source type, parameter, target).
@@ -337,11 +283,7 @@ pub fn matches(def: &ParamDef, param: &SearchParam, resource: &Value, tz: Tz) ->
             _ => false,
         });
     }
-    let any = |v: &SearchValue| {
-        elems
-            .iter()
-            .any(|e| element_matches(def, param.modifier, v, e, tz))
-    };
+    let any = |v: &SearchValue| elems.iter().any(|e| element_matches(def, param.modifier, v, e, tz));
     if param.modifier == Some(Modifier::Not) {
         !param.values.iter().any(any)
     } else {
@@ -349,19 +291,11 @@ pub fn matches(def: &ParamDef, param: &SearchParam, resource: &Value, tz: Tz) ->
     }
 }
 
-fn element_matches(
-    def: &ParamDef,
-    modifier: Option<Modifier>,
-    value: &SearchValue,
-    elem: &Value,
-    tz: Tz,
-) -> bool {
+fn element_matches(def: &ParamDef, modifier: Option<Modifier>, value: &SearchValue, elem: &Value, tz: Tz) -> bool {
     match value {
         SearchValue::String(s) => string_matches(modifier, s, elem),
         SearchValue::Token(t) => token_matches(t, elem, def.paths == ["telecom"]),
-        SearchValue::Date(d) => {
-            element_range(elem, tz).is_some_and(|r| r.matches(d.prefix, &d.range))
-        }
+        SearchValue::Date(d) => element_range(elem, tz).is_some_and(|r| r.matches(d.prefix, &d.range)),
         SearchValue::Reference(rv) => reference_matches(def, rv, elem),
         SearchValue::Missing(_) => false,
     }
@@ -429,9 +363,7 @@ fn string_matches(modifier: Option<Modifier>, wanted: &str, elem: &Value) -> boo
 fn token_matches(t: &TokenValue, elem: &Value, contact_point: bool) -> bool {
     let code_eq = |candidate: Option<&str>| match (&t.code, candidate) {
         (None, _) => true,
-        (Some(want), Some(have)) if contact_point => {
-            normalise_contact(want) == normalise_contact(have)
-        }
+        (Some(want), Some(have)) if contact_point => normalise_contact(want) == normalise_contact(have),
         (Some(want), Some(have)) => want == have,
         (Some(_), None) => false,
     };
@@ -451,10 +383,7 @@ fn token_matches(t: &TokenValue, elem: &Value, contact_point: bool) -> bool {
                 return code_eq(map.get("value").and_then(Value::as_str));
             }
             let system = map.get("system").and_then(Value::as_str);
-            let code = map
-                .get("code")
-                .or_else(|| map.get("value"))
-                .and_then(Value::as_str);
+            let code = map.get("code").or_else(|| map.get("value")).and_then(Value::as_str);
             code.is_some() && system_eq(system) && code_eq(code)
         }
         _ => false,
@@ -465,9 +394,7 @@ fn normalise_contact(s: &str) -> String {
     if s.contains('@') {
         s.trim().to_lowercase()
     } else {
-        s.chars()
-            .filter(|c| c.is_ascii_digit() || *c == '+')
-            .collect()
+        s.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect()
     }
 }
 
@@ -501,10 +428,7 @@ pub fn element_range(elem: &Value, tz: Tz) -> Option<DateRange> {
                 .get("start")
                 .and_then(Value::as_str)
                 .map(|s| DateRange::parse(s, tz));
-            let end = map
-                .get("end")
-                .and_then(Value::as_str)
-                .map(|s| DateRange::parse(s, tz));
+            let end = map.get("end").and_then(Value::as_str).map(|s| DateRange::parse(s, tz));
             if start.is_none() && end.is_none() {
                 return None;
             }
@@ -539,9 +463,7 @@ pub fn sort_key(def: &ParamDef, resource: &Value, tz: Tz) -> SortKey {
         return SortKey::Missing;
     };
     match def.kind {
-        ParamKind::Date => {
-            element_range(first, tz).map_or(SortKey::Missing, |r| SortKey::Instant(r.start))
-        }
+        ParamKind::Date => element_range(first, tz).map_or(SortKey::Missing, |r| SortKey::Instant(r.start)),
         ParamKind::String => strings_of(first)
             .first()
             .map_or(SortKey::Missing, |s| SortKey::Text(fold(s))),
@@ -615,16 +537,8 @@ mod tests {
         assert!(check("family", None, vec![s("brien")]));
         assert!(!check("family", None, vec![s("unez")]));
         assert!(check("family", Some(Modifier::Contains), vec![s("UNEZ")]));
-        assert!(check(
-            "family",
-            Some(Modifier::Exact),
-            vec![s("Núñez O'Brien")]
-        ));
-        assert!(!check(
-            "family",
-            Some(Modifier::Exact),
-            vec![s("nunez o'brien")]
-        ));
+        assert!(check("family", Some(Modifier::Exact), vec![s("Núñez O'Brien")]));
+        assert!(!check("family", Some(Modifier::Exact), vec![s("nunez o'brien")]));
         assert!(check("given", None, vec![s("jose")]));
         assert!(check("name", None, vec![s("xx"), s("maria")]));
     }
@@ -633,28 +547,12 @@ mod tests {
     fn tokens_match_systems_codes_and_contact_points() {
         assert!(check("gender", None, vec![tok(None, Some("female"))]));
         assert!(!check("gender", None, vec![tok(None, Some("male"))]));
-        assert!(check(
-            "gender",
-            Some(Modifier::Not),
-            vec![tok(None, Some("male"))]
-        ));
-        assert!(check(
-            "identifier",
-            None,
-            vec![tok(Some("urn:x"), Some("A1"))]
-        ));
-        assert!(!check(
-            "identifier",
-            None,
-            vec![tok(Some("urn:y"), Some("A1"))]
-        ));
+        assert!(check("gender", Some(Modifier::Not), vec![tok(None, Some("male"))]));
+        assert!(check("identifier", None, vec![tok(Some("urn:x"), Some("A1"))]));
+        assert!(!check("identifier", None, vec![tok(Some("urn:y"), Some("A1"))]));
         assert!(check("identifier", None, vec![tok(Some("urn:x"), None)]));
         assert!(!check("identifier", None, vec![tok(Some(""), Some("A1"))]));
-        assert!(check(
-            "email",
-            None,
-            vec![tok(None, Some("maria@example.org"))]
-        ));
+        assert!(check("email", None, vec![tok(None, Some("maria@example.org"))]));
         assert!(!check("email", None, vec![tok(None, Some("5550102000"))]));
         assert!(check("phone", None, vec![tok(None, Some("555-010-2000"))]));
         assert!(check("telecom", None, vec![tok(None, Some("5550102000"))]));
@@ -669,17 +567,9 @@ mod tests {
                 range: DateRange::parse(v, Tz::UTC).unwrap(),
             })
         };
-        assert!(check(
-            "birthdate",
-            None,
-            vec![date(Prefix::Eq, "1980-02-29")]
-        ));
+        assert!(check("birthdate", None, vec![date(Prefix::Eq, "1980-02-29")]));
         assert!(check("birthdate", None, vec![date(Prefix::Eq, "1980")]));
-        assert!(!check(
-            "birthdate",
-            None,
-            vec![date(Prefix::Gt, "1980-02-29")]
-        ));
+        assert!(!check("birthdate", None, vec![date(Prefix::Gt, "1980-02-29")]));
         assert!(check("birthdate", None, vec![date(Prefix::Lt, "1980-03")]));
         assert!(check(
             "_lastUpdated",

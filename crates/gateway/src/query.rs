@@ -3,8 +3,7 @@
 
 use adapter::ResourceType;
 use adapter::search::{
-    DateRange, DateValue, Modifier, Prefix, ReferenceValue, SearchParam, SearchRequest,
-    SearchValue, TokenValue,
+    DateRange, DateValue, Modifier, Prefix, ReferenceValue, SearchParam, SearchRequest, SearchValue, TokenValue,
 };
 use chrono_tz::Tz;
 
@@ -126,11 +125,9 @@ pub fn parse(
         };
         match key.as_str() {
             "_count" => {
-                let n: u32 = value.parse().map_err(|_| {
-                    bad(format!(
-                        "_count must be a non-negative integer, not '{value}'"
-                    ))
-                })?;
+                let n: u32 = value
+                    .parse()
+                    .map_err(|_| bad(format!("_count must be a non-negative integer, not '{value}'")))?;
                 result.count = n.min(limits.max);
             }
             "_sort" => {
@@ -158,9 +155,9 @@ pub fn parse(
                         Some((n, t)) => (n, Some(t)),
                         None => (name, None),
                     };
-                    table.iter().find(|(s, n, t)| {
-                        s.as_str() == src && *n == name && target.is_none_or(|x| x == t.as_str())
-                    })
+                    table
+                        .iter()
+                        .find(|(s, n, t)| s.as_str() == src && *n == name && target.is_none_or(|x| x == t.as_str()))
                 });
                 let fits = |rel: &&Relation| {
                     if key == "_include" {
@@ -183,9 +180,10 @@ pub fn parse(
                 }
             }
             "_summary" => {
-                result.summary = Some(parse_summary(value).ok_or_else(|| {
-                    bad("_summary must be one of true, false, text, data, count".into())
-                })?);
+                result.summary = Some(
+                    parse_summary(value)
+                        .ok_or_else(|| bad("_summary must be one of true, false, text, data, count".into()))?,
+                );
             }
             "_elements" => {
                 result.elements.extend(
@@ -212,9 +210,7 @@ pub fn parse(
                 let Some(def) = params::find(resource_type, name) else {
                     ignore(
                         key,
-                        format!(
-                            "the search parameter '{name}' is not supported on {resource_type}"
-                        ),
+                        format!("the search parameter '{name}' is not supported on {resource_type}"),
                         &mut warnings,
                     )?;
                     continue;
@@ -232,11 +228,7 @@ pub fn parse(
                         match parsed.filter(|m| def.kind.allows(*m)) {
                             Some(m) => Some(m),
                             // A typed reference (`patient:Patient=...`) is the same as no modifier.
-                            None if def.kind == ParamKind::Reference
-                                && m.parse::<ResourceType>().is_ok() =>
-                            {
-                                None
-                            }
+                            None if def.kind == ParamKind::Reference && m.parse::<ResourceType>().is_ok() => None,
                             None => {
                                 return Err(bad(format!(
                                     "the modifier ':{m}' is not supported on the {} parameter '{name}'",
@@ -326,8 +318,8 @@ fn parse_values(
             }
             ParamKind::Date => {
                 let (prefix, rest) = Prefix::split(&v);
-                let range = DateRange::parse(rest, tz)
-                    .map_err(|_| format!("'{v}' is not a valid FHIR date search value"))?;
+                let range =
+                    DateRange::parse(rest, tz).map_err(|_| format!("'{v}' is not a valid FHIR date search value"))?;
                 SearchValue::Date(DateValue { prefix, range })
             }
             ParamKind::Reference => {
@@ -362,21 +354,11 @@ fn parse_values(
 mod tests {
     use super::*;
 
-    const LIMITS: CountLimits = CountLimits {
-        default: 20,
-        max: 100,
-    };
+    const LIMITS: CountLimits = CountLimits { default: 20, max: 100 };
     const BASE: &str = "http://localhost:8080/fhir";
 
-    fn q(
-        t: ResourceType,
-        pairs: &[(&str, &str)],
-        strict: bool,
-    ) -> Result<ParsedSearch, GatewayError> {
-        let pairs: Vec<_> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    fn q(t: ResourceType, pairs: &[(&str, &str)], strict: bool) -> Result<ParsedSearch, GatewayError> {
+        let pairs: Vec<_> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         parse(t, &pairs, strict, LIMITS, Tz::UTC, BASE)
     }
 
@@ -412,12 +394,7 @@ mod tests {
             panic!()
         };
         assert_eq!(r.id, "drchrono-9");
-        let t = q(
-            ResourceType::Patient,
-            &[("identifier", "urn:a|b\\,c")],
-            true,
-        )
-        .unwrap();
+        let t = q(ResourceType::Patient, &[("identifier", "urn:a|b\\,c")], true).unwrap();
         assert_eq!(
             t.request.params[0].values,
             vec![SearchValue::Token(TokenValue {
@@ -463,46 +440,25 @@ mod tests {
         assert_eq!(p.result.summary, Some(Summary::Count));
         assert_eq!(p.result.total, Total::Accurate);
         assert_eq!(p.result.elements, vec!["status", "start"]);
-        let r = q(
-            ResourceType::Patient,
-            &[("_revinclude", "Appointment:patient")],
-            true,
-        )
-        .unwrap();
+        let r = q(ResourceType::Patient, &[("_revinclude", "Appointment:patient")], true).unwrap();
         assert_eq!(r.result.revinclude.len(), 1);
     }
 
     #[test]
     fn unknown_parameters_follow_handling() {
-        let lenient = q(
-            ResourceType::Patient,
-            &[("shoe-size", "9"), ("family", "x")],
-            false,
-        )
-        .unwrap();
+        let lenient = q(ResourceType::Patient, &[("shoe-size", "9"), ("family", "x")], false).unwrap();
         assert_eq!(lenient.warnings.len(), 1);
         assert_eq!(lenient.request.params.len(), 1);
         assert!(matches!(
             q(ResourceType::Patient, &[("shoe-size", "9")], true),
             Err(GatewayError::BadParameter { .. })
         ));
-        assert!(
-            q(
-                ResourceType::Patient,
-                &[("_include", "Appointment:patient")],
-                true
-            )
-            .is_err()
-        );
+        assert!(q(ResourceType::Patient, &[("_include", "Appointment:patient")], true).is_err());
         assert_eq!(
-            q(
-                ResourceType::Patient,
-                &[("_include", "Appointment:patient")],
-                false
-            )
-            .unwrap()
-            .warnings
-            .len(),
+            q(ResourceType::Patient, &[("_include", "Appointment:patient")], false)
+                .unwrap()
+                .warnings
+                .len(),
             1
         );
     }
@@ -525,20 +481,10 @@ mod tests {
             if k == "general-practitioner" {
                 assert!(r.is_ok());
             } else {
-                assert!(
-                    matches!(r, Err(GatewayError::BadParameter { .. })),
-                    "{k}={v}"
-                );
+                assert!(matches!(r, Err(GatewayError::BadParameter { .. })), "{k}={v}");
             }
         }
-        assert!(
-            q(
-                ResourceType::Appointment,
-                &[("patient", "Patient/a b")],
-                false
-            )
-            .is_err()
-        );
+        assert!(q(ResourceType::Appointment, &[("patient", "Patient/a b")], false).is_err());
         assert!(
             q(
                 ResourceType::Appointment,

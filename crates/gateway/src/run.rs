@@ -41,10 +41,7 @@ impl GatewayOptions {
     pub fn new(timezone: Tz) -> Self {
         Self {
             public_url: None,
-            count: CountLimits {
-                default: 50,
-                max: 500,
-            },
+            count: CountLimits { default: 50, max: 500 },
             timezone,
             limits: EngineLimits::default(),
             paging_key: random_key(),
@@ -194,13 +191,9 @@ pub async fn start_demo(listen: SocketAddr, sim_config: DrChronoSimConfig) -> Re
         .await
         .map_err(|e| format!("cannot start the DrChrono simulator: {e}"))?;
     let adapter = DrChronoAdapter::new(drchrono_for_sim(&sim)?).map_err(|e| e.to_string())?;
-    let gateway = spawn(
-        listen,
-        vec![Arc::new(adapter)],
-        GatewayOptions::new(timezone),
-    )
-    .await
-    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let gateway = spawn(listen, vec![Arc::new(adapter)], GatewayOptions::new(timezone))
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     Ok(Demo { sim, gateway })
 }
 
@@ -213,12 +206,18 @@ pub fn demo_sim_config() -> DrChronoSimConfig {
 pub fn adapters_from_settings(settings: &Settings) -> Result<Vec<Arc<dyn Adapter>>, String> {
     let mut adapters: Vec<Arc<dyn Adapter>> = Vec::new();
     if let Some(d) = &settings.drchrono {
-        adapters.push(Arc::new(
-            DrChronoAdapter::new(d.clone()).map_err(|e| e.to_string())?,
-        ));
+        adapters.push(Arc::new(DrChronoAdapter::new(d.clone()).map_err(|e| e.to_string())?));
     }
     if adapters.is_empty() {
         return Err("setting `drchrono`: no vendor is configured; add a [drchrono] section".into());
     }
     Ok(adapters)
+}
+
+/// The built-in adapters, configured but never connected: their declared capabilities are what the
+/// committed OpenAPI document describes (`fhir-gateway openapi`).
+pub fn reference_sources() -> Result<Sources, String> {
+    let config = DrChronoConfig::new("reference", "reference", "reference", "http://localhost/callback");
+    let drchrono = DrChronoAdapter::new(config).map_err(|e| e.to_string())?;
+    Ok(Sources::new(vec![Arc::new(drchrono)]))
 }

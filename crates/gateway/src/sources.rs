@@ -5,8 +5,7 @@ use std::time::Instant;
 
 use adapter::search::SearchRequest;
 use adapter::{
-    Adapter, AdapterError, Capabilities, FhirId, Interaction, Page, PageRequest, Resource,
-    ResourceType, SourceName,
+    Adapter, AdapterError, Capabilities, FhirId, Interaction, Page, PageRequest, Resource, ResourceType, SourceName,
 };
 
 use crate::metrics::Metrics;
@@ -23,12 +22,8 @@ impl Metered {
     }
 
     fn record<T>(&self, op: &str, started: Instant, result: &Result<T, AdapterError>) {
-        self.metrics.vendor_call(
-            self.inner.source(),
-            op,
-            outcome_label(result),
-            started.elapsed(),
-        );
+        self.metrics
+            .vendor_call(self.inner.source(), op, outcome_label(result), started.elapsed());
     }
 }
 
@@ -63,22 +58,14 @@ impl Adapter for Metered {
         self.inner.capabilities()
     }
 
-    async fn read(
-        &self,
-        resource_type: ResourceType,
-        native_id: &str,
-    ) -> Result<Resource, AdapterError> {
+    async fn read(&self, resource_type: ResourceType, native_id: &str) -> Result<Resource, AdapterError> {
         let started = Instant::now();
         let r = self.inner.read(resource_type, native_id).await;
         self.record("read", started, &r);
         r
     }
 
-    async fn search(
-        &self,
-        request: &SearchRequest,
-        page: PageRequest,
-    ) -> Result<Page, AdapterError> {
+    async fn search(&self, request: &SearchRequest, page: PageRequest) -> Result<Page, AdapterError> {
         let started = Instant::now();
         let r = self.inner.search(request, page).await;
         self.record("search", started, &r);
@@ -114,11 +101,7 @@ impl Sources {
     }
 
     /// The adapters supporting `interaction` on `resource_type`.
-    pub fn serving(
-        &self,
-        resource_type: ResourceType,
-        interaction: Interaction,
-    ) -> Vec<&Arc<dyn Adapter>> {
+    pub fn serving(&self, resource_type: ResourceType, interaction: Interaction) -> Vec<&Arc<dyn Adapter>> {
         self.adapters
             .iter()
             .filter(|a| a.capabilities().supports(resource_type, interaction))
@@ -133,11 +116,7 @@ impl Sources {
     }
 
     /// The adapter for a FHIR id, with the native id, when that adapter reads `resource_type`.
-    pub fn for_read(
-        &self,
-        resource_type: ResourceType,
-        id: &str,
-    ) -> Option<(&Arc<dyn Adapter>, FhirId)> {
+    pub fn for_read(&self, resource_type: ResourceType, id: &str) -> Option<(&Arc<dyn Adapter>, FhirId)> {
         let parsed = FhirId::parse(id).ok()?;
         let adapter = self.by_source(parsed.source())?;
         adapter

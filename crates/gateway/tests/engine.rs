@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use adapter::search::SearchRequest;
 use adapter::{
-    Adapter, AdapterError, Capabilities, Continuation, Interaction, Page, PageRequest, Resource,
-    ResourceCapability, ResourceType,
+    Adapter, AdapterError, Capabilities, Continuation, Interaction, Page, PageRequest, Resource, ResourceCapability,
+    ResourceType,
 };
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -151,16 +151,11 @@ fn harness(sources: Vec<Arc<dyn Adapter>>) -> Harness {
     }
 }
 
-async fn call(
-    app: &axum::Router,
-    req: Request<Body>,
-) -> (StatusCode, Value, axum::http::HeaderMap) {
+async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Value, axum::http::HeaderMap) {
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, body, headers)
 }
@@ -218,10 +213,7 @@ async fn paging_to_the_end_returns_every_match_exactly_once_across_sources() {
     let b = Arc::new(Memory::new("beta", patients("beta", 25), 4));
     let h = harness(vec![a, b]);
     let (all, pages) = walk(&h.app, "/fhir/Patient?family=smith&_count=5").await;
-    let mut expected: Vec<String> = (0..40)
-        .filter(|i| i % 3 == 0)
-        .map(|i| format!("alpha-{i}"))
-        .collect();
+    let mut expected: Vec<String> = (0..40).filter(|i| i % 3 == 0).map(|i| format!("alpha-{i}")).collect();
     expected.extend((0..25).filter(|i| i % 3 == 0).map(|i| format!("beta-{i}")));
     assert_eq!(all, expected);
     assert!(pages >= 5);
@@ -259,12 +251,12 @@ async fn sorted_searches_merge_sources_and_page_by_offset() {
 #[tokio::test]
 async fn a_failing_source_is_reported_leniently_and_fails_strictly() {
     let ok = Arc::new(Memory::new("alpha", patients("alpha", 5), 10));
-    let bad = Arc::new(Memory::new("beta", patients("beta", 5), 10).failing(
-        AdapterError::Unavailable {
+    let bad = Arc::new(
+        Memory::new("beta", patients("beta", 5), 10).failing(AdapterError::Unavailable {
             vendor: "beta",
             detail: "connection refused".into(),
-        },
-    ));
+        }),
+    );
     let h = harness(vec![ok, bad]);
     let (s, b) = get(&h.app, "/fhir/Patient").await;
     assert_eq!(s, StatusCode::OK);
@@ -322,11 +314,7 @@ async fn vendor_failures_map_to_statuses() {
         let h = harness(vec![Arc::new(
             Memory::new("alpha", patients("alpha", 3), 10).failing(e),
         )]);
-        let (s, b, headers) = call(
-            &h.app,
-            Request::get("/fhir/Patient").body(Body::empty()).unwrap(),
-        )
-        .await;
+        let (s, b, headers) = call(&h.app, Request::get("/fhir/Patient").body(Body::empty()).unwrap()).await;
         assert_eq!(s.as_u16(), status, "{b}");
         assert_eq!(b["resourceType"], "OperationOutcome");
         if status == 429 {
@@ -339,11 +327,7 @@ async fn vendor_failures_map_to_statuses() {
 
 #[tokio::test]
 async fn forged_and_expired_links() {
-    let h = harness(vec![Arc::new(Memory::new(
-        "alpha",
-        patients("alpha", 30),
-        10,
-    ))]);
+    let h = harness(vec![Arc::new(Memory::new("alpha", patients("alpha", 30), 10))]);
     let (_, b) = get(&h.app, "/fhir/Patient?_count=5").await;
     let link = next(&b).unwrap();
     let forged = link.replace("_cursor=", "_cursor=x");
@@ -368,21 +352,13 @@ async fn forged_and_expired_links() {
     assert_eq!(s, StatusCode::GONE);
     assert_eq!(o["issue"][0]["code"], "expired");
     // A valid link for another type.
-    let (s, _) = get(
-        &h.app,
-        &link.replace("/fhir/Patient?", "/fhir/Practitioner?"),
-    )
-    .await;
+    let (s, _) = get(&h.app, &link.replace("/fhir/Patient?", "/fhir/Practitioner?")).await;
     assert!(s == StatusCode::BAD_REQUEST || s == StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn http_errors_are_operation_outcomes() {
-    let h = harness(vec![Arc::new(Memory::new(
-        "alpha",
-        patients("alpha", 3),
-        10,
-    ))]);
+    let h = harness(vec![Arc::new(Memory::new("alpha", patients("alpha", 3), 10))]);
     for (method, uri, status) in [
         ("GET", "/fhir/Patient/alpha-99", 404),
         ("GET", "/fhir/Patient/nosuchsource-1", 404),
@@ -398,11 +374,7 @@ async fn http_errors_are_operation_outcomes() {
     ] {
         let (s, b, headers) = call(
             &h.app,
-            Request::builder()
-                .method(method)
-                .uri(uri)
-                .body(Body::empty())
-                .unwrap(),
+            Request::builder().method(method).uri(uri).body(Body::empty()).unwrap(),
         )
         .await;
         assert_eq!(s.as_u16(), status, "{method} {uri}: {b}");
@@ -430,11 +402,7 @@ async fn http_errors_are_operation_outcomes() {
 
 #[tokio::test]
 async fn post_search_equals_get_and_result_parameters_work() {
-    let h = harness(vec![Arc::new(Memory::new(
-        "alpha",
-        patients("alpha", 20),
-        6,
-    ))]);
+    let h = harness(vec![Arc::new(Memory::new("alpha", patients("alpha", 20), 6))]);
     let (_, g) = get(&h.app, "/fhir/Patient?family=jones&gender=male&_count=50").await;
     let (s, p, _) = call(
         &h.app,
@@ -489,9 +457,11 @@ async fn post_search_equals_get_and_result_parameters_work() {
 async fn includes_and_revincludes() {
     let mut resources = patients("alpha", 4);
     for i in 0..6 {
-        resources.push(json!({"resourceType": "Appointment", "id": format!("alpha-a{i}"), "status": "booked",
+        resources.push(
+            json!({"resourceType": "Appointment", "id": format!("alpha-a{i}"), "status": "booked",
             "start": format!("2024-03-0{}T10:00:00Z", i + 1), "participant": [
-                {"actor": {"reference": format!("Patient/alpha-{}", i % 3)}, "status": "accepted"}]}));
+                {"actor": {"reference": format!("Patient/alpha-{}", i % 3)}, "status": "accepted"}]}),
+        );
     }
     let h = harness(vec![Arc::new(Memory::new("alpha", resources, 4))]);
     let (s, b) = get(
@@ -504,11 +474,7 @@ async fn includes_and_revincludes() {
     let mut inc = ids(&b, "include");
     inc.sort();
     assert_eq!(inc, vec!["alpha-0", "alpha-1", "alpha-2"]);
-    let (_, r) = get(
-        &h.app,
-        "/fhir/Patient?_id=alpha-1&_revinclude=Appointment:patient",
-    )
-    .await;
+    let (_, r) = get(&h.app, "/fhir/Patient?_id=alpha-1&_revinclude=Appointment:patient").await;
     assert_eq!(ids(&r, "match"), vec!["alpha-1"]);
     let mut rev = ids(&r, "include");
     rev.sort();

@@ -1,0 +1,44 @@
+//! The committed OpenAPI document is what the gateway serves; regenerate it with
+//! `UPDATE_OPENAPI=1 cargo test -p gateway --test openapi` (or `fhir-gateway openapi`).
+
+use std::path::PathBuf;
+
+use gateway::openapi;
+use gateway::run::reference_sources;
+
+fn committed_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../openapi/fhir-gateway.openapi.json")
+}
+
+#[test]
+fn the_committed_openapi_document_is_current() {
+    let sources = reference_sources().unwrap();
+    let typed = serde_json::to_value(openapi::document(&sources)).unwrap();
+    // Nothing of the generated document is lost in utoipa's model.
+    assert_eq!(
+        typed,
+        openapi::document_json(&sources),
+        "utoipa's model dropped or changed part of the document"
+    );
+    let current = format!("{}\n", serde_json::to_string_pretty(&typed).unwrap());
+    let path = committed_path();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &current).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "openapi/fhir-gateway.openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test -p gateway --test openapi`"
+    );
+    assert_eq!(typed["openapi"], "3.1.0");
+    for path in [
+        "/fhir/Patient",
+        "/fhir/Patient/{id}",
+        "/fhir/Appointment/_search",
+        "/fhir/metadata",
+    ] {
+        assert!(typed["paths"][path].is_object(), "{path}");
+    }
+    // No over-claiming: Encounter is not served by any wired adapter yet.
+    assert!(typed["paths"]["/fhir/Encounter"].is_null());
+}
