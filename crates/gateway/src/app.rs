@@ -66,8 +66,42 @@ pub fn app(state: Arc<AppState>) -> Router {
     // The OpenAPI route is served by Swagger UI's router (same document, typed by utoipa).
     fhir.merge(docs)
         .route("/", get(root))
+        .layer(middleware::from_fn(fhir_errors_are_outcomes))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// A panic is a bug; the client still gets an OperationOutcome (and the process keeps serving).
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    GatewayError::Internal("the server failed while handling the request".into()).into_response()
+}
+
+/// Any error under `/fhir` that did not come from [`GatewayError`] (an extractor rejection, a body
+/// over the size limit) still reaches the client as an OperationOutcome.
+async fn fhir_errors_are_outcomes(request: Request, next: Next) -> Response {
+    let fhir = request.uri().path().starts_with("/fhir");
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_fhir = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/fhir+json"));
+    if !fhir || is_fhir || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let message = status.canonical_reason().unwrap_or("request failed").to_owned();
+    let error = match status {
+        StatusCode::NOT_FOUND => GatewayError::NotFound(message),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => GatewayError::UnsupportedMediaType(message),
+        s if s.is_server_error() => GatewayError::Internal(message),
+        _ => GatewayError::BadRequest(format!("{message}: the request is malformed")),
+    };
+    let mut outcome = error.into_response();
+    *outcome.status_mut() = status;
+    outcome
 }
 
 async fn record_metrics(State(state): State<Shared>, request: Request, next: Next) -> Response {

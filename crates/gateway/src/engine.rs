@@ -145,12 +145,13 @@ impl Engine {
         let count = search.result.count as usize;
         match pos {
             Position::Stream { mut sources } => {
+                let first_page = sources.iter().all(|s| s.cont.is_none() && s.skip == 0 && !s.done);
                 page.matches = self
                     .stream(search, &mut sources, count, strict, caller, policy, &mut page.issues)
                     .await?;
                 if sources.iter().all(|s| s.done) {
-                    if sources.iter().all(|s| s.cont.is_none() && s.skip == 0) && page.issues.is_empty() {
-                        // Everything fit in this first page: the total is known for free.
+                    if first_page && page.issues.is_empty() {
+                        // Everything fit in the first page: the total is known for free.
                         page.total = Some(page.matches.len());
                     }
                 } else {

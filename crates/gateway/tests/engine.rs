@@ -199,6 +199,13 @@ async fn walk(app: &axum::Router, first: &str) -> (Vec<String>, usize) {
     while let Some(u) = url {
         let (s, b) = get(app, &u).await;
         assert_eq!(s, StatusCode::OK, "{b}");
+        if pages > 0 && !first.contains("_sort") {
+            assert!(
+                b.get("total").is_none(),
+                "a later page must not claim a total: {}",
+                b["total"]
+            );
+        }
         all.extend(ids(&b, "match"));
         url = next(&b);
         pages += 1;
@@ -371,6 +378,8 @@ async fn http_errors_are_operation_outcomes() {
         ("POST", "/fhir/Patient", 405),
         ("GET", "/fhir/Patient?_format=xml", 406),
         ("GET", "/nothing/here", 404),
+        ("GET", "/fhir/Patient/%FF%FE", 400),
+        ("GET", "/fhir/Patient/a%20b", 400),
     ] {
         let (s, b, headers) = call(
             &h.app,
@@ -476,6 +485,7 @@ async fn includes_and_revincludes() {
     assert_eq!(inc, vec!["alpha-0", "alpha-1", "alpha-2"]);
     let (_, r) = get(&h.app, "/fhir/Patient?_id=alpha-1&_revinclude=Appointment:patient").await;
     assert_eq!(ids(&r, "match"), vec!["alpha-1"]);
+    assert_eq!(r["total"], 1, "a result that fits in the first page has a total");
     let mut rev = ids(&r, "include");
     rev.sort();
     assert_eq!(rev, vec!["alpha-a1", "alpha-a4"]);
