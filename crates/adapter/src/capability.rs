@@ -97,9 +97,7 @@ pub struct Capabilities {
 impl Capabilities {
     /// The capability for one type, if the source serves it.
     pub fn resource(&self, resource_type: ResourceType) -> Option<&ResourceCapability> {
-        self.resources
-            .iter()
-            .find(|r| r.resource_type == resource_type)
+        self.resources.iter().find(|r| r.resource_type == resource_type)
     }
 
     /// True when the source supports `interaction` on `resource_type`.

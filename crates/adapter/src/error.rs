@@ -10,16 +10,10 @@ use crate::ResourceType;
 pub enum AdapterError {
     /// The vendor has no such resource (404).
     #[error("{resource_type}/{id} is not known")]
-    NotFound {
-        resource_type: ResourceType,
-        id: String,
-    },
+    NotFound { resource_type: ResourceType, id: String },
     /// The resource existed and was deleted (410).
     #[error("{resource_type}/{id} has been deleted")]
-    Gone {
-        resource_type: ResourceType,
-        id: String,
-    },
+    Gone { resource_type: ResourceType, id: String },
     /// The vendor's rate limit is exhausted (429 with `Retry-After`).
     #[error("the {vendor} rate limit is exhausted")]
     RateLimited {
@@ -28,19 +22,13 @@ pub enum AdapterError {
     },
     /// The vendor could not be reached or answered with a server error (503).
     #[error("{vendor} is unavailable: {detail}")]
-    Unavailable {
-        vendor: &'static str,
-        detail: String,
-    },
+    Unavailable { vendor: &'static str, detail: String },
     /// The vendor did not answer in time (504).
     #[error("{vendor} did not answer in time")]
     Timeout { vendor: &'static str },
     /// The vendor answered with something that cannot be mapped to FHIR (502).
     #[error("{vendor} sent a response that cannot be mapped: {detail}")]
-    Unmappable {
-        vendor: &'static str,
-        detail: String,
-    },
+    Unmappable { vendor: &'static str, detail: String },
     /// The vendor refused the gateway's own credentials (502: the client did nothing wrong).
     #[error("{vendor} refused the gateway's credentials")]
     VendorAuth { vendor: &'static str },

@@ -46,11 +46,7 @@ pub enum IdError {
 impl FhirId {
     /// Builds the id of a native vendor id, encoding it if needed.
     pub fn new(source: &str, native: &str) -> Result<Self, IdError> {
-        if source.is_empty()
-            || !source
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        {
+        if source.is_empty() || !source.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
             return Err(IdError::BadSource);
         }
         if native.is_empty() {
@@ -72,11 +68,7 @@ impl FhirId {
             return Err(IdError::InvalidFhirId);
         }
         let (source, rest) = id.split_once('-').ok_or(IdError::NoSource)?;
-        if source.is_empty()
-            || !source
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        {
+        if source.is_empty() || !source.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
             return Err(IdError::NoSource);
         }
         if rest.is_empty() {
@@ -84,9 +76,7 @@ impl FhirId {
         }
         let native = match rest.strip_prefix(ENCODED_PREFIX) {
             Some(enc) => {
-                let bytes = BASE32_NOPAD
-                    .decode(enc.as_bytes())
-                    .map_err(|_| IdError::BadEncoding)?;
+                let bytes = BASE32_NOPAD.decode(enc.as_bytes()).map_err(|_| IdError::BadEncoding)?;
                 let native = String::from_utf8(bytes).map_err(|_| IdError::BadEncoding)?;
                 // Only ids that needed encoding are encoded: anything else is a forgery.
                 if !needs_encoding(&native) {
@@ -114,10 +104,7 @@ impl FhirId {
 
     fn encoded_native(&self) -> String {
         if needs_encoding(&self.native) {
-            format!(
-                "{ENCODED_PREFIX}{}",
-                BASE32_NOPAD.encode(self.native.as_bytes())
-            )
+            format!("{ENCODED_PREFIX}{}", BASE32_NOPAD.encode(self.native.as_bytes()))
         } else {
             self.native.clone()
         }
@@ -162,13 +149,7 @@ mod tests {
 
     #[test]
     fn unsafe_ids_round_trip_through_encoding() {
-        for native in [
-            "4444AAAiAAAAAiAiAiiAii==",
-            "ab/cd+ef==",
-            "x.looks-encoded",
-            "ü",
-            "a b",
-        ] {
+        for native in ["4444AAAiAAAAAiAiAiiAii==", "ab/cd+ef==", "x.looks-encoded", "ü", "a b"] {
             let s = fhir_id("zoom", native).unwrap();
             assert!(is_valid_fhir_id(&s), "{s}");
             assert!(s.starts_with("zoom-x."), "{s}");

@@ -46,20 +46,12 @@ pub trait Adapter: Send + Sync + 'static {
     fn capabilities(&self) -> &Capabilities;
 
     /// Reads one resource by its native (vendor) id.
-    async fn read(
-        &self,
-        resource_type: ResourceType,
-        native_id: &str,
-    ) -> Result<Resource, AdapterError>;
+    async fn read(&self, resource_type: ResourceType, native_id: &str) -> Result<Resource, AdapterError>;
 
     /// Runs (part of) a search. The adapter pushes down what its vendor can filter on; it may return
     /// resources that do not match the remaining parameters (the gateway filters them) but must never
     /// drop a resource that matches. `page.cursor` is the continuation from a previous page, if any.
-    async fn search(
-        &self,
-        request: &SearchRequest,
-        page: PageRequest,
-    ) -> Result<Page, AdapterError>;
+    async fn search(&self, request: &SearchRequest, page: PageRequest) -> Result<Page, AdapterError>;
 
     /// Checks that the vendor is reachable and that the adapter's credentials work (`/readyz`).
     async fn check(&self) -> Result<(), AdapterError>;

@@ -116,10 +116,7 @@ impl DateRange {
         let local = |naive: NaiveDateTime| -> Result<DateTime<Utc>, BadDate> {
             tz.from_local_datetime(&naive)
                 .earliest()
-                .or_else(|| {
-                    tz.from_local_datetime(&(naive + Duration::hours(1)))
-                        .earliest()
-                })
+                .or_else(|| tz.from_local_datetime(&(naive + Duration::hours(1))).earliest())
                 .map(|d| d.with_timezone(&Utc))
                 .ok_or(BadDate)
         };
@@ -135,11 +132,8 @@ impl DateRange {
                 })
             }
             7 => {
-                let start = NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d")
-                    .map_err(|_| BadDate)?;
-                let end = start
-                    .checked_add_months(chrono::Months::new(1))
-                    .ok_or(BadDate)?;
+                let start = NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d").map_err(|_| BadDate)?;
+                let end = start.checked_add_months(chrono::Months::new(1)).ok_or(BadDate)?;
                 if value.as_bytes()[4] != b'-' {
                     return Err(BadDate);
                 }
@@ -175,9 +169,7 @@ impl DateRange {
                 }
                 // dateTime with minutes only, with or without a zone; or without a zone at all.
                 let (body, zone) = split_zone(value);
-                let (naive, step) = if let Ok(n) =
-                    NaiveDateTime::parse_from_str(body, "%Y-%m-%dT%H:%M")
-                {
+                let (naive, step) = if let Ok(n) = NaiveDateTime::parse_from_str(body, "%Y-%m-%dT%H:%M") {
                     (n, Duration::minutes(1))
                 } else if let Ok(n) = NaiveDateTime::parse_from_str(body, "%Y-%m-%dT%H:%M:%S") {
                     (n, Duration::seconds(1))
@@ -275,12 +267,7 @@ impl SearchRequest {
     /// The native ids of `source` referenced by a reference parameter, when the parameter is given
     /// once. `Some(vec![])` means the parameter is given but names nothing of `source` (so the source
     /// can have no match); `None` means the parameter does not constrain this source.
-    pub fn reference_natives(
-        &self,
-        name: &str,
-        source: &str,
-        target: ResourceType,
-    ) -> Option<Vec<String>> {
+    pub fn reference_natives(&self, name: &str, source: &str, target: ResourceType) -> Option<Vec<String>> {
         let mut it = self.params(name);
         let p = it.next()?;
         if it.next().is_some() || p.modifier.is_some() {

@@ -15,26 +15,19 @@ pub const NPI: &str = "http://hl7.org/fhir/sid/us-npi";
 pub const LOINC: &str = "http://loinc.org";
 pub const V2_0203: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
 pub const V3_ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
-pub const V3_PARTICIPATION_TYPE: &str =
-    "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
+pub const V3_PARTICIPATION_TYPE: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
 pub const V3_ROLE_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-RoleCode";
 pub const V3_NULL_FLAVOR: &str = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor";
 pub const CDC_RACE_ETHNICITY: &str = "urn:oid:2.16.840.1.113883.6.238";
 pub const US_CORE_RACE: &str = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race";
-pub const US_CORE_ETHNICITY: &str =
-    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity";
-pub const US_CORE_DOC_CATEGORY: &str =
-    "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category";
+pub const US_CORE_ETHNICITY: &str = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity";
+pub const US_CORE_DOC_CATEGORY: &str = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category";
 pub const URN_IETF_BCP47: &str = "urn:ietf:bcp:47";
-pub const LOCATION_PHYSICAL_TYPE: &str =
-    "http://terminology.hl7.org/CodeSystem/location-physical-type";
+pub const LOCATION_PHYSICAL_TYPE: &str = "http://terminology.hl7.org/CodeSystem/location-physical-type";
 pub const DOC_TAGS: &str = "urn:fhir-gateway:tag:document-metatag";
 
-pub const PROFILE_US_CORE_PATIENT: &str =
-    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient";
-pub const PROFILE_US_CORE_PRACTITIONER: &str =
-    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-practitioner";
-pub const PROFILE_US_CORE_LOCATION: &str =
-    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-location";
+pub const PROFILE_US_CORE_PATIENT: &str = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient";
+pub const PROFILE_US_CORE_PRACTITIONER: &str = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-practitioner";
+pub const PROFILE_US_CORE_LOCATION: &str = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-location";
 pub const PROFILE_US_CORE_DOCUMENTREFERENCE: &str =
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-documentreference";

@@ -334,16 +334,16 @@ async fn run_search(
     }
     let mut issues = search.warnings.clone();
     issues.append(&mut page.issues);
-    let body = bundle::searchset(
-        &state.fhir_base,
-        page.matches,
-        page.included,
-        page.total,
-        &links,
-        &issues,
-        search.result.summary,
-        &search.result.elements,
-    );
+    let body = bundle::searchset(bundle::Searchset {
+        base_url: &state.fhir_base,
+        matches: page.matches,
+        included: page.included,
+        total: page.total,
+        links: &links,
+        issues: &issues,
+        summary: search.result.summary,
+        elements: &search.result.elements,
+    });
     Ok(fhir_response(StatusCode::OK, &body, pretty))
 }
 

@@ -165,17 +165,31 @@ pub struct Link {
     pub url: String,
 }
 
+/// The parts of a searchset Bundle.
+#[derive(Debug)]
+pub struct Searchset<'a> {
+    pub base_url: &'a str,
+    pub matches: Vec<Value>,
+    pub included: Vec<Value>,
+    pub total: Option<usize>,
+    pub links: &'a [Link],
+    pub issues: &'a [Issue],
+    pub summary: Option<Summary>,
+    pub elements: &'a [String],
+}
+
 /// Builds a searchset Bundle.
-pub fn searchset(
-    base_url: &str,
-    matches: Vec<Value>,
-    included: Vec<Value>,
-    total: Option<usize>,
-    links: &[Link],
-    issues: &[Issue],
-    summary: Option<Summary>,
-    elements: &[String],
-) -> Value {
+pub fn searchset(parts: Searchset<'_>) -> Value {
+    let Searchset {
+        base_url,
+        matches,
+        included,
+        total,
+        links,
+        issues,
+        summary,
+        elements,
+    } = parts;
     let entry = |resource: Value, mode: &str| -> Value {
         let ty = resource.get("resourceType").and_then(Value::as_str).unwrap_or("");
         let id = resource.get("id").and_then(Value::as_str).unwrap_or("");
@@ -237,23 +251,23 @@ mod tests {
 
     #[test]
     fn bundle_has_modes_links_and_outcome() {
-        let b = searchset(
-            "http://h/fhir",
-            vec![patient()],
-            vec![json!({"resourceType": "Practitioner", "id": "drchrono-2"})],
-            Some(1),
-            &[Link {
+        let b = searchset(Searchset {
+            base_url: "http://h/fhir",
+            matches: vec![patient()],
+            included: vec![json!({"resourceType": "Practitioner", "id": "drchrono-2"})],
+            total: Some(1),
+            links: &[Link {
                 relation: "self",
                 url: "http://h/fhir/Patient".into(),
             }],
-            &[Issue::new(
+            issues: &[Issue::new(
                 crate::error::Severity::Warning,
                 crate::error::IssueCode::NotSupported,
                 "x",
             )],
-            None,
-            &[],
-        );
+            summary: None,
+            elements: &[],
+        });
         assert_eq!(b["total"], 1);
         assert_eq!(b["entry"][0]["fullUrl"], "http://h/fhir/Patient/drchrono-1");
         assert_eq!(b["entry"][0]["search"]["mode"], "match");

@@ -384,10 +384,11 @@ impl Engine {
                         let Some(reference) = elem.get("reference").and_then(Value::as_str) else {
                             continue;
                         };
-                        if let Some((ty, id)) = params::parse_reference(reference) {
-                            if ty == target.as_str() && !have.contains(&(ty.to_owned(), id.to_owned())) {
-                                wanted.insert((*target, id.to_owned()));
-                            }
+                        if let Some((ty, id)) = params::parse_reference(reference)
+                            && ty == target.as_str()
+                            && !have.contains(&(ty.to_owned(), id.to_owned()))
+                        {
+                            wanted.insert((*target, id.to_owned()));
                         }
                     }
                 }
@@ -442,10 +443,10 @@ impl Engine {
             };
             let found = self.collect_all(*src, &request, strict, caller, policy, issues).await?;
             for v in found {
-                if let Some(key) = type_and_id(&v) {
-                    if seen.insert(key) {
-                        out.push(v);
-                    }
+                if let Some(key) = type_and_id(&v)
+                    && seen.insert(key)
+                {
+                    out.push(v);
                 }
             }
         }

@@ -342,7 +342,7 @@ fn strings_of(elem: &Value) -> Vec<&str> {
 fn string_matches(modifier: Option<Modifier>, wanted: &str, elem: &Value) -> bool {
     let candidates = strings_of(elem);
     match modifier {
-        Some(Modifier::Exact) => candidates.iter().any(|c| *c == wanted),
+        Some(Modifier::Exact) => candidates.contains(&wanted),
         Some(Modifier::Contains) => {
             let w = fold(wanted);
             candidates.iter().any(|c| fold(c).contains(&w))
@@ -532,7 +532,7 @@ mod tests {
     #[test]
     fn strings_fold_case_and_accents_and_match_word_starts() {
         assert!(check("family", None, vec![s("nunez")]));
-        assert!(check("family", None, vec![s("obrien")]) == false);
+        assert!(!check("family", None, vec![s("obrien")]));
         assert!(check("family", None, vec![s("O'Br")]));
         assert!(check("family", None, vec![s("brien")]));
         assert!(!check("family", None, vec![s("unez")]));

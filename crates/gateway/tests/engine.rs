@@ -117,7 +117,7 @@ impl Adapter for Memory {
 
 fn patient(source: &str, n: usize, family: &str, birth: &str) -> Value {
     json!({"resourceType": "Patient", "id": format!("{source}-{n}"), "name": [{"family": family, "given": [format!("G{n}")]}],
-           "gender": if n % 2 == 0 { "female" } else { "male" }, "birthDate": birth,
+           "gender": if n.is_multiple_of(2) { "female" } else { "male" }, "birthDate": birth,
            "meta": {"lastUpdated": "2024-01-01T00:00:00Z"}})
 }
 

@@ -1,0 +1,546 @@
+//! The DrChrono HTTP client: OAuth refresh-token flow with rotation, authenticated JSON GETs,
+//! pagination and redirects that never leave the configured origin, and vendor failures turned into
+//! [`AdapterError`]s.
+//!
+//! Every request, pagination `next` link and redirect target is checked against the configured
+//! origin (scheme, host and port) *before* anything is sent, so the bearer token only ever goes to
+//! DrChrono. Log lines carry the method, the path and the status: never a query string (it can hold
+//! patient names) and never a credential.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adapter::AdapterError;
+use chrono::{DateTime, Utc};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::Value;
+use tokio::sync::Mutex;
+use url::Url;
+
+use crate::config::{ConfigError, DrChronoConfig, Secret};
+
+/// The vendor name in errors.
+pub const VENDOR: &str = "drchrono";
+
+/// Redirect hops followed for one request (`Responses`: "Some endpoints may return a 302").
+const MAX_REDIRECTS: usize = 5;
+
+/// The largest response body read (a DrChrono page of 250 verbose patients is far smaller).
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Refresh this long before the access token expires (at most half its lifetime).
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// The lifetime assumed when the token endpoint names none (the doc says it is always 48 hours;
+/// a shorter guess only costs an early refresh).
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Called with each new refresh token DrChrono hands out, so a deployment can persist it: the old
+/// one stops working once rotated.
+pub type RefreshTokenObserver = Arc<dyn Fn(&Secret) + Send + Sync>;
+
+/// One page of a DrChrono list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VendorPage {
+    /// The objects of the page (`results`, or `data` in the OpenAPI document's shape).
+    pub results: Vec<Value>,
+    /// The absolute URL of the next page, already checked to be on the configured origin.
+    pub next: Option<String>,
+}
+
+/// An authenticated client of one DrChrono account. Cheap to share behind an `Arc`; concurrent
+/// requests share one access token and trigger at most one token refresh at a time.
+pub struct DrChronoClient {
+    http: reqwest::Client,
+    base: Url,
+    client_id: String,
+    client_secret: Secret,
+    redirect_uri: String,
+    tokens: Mutex<Tokens>,
+    observer: Option<RefreshTokenObserver>,
+}
+
+impl std::fmt::Debug for DrChronoClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrChronoClient")
+            .field("base", &self.base.as_str())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Tokens {
+    refresh: Secret,
+    access: Option<AccessToken>,
+}
+
+struct AccessToken {
+    value: Secret,
+    refresh_at: Instant,
+}
+
+impl DrChronoClient {
+    /// Builds the client; no request is made until the first call (the first call fetches the
+    /// access token).
+    pub fn new(config: &DrChronoConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut base = config.base_url.clone();
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
+            .https_only(base.scheme() == "https")
+            .user_agent(concat!("fhir-gateway-drchrono/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::HttpClient {
+                reason: e.without_url().to_string(),
+            })?;
+        Ok(Self {
+            http,
+            base,
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone(),
+            redirect_uri: config.redirect_uri.clone(),
+            tokens: Mutex::new(Tokens {
+                refresh: config.refresh_token.clone(),
+                access: None,
+            }),
+            observer: None,
+        })
+    }
+
+    /// Calls `observer` with every rotated refresh token.
+    pub fn with_refresh_token_observer(mut self, observer: RefreshTokenObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The configured base URL (always ending in `/`).
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// GETs one JSON document (`/api/patients/12`, a path with its query, relative to the base URL,
+    /// or an absolute URL on the configured origin). `Ok(None)` when DrChrono answers 404 or 410.
+    pub async fn get_json(&self, path_and_query: &str) -> Result<Option<Value>, AdapterError> {
+        let url = self.resolve(path_and_query)?;
+        self.get(url).await.map(|(_, value)| value)
+    }
+
+    /// GETs one page of a list: a path with its query for the first page, or the `next` URL of the
+    /// previous page. A `next` URL that is not on the configured origin is refused before anything
+    /// is sent. A page that no longer exists (404 on a `next` URL) is a
+    /// [`AdapterError::ContinuationExpired`].
+    pub async fn get_page(&self, url_or_path: &str) -> Result<VendorPage, AdapterError> {
+        let url = self.resolve(url_or_path)?;
+        let is_continuation = Url::parse(url_or_path).is_ok();
+        let (final_url, value) = self.get(url.clone()).await?;
+        let Some(value) = value else {
+            return Err(if is_continuation {
+                AdapterError::ContinuationExpired { vendor: VENDOR }
+            } else {
+                unmappable("DrChrono does not know this list endpoint")
+            });
+        };
+        let page = self.parse_page(value, &final_url)?;
+        if page.next.as_deref() == Some(url.as_str()) {
+            return Err(unmappable("a DrChrono page links to itself as its next page"));
+        }
+        Ok(page)
+    }
+
+    /// Resolves a path (relative to the base URL) or an absolute URL, refusing any other origin.
+    pub fn resolve(&self, url_or_path: &str) -> Result<Url, AdapterError> {
+        let url = match Url::parse(url_or_path) {
+            Ok(url) => url,
+            Err(url::ParseError::RelativeUrlWithoutBase) => self
+                .base
+                .join(url_or_path.trim_start_matches('/'))
+                .map_err(|_| unmappable("a DrChrono path could not be parsed"))?,
+            Err(_) => return Err(unmappable("a DrChrono URL could not be parsed")),
+        };
+        self.check_origin(&url)?;
+        Ok(url)
+    }
+
+    /// True when `url` is on the configured DrChrono origin.
+    pub fn is_own_origin(&self, url: &Url) -> bool {
+        url.origin() == self.base.origin() && url.username().is_empty() && url.password().is_none()
+    }
+
+    fn check_origin(&self, url: &Url) -> Result<(), AdapterError> {
+        if self.is_own_origin(url) {
+            Ok(())
+        } else {
+            tracing::warn!(
+                "refused a DrChrono URL outside the configured origin (host {:?})",
+                url.host_str()
+            );
+            Err(unmappable(
+                "DrChrono pointed outside its configured origin; the link was not followed",
+            ))
+        }
+    }
+
+    fn parse_page(&self, value: Value, url: &Url) -> Result<VendorPage, AdapterError> {
+        let mut object = match value {
+            Value::Array(results) => {
+                return Ok(VendorPage { results, next: None });
+            }
+            Value::Object(object) => object,
+            _ => return Err(unmappable("a DrChrono list is not a JSON object")),
+        };
+        let results = match object.remove("results").or_else(|| object.remove("data")) {
+            Some(Value::Array(results)) => results,
+            _ => return Err(unmappable("a DrChrono list has no results array")),
+        };
+        let next = match object.remove("next") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::String(s)) => {
+                let next = url
+                    .join(s.trim())
+                    .map_err(|_| unmappable("a DrChrono next link could not be parsed"))?;
+                self.check_origin(&next)?;
+                Some(next.to_string())
+            }
+            Some(_) => return Err(unmappable("a DrChrono next link is not a string")),
+        };
+        Ok(VendorPage { results, next })
+    }
+
+    /// An authenticated GET: refreshes the token when it is about to expire, and once more when
+    /// DrChrono answers 401, then retries once. Returns the URL that finally answered.
+    async fn get(&self, url: Url) -> Result<(Url, Option<Value>), AdapterError> {
+        let token = self.access_token().await?;
+        let (final_url, response) = self.send_api(&url, &token).await?;
+        let (final_url, response) = if response.status() == StatusCode::UNAUTHORIZED {
+            tracing::debug!(path = url.path(), "DrChrono refused the access token; refreshing");
+            let token = self.refresh_rejected(&token).await?;
+            let (final_url, response) = self.send_api(&url, &token).await?;
+            if response.status() == StatusCode::UNAUTHORIZED {
+                tracing::warn!(path = url.path(), "DrChrono refused a fresh access token");
+                return Err(AdapterError::VendorAuth { vendor: VENDOR });
+            }
+            (final_url, response)
+        } else {
+            (final_url, response)
+        };
+        let value = read_api_response(response).await?;
+        Ok((final_url, value))
+    }
+
+    async fn send_api(&self, url: &Url, token: &Secret) -> Result<(Url, Response), AdapterError> {
+        let mut headers = HeaderMap::new();
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .map_err(|_| unmappable("the DrChrono token endpoint sent an unusable token"))?;
+        auth.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, auth);
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        self.send(Method::GET, url.clone(), headers, None).await
+    }
+
+    /// Sends a request, following redirects by hand: the same method, headers and body to the new
+    /// `Location`, only on the configured origin, at most [`MAX_REDIRECTS`] hops.
+    async fn send(
+        &self,
+        method: Method,
+        mut url: Url,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<(Url, Response), AdapterError> {
+        for _ in 0..=MAX_REDIRECTS {
+            self.check_origin(&url)?;
+            let mut request = self.http.request(method.clone(), url.clone()).headers(headers.clone());
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
+            let response = request.send().await.map_err(|e| {
+                let error = transport_error(&e);
+                tracing::debug!(%method, path = url.path(), error = %error, "DrChrono request failed");
+                error
+            })?;
+            let status = response.status();
+            tracing::debug!(%method, path = url.path(), status = status.as_u16(), "DrChrono answered");
+            if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+                return Ok((url, response));
+            }
+            let location = response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| unmappable("DrChrono redirected without a Location"))?;
+            url = url
+                .join(location.trim())
+                .map_err(|_| unmappable("DrChrono redirected to an unparsable Location"))?;
+        }
+        Err(unmappable("DrChrono redirected too many times"))
+    }
+
+    /// The current access token, fetching a new one first when there is none or it is about to
+    /// expire. Callers that arrive during a refresh wait for it and share its result.
+    async fn access_token(&self) -> Result<Secret, AdapterError> {
+        let mut tokens = self.tokens.lock().await;
+        if let Some(access) = &tokens.access
+            && Instant::now() < access.refresh_at
+        {
+            return Ok(access.value.clone());
+        }
+        self.refresh(&mut tokens).await
+    }
+
+    /// A new access token after DrChrono refused `rejected`; when another request has already
+    /// replaced it, that newer token is used instead of refreshing again.
+    async fn refresh_rejected(&self, rejected: &Secret) -> Result<Secret, AdapterError> {
+        let mut tokens = self.tokens.lock().await;
+        if let Some(access) = &tokens.access
+            && access.value != *rejected
+            && Instant::now() < access.refresh_at
+        {
+            return Ok(access.value.clone());
+        }
+        self.refresh(&mut tokens).await
+    }
+
+    /// The refresh-token grant (`/o/token/`, form-encoded). Keeps the rotated refresh token.
+    async fn refresh(&self, tokens: &mut Tokens) -> Result<Secret, AdapterError> {
+        tokens.access = None;
+        let url = self.resolve("o/token/")?;
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "refresh_token")
+            .append_pair("client_id", &self.client_id)
+            .append_pair("client_secret", self.client_secret.expose())
+            .append_pair("refresh_token", tokens.refresh.expose())
+            .append_pair("redirect_uri", &self.redirect_uri)
+            .finish();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let requested = Instant::now();
+        let (_, response) = self.send(Method::POST, url, headers, Some(body.into_bytes())).await?;
+        let status = response.status();
+        match status.as_u16() {
+            200..=299 => {}
+            400 | 401 | 403 => {
+                tracing::warn!(status = status.as_u16(), "DrChrono refused the refresh token");
+                return Err(AdapterError::VendorAuth { vendor: VENDOR });
+            }
+            _ => return Err(status_error(&response)),
+        }
+        let bytes = read_body(response).await?;
+        let grant: TokenGrant = serde_json::from_slice(&bytes)
+            .map_err(|_| unmappable("the DrChrono token endpoint sent an unreadable answer"))?;
+        let access = grant
+            .access_token
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| unmappable("the DrChrono token endpoint sent no access token"))?;
+        let lifetime = grant
+            .expires_in
+            .filter(|s| *s > 0.0 && s.is_finite())
+            .map(|s| Duration::from_secs_f64(s.min(10.0 * 365.0 * 86_400.0)))
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        let margin = REFRESH_MARGIN.min(lifetime / 2);
+        if let Some(refresh) = grant.refresh_token.filter(|t| !t.trim().is_empty()) {
+            let refresh = Secret::new(refresh);
+            if refresh != tokens.refresh {
+                if let Some(observer) = &self.observer {
+                    observer(&refresh);
+                }
+                tokens.refresh = refresh;
+            }
+        }
+        let value = Secret::new(access);
+        tokens.access = Some(AccessToken {
+            value: value.clone(),
+            refresh_at: requested + lifetime - margin,
+        });
+        tracing::debug!(lifetime_s = lifetime.as_secs(), "fetched a DrChrono access token");
+        Ok(value)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TokenGrant {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<f64>,
+}
+
+/// Reads a DrChrono API answer: JSON for 2xx, `None` for 404/410, an error otherwise.
+async fn read_api_response(response: Response) -> Result<Option<Value>, AdapterError> {
+    let status = response.status();
+    if status.is_success() {
+        let bytes = read_body(response).await?;
+        return serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|_| unmappable("DrChrono sent a body that is not valid JSON"));
+    }
+    if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+        return Ok(None);
+    }
+    Err(status_error(&response))
+}
+
+/// The error for a status that is neither success nor 404.
+fn status_error(response: &Response) -> AdapterError {
+    let status = response.status();
+    match status.as_u16() {
+        401 | 403 => AdapterError::VendorAuth { vendor: VENDOR },
+        429 => AdapterError::RateLimited {
+            vendor: VENDOR,
+            retry_after: retry_after(response.headers(), Utc::now()),
+        },
+        400..=499 => AdapterError::InvalidRequest {
+            detail: format!("DrChrono refused the request (HTTP {})", status.as_u16()),
+        },
+        500..=599 => AdapterError::Unavailable {
+            vendor: VENDOR,
+            detail: format!("DrChrono answered HTTP {}", status.as_u16()),
+        },
+        code => unmappable(format!("DrChrono answered with unexpected HTTP {code}")),
+    }
+}
+
+/// Reads a body up to [`MAX_BODY_BYTES`].
+async fn read_body(mut response: Response) -> Result<Vec<u8>, AdapterError> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(unmappable("a DrChrono response is too large"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) if e.is_timeout() => return Err(AdapterError::Timeout { vendor: VENDOR }),
+            Err(_) => return Err(unmappable("a DrChrono response body was cut short")),
+        }
+    }
+}
+
+/// The `Retry-After` of a 429: delay seconds or an HTTP-date.
+pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = DateTime::parse_from_rfc2822(value).ok()?;
+    Some((when.with_timezone(&Utc) - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+fn transport_error(error: &reqwest::Error) -> AdapterError {
+    if error.is_timeout() {
+        AdapterError::Timeout { vendor: VENDOR }
+    } else if error.is_connect() {
+        AdapterError::Unavailable {
+            vendor: VENDOR,
+            detail: "could not connect".into(),
+        }
+    } else if error.is_body() || error.is_decode() {
+        unmappable("a DrChrono response body was cut short")
+    } else {
+        AdapterError::Unavailable {
+            vendor: VENDOR,
+            detail: "the request failed".into(),
+        }
+    }
+}
+
+pub(crate) fn unmappable(detail: impl Into<String>) -> AdapterError {
+    AdapterError::Unmappable {
+        vendor: VENDOR,
+        detail: detail.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h, now), None);
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("120"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(120)));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Mon, 01 Jan 2024 00:00:30 GMT"),
+        );
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Sun, 31 Dec 2023 23:00:00 GMT"),
+        );
+        assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    fn client(base: &str) -> DrChronoClient {
+        let config =
+            DrChronoConfig::new("id", "secret", "refresh", "https://cb.test/").with_base_url(Url::parse(base).unwrap());
+        DrChronoClient::new(&config).unwrap()
+    }
+
+    #[test]
+    fn only_the_configured_origin_resolves() {
+        let c = client("https://drchrono.com");
+        assert_eq!(
+            c.resolve("/api/patients?page_size=2").unwrap().as_str(),
+            "https://drchrono.com/api/patients?page_size=2"
+        );
+        assert!(c.resolve("https://drchrono.com:443/api/x").is_ok());
+        for foreign in [
+            "https://drchrono.com.evil.test/api",
+            "http://drchrono.com/api",
+            "https://drchrono.com:8443/api",
+            "https://user:pw@drchrono.com/api",
+        ] {
+            assert!(c.resolve(foreign).is_err(), "{foreign}");
+        }
+    }
+
+    #[test]
+    fn pages_accept_results_or_data_and_check_next() {
+        let c = client("https://drchrono.com");
+        let here = Url::parse("https://drchrono.com/api/x?page=1").unwrap();
+        let p = c
+            .parse_page(
+                serde_json::json!({"results": [1], "next": "https://drchrono.com/api/x?page=2"}),
+                &here,
+            )
+            .unwrap();
+        assert_eq!(p.results, vec![serde_json::json!(1)]);
+        assert_eq!(p.next.as_deref(), Some("https://drchrono.com/api/x?page=2"));
+        let p = c
+            .parse_page(serde_json::json!({"data": [2], "next": null}), &here)
+            .unwrap();
+        assert_eq!((p.results.len(), p.next), (1, None));
+        let p = c
+            .parse_page(serde_json::json!({"data": [], "next": "/api/x?page=3"}), &here)
+            .unwrap();
+        assert_eq!(p.next.as_deref(), Some("https://drchrono.com/api/x?page=3"));
+        assert!(
+            c.parse_page(
+                serde_json::json!({"results": [], "next": "https://evil.test/api/x?page=2"}),
+                &here
+            )
+            .is_err()
+        );
+        assert!(c.parse_page(serde_json::json!({"next": null}), &here).is_err());
+        assert!(c.parse_page(serde_json::json!("x"), &here).is_err());
+    }
+}
