@@ -399,17 +399,20 @@ async fn document_reference_search_and_includes() {
     let docs = env
         .all(&format!("/fhir/DocumentReference?patient={}&_count=10", dr(patient)))
         .await;
-    let notes = data
+    let note_ids: Vec<String> = data
         .clinical_notes
         .iter()
         .filter(|n| n.patient == patient && !n.archived)
-        .count();
-    let files = data
+        .map(|n| dr(format!("note-{}", n.id)))
+        .collect();
+    let file_ids: Vec<String> = data
         .documents
         .iter()
         .filter(|d| d.patient == patient && !d.archived)
-        .count();
-    assert!(docs.len() >= notes + files, "{} < {notes} + {files}", docs.len());
+        .map(|d| dr(format!("doc-{}", d.id)))
+        .collect();
+    let (notes, files) = (note_ids.len(), file_ids.len());
+    assert_eq!(set(ids(&docs)), set(note_ids.iter().chain(&file_ids).cloned()));
     assert!(
         docs.iter()
             .all(|d| d["subject"]["reference"] == format!("Patient/{}", dr(patient)))
@@ -421,7 +424,7 @@ async fn document_reference_search_and_includes() {
             dr(patient)
         ))
         .await;
-    assert!(clinical.len() >= notes);
+    assert_eq!(clinical.len(), notes);
     for d in &clinical {
         assert_eq!(d["content"][0]["attachment"]["contentType"], "text/markdown");
         assert!(d["type"]["coding"][0]["system"] == "http://loinc.org");
@@ -466,7 +469,67 @@ async fn document_reference_search_and_includes() {
         .filter(|a| a.patient == Some(patient))
         .count();
     assert_eq!(inc.iter().filter(|r| r["resourceType"] == "Appointment").count(), appts);
-    assert!(inc.iter().filter(|r| r["resourceType"] == "DocumentReference").count() >= notes + files);
+    assert_eq!(
+        inc.iter().filter(|r| r["resourceType"] == "DocumentReference").count(),
+        notes + files
+    );
+
+    // author: the note's appointment's doctor, the document's doctor.
+    let doctor = data.doctors[0].id;
+    let appt_doctor: std::collections::HashMap<String, i64> =
+        data.appointments.iter().map(|a| (a.id.clone(), a.doctor)).collect();
+    let want = set(data
+        .clinical_notes
+        .iter()
+        .filter(|n| !n.archived && appt_doctor.get(&n.appointment.to_string()) == Some(&doctor))
+        .map(|n| dr(format!("note-{}", n.id)))
+        .chain(
+            data.documents
+                .iter()
+                .filter(|d| !d.archived && d.doctor == doctor)
+                .map(|d| dr(format!("doc-{}", d.id))),
+        ));
+    assert_eq!(
+        set(ids(&env
+            .all(&format!(
+                "/fhir/DocumentReference?author=Practitioner/{}&_count=50",
+                dr(doctor)
+            ))
+            .await)),
+        want
+    );
+    assert!(!want.is_empty());
+
+    // _id, identifier, encounter (DrChrono documents belong to no Encounter), period.
+    let note = docs
+        .iter()
+        .find(|d| d["id"].as_str().unwrap().contains("note-"))
+        .unwrap();
+    let id = note["id"].as_str().unwrap();
+    assert_eq!(
+        ids(&env.all(&format!("/fhir/DocumentReference?_id={id}")).await),
+        vec![id.to_owned()]
+    );
+    let ident = &note["identifier"][0];
+    let by_ident = env
+        .all(&format!(
+            "/fhir/DocumentReference?identifier={}|{}",
+            ident["system"].as_str().unwrap(),
+            ident["value"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(ids(&by_ident), vec![id.to_owned()]);
+    assert!(
+        env.all("/fhir/DocumentReference?encounter=Encounter/drchrono-1")
+            .await
+            .is_empty()
+    );
+    let start = note["context"]["period"]["start"].as_str().unwrap();
+    let day = &start[..10];
+    let in_period = env
+        .all(&format!("/fhir/DocumentReference?period={day}&patient={}", dr(patient)))
+        .await;
+    assert!(ids(&in_period).contains(&id.to_owned()));
 
     // date and status
     let all = env.all("/fhir/DocumentReference?status=current&_count=50").await;
@@ -808,4 +871,49 @@ async fn the_demo_serves_the_readme_examples() {
     let b: Value = http.get(url).send().await.unwrap().json().await.unwrap();
     assert!(!entries(&b, "match").is_empty());
     assert_eq!(ids(&entries(&b, "include")), vec![dr(patient)]);
+}
+
+/// Swagger UI at `/docs` renders the API in a real browser with no network but loopback: its
+/// assets are served by the gateway itself. Needs Debian's `chromium` (`.ci/run` installs it).
+#[tokio::test]
+async fn swagger_ui_renders_offline_in_headless_chromium() {
+    let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        panic!("this test needs Chromium: apt-get install chromium (see README)");
+    };
+    let env = Env::start().await;
+    let url = format!("{}/docs/", env.gw.base_url);
+    let profile = std::env::temp_dir().join(format!("fhir-gw-chromium-{}", std::process::id()));
+    let dom = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--virtual-time-budget=15000",
+                &format!("--user-data-dir={}", profile.display()),
+                "--dump-dom",
+                &url,
+            ])
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("chromium runs");
+    let html = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        html.contains("opblock"),
+        "Swagger UI rendered no operations:\n{}",
+        &html[..html.len().min(2000)]
+    );
+    for text in ["/fhir/Patient", "/fhir/Appointment/{id}", "FHIR facade gateway"] {
+        assert!(html.contains(text), "the rendered page lacks {text}");
+    }
 }
