@@ -73,7 +73,8 @@ fn main() {
     );
     let parse = measure("parse into DrChrono wire::Patient", &inputs, |bytes| {
         let p: wire::Patient = serde_json::from_slice(bytes).expect("wire");
-        black_box(p).id as usize
+        black_box(p);
+        0
     });
     let full = measure("wire JSON → FHIR Patient → FHIR JSON (fhirbolt)", &inputs, |bytes| {
         let p: wire::Patient = serde_json::from_slice(bytes).expect("wire");
@@ -91,6 +92,11 @@ fn main() {
     println!("| step | patients/s | output bytes/patient | vs baseline |");
     println!("|---|---:|---:|---:|");
     for (label, rate, out) in [&baseline, &parse, &full] {
-        println!("| {label} | {rate:.0} | {out:.0} | {:.2}x |", rate / baseline.1);
+        let out = if *out > 0.0 {
+            format!("{out:.0}")
+        } else {
+            "—".to_owned()
+        };
+        println!("| {label} | {rate:.0} | {out} | {:.2}x |", rate / baseline.1);
     }
 }

@@ -201,7 +201,14 @@ impl Engine {
     ) -> Result<Vec<Value>, GatewayError> {
         let mut out = Vec::new();
         let mut calls = 0;
-        let size = (count as u32).clamp(10, 250);
+        // When the gateway filters, sparse matches would otherwise cost a vendor call per few
+        // resources: ask for full vendor pages. (The size must only depend on the search, since a
+        // paging link re-reads the same vendor page and skips what it consumed.)
+        let size = if search.request.params.is_empty() {
+            (count as u32).clamp(10, 250)
+        } else {
+            250
+        };
         // With one source there is nothing to federate: its failure is the answer.
         let single = sources.len() == 1;
         for sp in sources.iter_mut() {

@@ -224,10 +224,13 @@ fn adapter_issue_code(e: &AdapterError) -> IssueCode {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
+        // Server-side failures name sources and kinds, never record values: log them. A client
+        // error's message can echo the client's own search values (names, dates), so only its
+        // status is logged.
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), error = %self, "request failed");
         } else {
-            tracing::debug!(status = status.as_u16(), error = %self, "request refused");
+            tracing::debug!(status = status.as_u16(), "request refused");
         }
         let body = operation_outcome(&[self.issue()]);
         let mut resp = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();

@@ -133,7 +133,7 @@ pub fn document_json(sources: &Sources) -> Value {
             );
             paths.insert(
                 format!("/fhir/{t}/{{id}}"),
-                json!({"get": {"tags": [t], "operationId": format!("read{t}"), "summary": format!("Read a {t}"),
+                json!({"get": {"tags": [t], "operationId": format!("read{t}"), "summary": format!("Read one {t}"),
                     "parameters": [{"name": "id", "in": "path", "required": true, "description": "Logical id ({source}-{native})", "schema": {"type": "string", "pattern": "^[A-Za-z0-9\\-\\.]{1,64}$"}}],
                     "responses": responses}}),
             );

@@ -75,5 +75,8 @@ fn the_openapi_command_prints_the_committed_document() {
         .unwrap(),
     )
     .unwrap();
-    assert_eq!(printed, committed);
+    assert!(
+        printed == committed,
+        "`fhir-gateway openapi` differs from openapi/fhir-gateway.openapi.json (regenerate it)"
+    );
 }
