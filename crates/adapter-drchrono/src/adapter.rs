@@ -231,8 +231,8 @@ impl DrChronoAdapter {
                     Ok(Record::Document(document))
                 }
             },
-            ResourceType::Encounter => Err(AdapterError::Unsupported {
-                what: "Encounter at DrChrono".into(),
+            ResourceType::Encounter | ResourceType::Schedule | ResourceType::Slot => Err(AdapterError::Unsupported {
+                what: format!("{resource_type} at DrChrono"),
             }),
         }
     }
@@ -610,6 +610,7 @@ fn capabilities() -> Capabilities {
                 interactions: vec![Interaction::Read, Interaction::SearchType],
                 pushdown: plan::pushdown(resource_type),
                 profiles,
+                operations: vec![],
             })
             .collect(),
     }

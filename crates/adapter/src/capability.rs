@@ -12,17 +12,21 @@ pub enum ResourceType {
     Appointment,
     Encounter,
     DocumentReference,
+    Schedule,
+    Slot,
 }
 
 impl ResourceType {
     /// Every type, in CapabilityStatement order.
-    pub const ALL: [ResourceType; 6] = [
+    pub const ALL: [ResourceType; 8] = [
         Self::Patient,
         Self::Practitioner,
         Self::Location,
         Self::Appointment,
         Self::Encounter,
         Self::DocumentReference,
+        Self::Schedule,
+        Self::Slot,
     ];
 
     /// The FHIR name (`Patient`).
@@ -34,6 +38,8 @@ impl ResourceType {
             Self::Appointment => "Appointment",
             Self::Encounter => "Encounter",
             Self::DocumentReference => "DocumentReference",
+            Self::Schedule => "Schedule",
+            Self::Slot => "Slot",
         }
     }
 }
@@ -86,6 +92,19 @@ pub struct ResourceCapability {
     pub pushdown: Vec<&'static str>,
     /// Profiles the resources claim in `meta.profile`.
     pub profiles: Vec<&'static str>,
+    /// Instance operations (`POST /fhir/{type}/{id}/${name}`) the source performs.
+    pub operations: Vec<OperationDef>,
+}
+
+/// A FHIR operation a source performs on instances of a type (`Appointment/{id}/$admit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperationDef {
+    /// The name without `$` (`admit`).
+    pub name: &'static str,
+    /// What it does, for the CapabilityStatement and the OpenAPI document.
+    pub description: &'static str,
+    /// True when the operation changes vendor data (it is a write for access policy).
+    pub affects_state: bool,
 }
 
 /// Everything one source supports.

@@ -38,6 +38,13 @@ pub enum AdapterError {
     /// The request cannot be served as asked, e.g. a parameter value the vendor refuses (400).
     #[error("invalid request: {detail}")]
     InvalidRequest { detail: String },
+    /// The vendor refuses the operation for this account or resource (403). The detail must not
+    /// reveal vendor internals.
+    #[error("the vendor refused the operation: {detail}")]
+    Forbidden { detail: String },
+    /// A write asks for a change the vendor cannot store (422); `element` names the FHIR element.
+    #[error("{element} cannot be changed at the vendor: {detail}")]
+    Unprocessable { element: String, detail: String },
     /// A continuation is no longer valid at the vendor (410).
     #[error("the {vendor} page continuation has expired")]
     ContinuationExpired { vendor: &'static str },

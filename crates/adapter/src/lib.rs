@@ -12,15 +12,19 @@ mod change;
 mod ctx;
 mod error;
 pub mod id;
+mod resolve;
 pub mod search;
 pub mod systems;
+mod webhook;
 
-pub use capability::{Capabilities, Interaction, ResourceCapability, ResourceType};
+pub use capability::{Capabilities, Interaction, OperationDef, ResourceCapability, ResourceType};
 pub use change::{ChangeEvent, ChangeKind};
 pub use ctx::MapCtx;
 pub use error::AdapterError;
 pub use id::{FhirId, IdError, SourceName};
+pub use resolve::Resolver;
 pub use search::{Continuation, Page, PageRequest, SearchRequest};
+pub use webhook::{WebhookError, WebhookReceiver, WebhookRequest, WebhookResponse};
 
 /// The FHIR R4 model every adapter produces (re-exported from fhirbolt).
 pub use fhirbolt::model::r4 as fhir;
@@ -55,4 +59,47 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Checks that the vendor is reachable and that the adapter's credentials work (`/readyz`).
     async fn check(&self) -> Result<(), AdapterError>;
+
+    /// Creates a resource at the vendor (`POST /fhir/{type}`); returns it as stored, with its id.
+    async fn create(&self, resource: Resource) -> Result<Resource, AdapterError> {
+        let _ = resource;
+        Err(AdapterError::Unsupported {
+            what: format!("create at {}", self.source()),
+        })
+    }
+
+    /// Replaces a resource (`PUT`, and `PATCH` after the gateway applied the patch). The adapter
+    /// compares with the current state and performs the vendor calls; a change the vendor cannot
+    /// store is [`AdapterError::Unprocessable`] naming the element, and nothing is applied.
+    async fn update(
+        &self,
+        resource_type: ResourceType,
+        native_id: &str,
+        resource: Resource,
+    ) -> Result<Resource, AdapterError> {
+        let _ = (resource_type, native_id, resource);
+        Err(AdapterError::Unsupported {
+            what: format!("update at {}", self.source()),
+        })
+    }
+
+    /// Runs an instance operation (`POST /fhir/{type}/{id}/${name}`) declared in the capabilities;
+    /// `input` is the `Parameters` resource sent, if any. Returns the resource to answer with.
+    async fn operation(
+        &self,
+        resource_type: ResourceType,
+        native_id: &str,
+        name: &str,
+        input: Option<Resource>,
+    ) -> Result<Resource, AdapterError> {
+        let _ = (resource_type, native_id, input);
+        Err(AdapterError::Unsupported {
+            what: format!("${name} at {}", self.source()),
+        })
+    }
+
+    /// The verifier of this vendor's webhooks, if it sends any.
+    fn webhooks(&self) -> Option<&dyn WebhookReceiver> {
+        None
+    }
 }

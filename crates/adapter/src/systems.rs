@@ -31,3 +31,15 @@ pub const PROFILE_US_CORE_PRACTITIONER: &str = "http://hl7.org/fhir/us/core/Stru
 pub const PROFILE_US_CORE_LOCATION: &str = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-location";
 pub const PROFILE_US_CORE_DOCUMENTREFERENCE: &str =
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-documentreference";
+
+/// An extension carrying the provider's (host's) join URL of a virtual visit. Only practitioner and
+/// system callers may see it: the gateway's access policy removes it for patient-context callers.
+pub const EXT_PROVIDER_JOIN_URL: &str = "urn:fhir-gateway:ext:provider-join-url";
+
+/// Extensions (by URL) that carry provider-only data, removed wherever they appear in a resource
+/// served to a patient-context caller.
+pub const PROVIDER_ONLY_EXTENSIONS: &[&str] = &[EXT_PROVIDER_JOIN_URL];
+
+/// The R5 cross-version extension for `Appointment.virtualService` (with its `_datatype`).
+pub const EXT_R5_VIRTUAL_SERVICE: &str =
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-Appointment.virtualService";

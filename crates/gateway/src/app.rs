@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::openapi;
 use crate::paging::{Cursor, CursorCodec};
 use crate::query::{self, CountLimits, ParsedSearch};
+use crate::write;
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -40,6 +41,8 @@ pub struct AppState {
     pub openapi: Value,
     /// How long `/readyz` waits for each vendor.
     pub ready_timeout: Duration,
+    /// Change events from vendor webhooks (the cache and subscriptions listen here).
+    pub changes: tokio::sync::broadcast::Sender<adapter::ChangeEvent>,
 }
 
 type Shared = Arc<AppState>;
@@ -52,13 +55,18 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/fhir/metadata", get(metadata).fallback(method_not_allowed_metadata))
         .route(
             "/fhir/{type}",
-            get(search_get).post(create_or_search).fallback(method_not_allowed_type),
+            get(search_get).post(create).fallback(method_not_allowed_type),
         )
         .route(
             "/fhir/{type}/_search",
             axum::routing::post(search_post).fallback(method_not_allowed_search),
         )
-        .route("/fhir/{type}/{id}", get(read).fallback(method_not_allowed_instance))
+        .route(
+            "/fhir/{type}/{id}",
+            get(read).put(update).patch(patch).fallback(method_not_allowed_instance),
+        )
+        .route("/fhir/{type}/{id}/{operation}", axum::routing::post(operation))
+        .route("/webhooks/{source}", get(webhook).post(webhook))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -268,14 +276,172 @@ async fn search_post(
     .await
 }
 
-/// `POST /fhir/{type}` is FHIR create; no wired source accepts writes yet.
-async fn create_or_search(State(state): State<Shared>, Path(ty): Path<String>) -> Result<Response, GatewayError> {
-    resource_type(&ty, |t| state.engine.sources.serves(t))?;
-    Err(GatewayError::MethodNotAllowed {
-        method: "POST".into(),
-        path: format!("/fhir/{ty}"),
-        allow: "GET",
-    })
+fn caller_of(caller: Option<axum::Extension<Caller>>) -> Caller {
+    caller.map_or(Caller::Unauthenticated, |c| c.0)
+}
+
+/// Reads a JSON request body of one of the `accepted` media types.
+fn json_body(headers: &HeaderMap, body: &Bytes, accepted: &[&str]) -> Result<Value, GatewayError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if !accepted.contains(&media.as_str()) {
+        return Err(GatewayError::UnsupportedMediaType(format!(
+            "the body must be one of: {}",
+            accepted.join(", ")
+        )));
+    }
+    serde_json::from_slice(body).map_err(|_| GatewayError::BadRequest("the body is not valid JSON".into()))
+}
+
+const FHIR_BODY: &[&str] = &["application/fhir+json", "application/json", "application/json+fhir"];
+
+/// `POST /fhir/{type}`: create at the source that takes this type.
+async fn create(
+    State(state): State<Shared>,
+    Path(ty): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    caller: Option<axum::Extension<Caller>>,
+    body: Bytes,
+) -> Result<Response, GatewayError> {
+    let pairs = pairs(q.as_deref());
+    format::negotiate(&headers, first(&pairs, "_format"))?;
+    let t = resource_type(&ty, |t| state.engine.sources.serves(t))?;
+    let body = json_body(&headers, &body, FHIR_BODY)?;
+    let created = write::create(&state.engine, t, body, &caller_of(caller), state.policy.as_ref()).await?;
+    let id = created.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
+    let mut resp = fhir_response(StatusCode::CREATED, &created, pretty(&pairs));
+    if let Ok(location) = HeaderValue::from_str(&format!("{}/{}/{}", state.fhir_base, t, id)) {
+        resp.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(resp)
+}
+
+/// `PUT /fhir/{type}/{id}`.
+async fn update(
+    State(state): State<Shared>,
+    Path((ty, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    caller: Option<axum::Extension<Caller>>,
+    body: Bytes,
+) -> Result<Response, GatewayError> {
+    let pairs = pairs(q.as_deref());
+    format::negotiate(&headers, first(&pairs, "_format"))?;
+    let t = resource_type(&ty, |t| state.engine.sources.serves(t))?;
+    let body = json_body(&headers, &body, FHIR_BODY)?;
+    let updated = write::update(&state.engine, t, &id, body, &caller_of(caller), state.policy.as_ref()).await?;
+    Ok(fhir_response(StatusCode::OK, &updated, pretty(&pairs)))
+}
+
+/// `PATCH /fhir/{type}/{id}` with `application/json-patch+json`.
+async fn patch(
+    State(state): State<Shared>,
+    Path((ty, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    caller: Option<axum::Extension<Caller>>,
+    body: Bytes,
+) -> Result<Response, GatewayError> {
+    let pairs = pairs(q.as_deref());
+    format::negotiate(&headers, first(&pairs, "_format"))?;
+    let t = resource_type(&ty, |t| state.engine.sources.serves(t))?;
+    let body = json_body(&headers, &body, &["application/json-patch+json"])?;
+    let updated = write::patch(&state.engine, t, &id, body, &caller_of(caller), state.policy.as_ref()).await?;
+    Ok(fhir_response(StatusCode::OK, &updated, pretty(&pairs)))
+}
+
+/// `POST /fhir/{type}/{id}/${operation}`.
+async fn operation(
+    State(state): State<Shared>,
+    Path((ty, id, op)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    caller: Option<axum::Extension<Caller>>,
+    body: Bytes,
+) -> Result<Response, GatewayError> {
+    let pairs = pairs(q.as_deref());
+    format::negotiate(&headers, first(&pairs, "_format"))?;
+    let t = resource_type(&ty, |t| state.engine.sources.serves(t))?;
+    let Some(name) = op.strip_prefix('$') else {
+        return Err(GatewayError::NotFound(format!(
+            "nothing is served at /fhir/{ty}/{id}/{op}"
+        )));
+    };
+    let input = if body.is_empty() {
+        None
+    } else {
+        Some(json_body(&headers, &body, FHIR_BODY)?)
+    };
+    let out = write::operation(
+        &state.engine,
+        t,
+        &id,
+        name,
+        input,
+        &caller_of(caller),
+        state.policy.as_ref(),
+    )
+    .await?;
+    Ok(fhir_response(StatusCode::OK, &out, pretty(&pairs)))
+}
+
+/// `GET|POST /webhooks/{source}`: the source's adapter verifies the call; change events are
+/// published to the gateway's change channel. Refusals say nothing about the payload.
+async fn webhook(
+    State(state): State<Shared>,
+    Path(source): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let Some(receiver) = state.engine.sources.by_source(&source).and_then(|a| a.webhooks()) else {
+        return GatewayError::NotFound(format!("no webhooks are received for '{source}'")).into_response();
+    };
+    let header_pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let query = pairs(q.as_deref());
+    let request = adapter::WebhookRequest {
+        method: method.as_str(),
+        headers: &header_pairs,
+        query: &query,
+        body: &body,
+        now: Utc::now(),
+    };
+    match receiver.receive(&request) {
+        Ok(answer) => {
+            state.metrics.webhook(&source, "accepted", answer.events.len());
+            for event in answer.events {
+                // No subscriber yet is fine: the cache subscribes when it exists.
+                let _ = state.changes.send(event);
+            }
+            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+            match answer.body {
+                Some(b) => (status, [(header::CONTENT_TYPE, "application/json")], b.to_string()).into_response(),
+                None => status.into_response(),
+            }
+        }
+        Err(e) => {
+            let (status, outcome) = match e {
+                adapter::WebhookError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "refused"),
+                adapter::WebhookError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed"),
+            };
+            tracing::warn!(source = %source, reason = %e, "webhook call refused");
+            state.metrics.webhook(&source, outcome, 0);
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                json!({"error": outcome}).to_string(),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn run_search(
@@ -370,15 +536,44 @@ async fn method_not_allowed_metadata(method: Method) -> GatewayError {
     GatewayError::MethodNotAllowed {
         method: method.to_string(),
         path: "/fhir/metadata".into(),
-        allow: "GET",
+        allow: "GET".into(),
     }
 }
 
-async fn method_not_allowed_type(method: Method, Path(ty): Path<String>) -> GatewayError {
+/// The methods a type or instance URL answers, from what the sources declare.
+fn allowed(state: &AppState, ty: &str, id: Option<&str>) -> String {
+    let Ok(t) = ty.parse::<ResourceType>() else {
+        return "GET".into();
+    };
+    let sources: Vec<_> = match id.and_then(|id| adapter::FhirId::parse(id).ok()) {
+        Some(fid) => state.engine.sources.by_source(fid.source()).into_iter().collect(),
+        None => state.engine.sources.all().iter().collect(),
+    };
+    let has = |i: Interaction| sources.iter().any(|a| a.capabilities().supports(t, i));
+    let mut methods = vec!["GET"];
+    match id {
+        None => {
+            if has(Interaction::SearchType) || has(Interaction::Create) {
+                methods.push("POST");
+            }
+        }
+        Some(_) => {
+            if has(Interaction::Update) {
+                methods.push("PUT");
+            }
+            if has(Interaction::Patch) {
+                methods.push("PATCH");
+            }
+        }
+    }
+    methods.join(", ")
+}
+
+async fn method_not_allowed_type(State(state): State<Shared>, method: Method, Path(ty): Path<String>) -> GatewayError {
     GatewayError::MethodNotAllowed {
         method: method.to_string(),
         path: format!("/fhir/{ty}"),
-        allow: "GET, POST",
+        allow: allowed(&state, &ty, None),
     }
 }
 
@@ -386,15 +581,19 @@ async fn method_not_allowed_search(method: Method, Path(ty): Path<String>) -> Ga
     GatewayError::MethodNotAllowed {
         method: method.to_string(),
         path: format!("/fhir/{ty}/_search"),
-        allow: "POST",
+        allow: "POST".into(),
     }
 }
 
-async fn method_not_allowed_instance(method: Method, Path((ty, _id)): Path<(String, String)>) -> GatewayError {
+async fn method_not_allowed_instance(
+    State(state): State<Shared>,
+    method: Method,
+    Path((ty, id)): Path<(String, String)>,
+) -> GatewayError {
     GatewayError::MethodNotAllowed {
         method: method.to_string(),
         path: format!("/fhir/{ty}/{{id}}"),
-        allow: "GET",
+        allow: allowed(&state, &ty, Some(&id)),
     }
 }
 

@@ -98,6 +98,27 @@ fn summary_elements(resource_type: &str) -> &'static [&'static str] {
             "content",
             "context",
         ],
+        "Schedule" => &[
+            "identifier",
+            "active",
+            "serviceCategory",
+            "serviceType",
+            "specialty",
+            "actor",
+            "planningHorizon",
+        ],
+        "Slot" => &[
+            "identifier",
+            "serviceCategory",
+            "serviceType",
+            "specialty",
+            "appointmentType",
+            "schedule",
+            "status",
+            "start",
+            "end",
+            "overbooked",
+        ],
         _ => &[],
     }
 }

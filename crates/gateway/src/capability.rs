@@ -28,8 +28,8 @@ pub fn capability_statement(sources: &Sources, base_url: &str, limits: CountLimi
                 }
             }
         }
-        // The REST layer serves reads and searches; writes arrive with the adapters that take them.
-        interactions.retain(|i| matches!(i, Interaction::Read | Interaction::SearchType));
+        // Delete is not routed by the REST layer.
+        interactions.retain(|i| !matches!(i, Interaction::Delete));
         let mut profiles: Vec<&str> = serving.iter().flat_map(|c| c.profiles.iter().copied()).collect();
         profiles.sort_unstable();
         profiles.dedup();
@@ -47,6 +47,17 @@ pub fn capability_statement(sources: &Sources, base_url: &str, limits: CountLimi
         });
         if !profiles.is_empty() {
             entry["supportedProfile"] = json!(profiles);
+        }
+        let operations: Vec<Value> = serving
+            .iter()
+            .flat_map(|c| c.operations.iter())
+            .map(|o| {
+                json!({"name": o.name, "definition": format!("urn:fhir-gateway:operation:{}-{}", ty.as_str(), o.name),
+                       "documentation": o.description})
+            })
+            .collect();
+        if !operations.is_empty() {
+            entry["operation"] = json!(operations);
         }
         if searchable {
             let pushed: Vec<&str> = serving.iter().flat_map(|c| c.pushdown.iter().copied()).collect();

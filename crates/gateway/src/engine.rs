@@ -94,6 +94,8 @@ impl Engine {
         if !policy.visible(caller, &json) {
             return Err(not_found());
         }
+        let mut json = json;
+        policy.redact(caller, &mut json);
         Ok(json)
     }
 
@@ -184,6 +186,9 @@ impl Engine {
             page.included = self
                 .includes(search, &page.matches, strict, caller, policy, &mut page.issues)
                 .await?;
+        }
+        for resource in page.matches.iter_mut().chain(page.included.iter_mut()) {
+            policy.redact(caller, resource);
         }
         Ok(page)
     }

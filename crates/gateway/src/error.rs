@@ -132,7 +132,7 @@ pub enum GatewayError {
     MethodNotAllowed {
         method: String,
         path: String,
-        allow: &'static str,
+        allow: String,
     },
     #[error("{0}")]
     NotAcceptable(String),
@@ -204,6 +204,8 @@ pub fn adapter_status(e: &AdapterError) -> StatusCode {
         AdapterError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         AdapterError::Unmappable { .. } | AdapterError::VendorAuth { .. } => StatusCode::BAD_GATEWAY,
         AdapterError::Unsupported { .. } | AdapterError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+        AdapterError::Forbidden { .. } => StatusCode::FORBIDDEN,
+        AdapterError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
@@ -218,6 +220,8 @@ fn adapter_issue_code(e: &AdapterError) -> IssueCode {
         AdapterError::Unmappable { .. } | AdapterError::VendorAuth { .. } => IssueCode::Exception,
         AdapterError::Unsupported { .. } => IssueCode::NotSupported,
         AdapterError::InvalidRequest { .. } => IssueCode::Invalid,
+        AdapterError::Forbidden { .. } => IssueCode::Forbidden,
+        AdapterError::Unprocessable { .. } => IssueCode::Processing,
     }
 }
 
@@ -239,8 +243,10 @@ impl IntoResponse for GatewayError {
         if let Some(after) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
         }
-        if let Self::MethodNotAllowed { allow, .. } = &self {
-            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        if let Self::MethodNotAllowed { allow, .. } = &self
+            && let Ok(v) = HeaderValue::from_str(allow)
+        {
+            headers.insert(header::ALLOW, v);
         }
         resp
     }

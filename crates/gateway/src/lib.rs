@@ -6,7 +6,8 @@
 //!   [`engine`] federates, filters, sorts, pages and includes, [`bundle`] shapes results,
 //!   [`paging`] signs paging links.
 //! - [`capability`] and [`openapi`] describe the API from the same tables.
-//! - [`sources`]: the wired adapters, each metered; [`access`]: the auth seam.
+//! - [`sources`]: the wired adapters, each metered, and the cross-source [`sources::GatewayResolver`];
+//!   [`access`]: the auth seam; [`write`]: create, update, patch, operations.
 //! - [`run`]: wiring for `serve` and `demo`.
 
 pub mod access;
@@ -24,3 +25,4 @@ pub mod params;
 pub mod query;
 pub mod run;
 pub mod sources;
+pub mod write;

@@ -33,6 +33,8 @@ struct Inner {
     http_latency: BTreeMap<String, Histogram>,
     vendor_calls: BTreeMap<(String, String, String), u64>,
     vendor_latency: BTreeMap<(String, String), Histogram>,
+    webhooks: BTreeMap<(String, String), u64>,
+    change_events: BTreeMap<String, u64>,
 }
 
 /// The gateway's metrics registry.
@@ -70,6 +72,14 @@ impl Metrics {
                 .entry((source.to_owned(), outcome.to_owned()))
                 .or_default()
                 .observe(elapsed.as_secs_f64());
+        });
+    }
+
+    /// Records one inbound webhook call and the change events it produced.
+    pub fn webhook(&self, source: &str, outcome: &str, events: usize) {
+        self.with(|m| {
+            *m.webhooks.entry((source.to_owned(), outcome.to_owned())).or_default() += 1;
+            *m.change_events.entry(source.to_owned()).or_default() += events as u64;
         });
     }
 
@@ -118,6 +128,21 @@ impl Metrics {
                     &format!("source=\"{source}\",outcome=\"{outcome}\""),
                     h,
                 );
+            }
+            out.push_str("# HELP fhir_gateway_webhooks_total Inbound vendor webhook calls, by source and outcome.\n");
+            out.push_str("# TYPE fhir_gateway_webhooks_total counter\n");
+            for ((source, outcome), n) in &m.webhooks {
+                let _ = writeln!(
+                    out,
+                    "fhir_gateway_webhooks_total{{source=\"{source}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+            out.push_str(
+                "# HELP fhir_gateway_change_events_total Change events received from vendor webhooks, by source.\n",
+            );
+            out.push_str("# TYPE fhir_gateway_change_events_total counter\n");
+            for (source, n) in &m.change_events {
+                let _ = writeln!(out, "fhir_gateway_change_events_total{{source=\"{source}\"}} {n}");
             }
             out
         })

@@ -125,6 +125,82 @@ pub fn document_json(sources: &Sources) -> Value {
             post["requestBody"] = json!({"required": false, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}}}});
             paths.insert(format!("/fhir/{t}/_search"), json!({"post": post}));
         }
+        let supports = |i: Interaction| !sources.serving(ty, i).is_empty();
+        if supports(Interaction::Create) {
+            let mut responses = errors();
+            responses.insert("201".into(), json!({"description": format!("The created {t} (Location header names it)"), "content": fhir_json("Resource")}));
+            responses.insert(
+                "415".into(),
+                outcome_response("The body is not FHIR JSON (OperationOutcome)"),
+            );
+            responses.insert(
+                "422".into(),
+                outcome_response("The vendor cannot store this resource (OperationOutcome naming the element)"),
+            );
+            let item = paths.entry(format!("/fhir/{t}")).or_insert_with(|| json!({}));
+            item["post"] = json!({"tags": [t], "operationId": format!("create{t}"), "summary": format!("Create a {t} at the vendor that takes it"),
+                "requestBody": {"required": true, "content": fhir_json("Resource")}, "responses": responses});
+        }
+        let id_param = json!({"name": "id", "in": "path", "required": true, "description": "Logical id ({source}-{native})",
+                              "schema": {"type": "string", "pattern": "^[A-Za-z0-9\\-\\.]{1,64}$"}});
+        let mut instance_writes = Map::new();
+        for (method, interaction, media, summary) in [
+            ("put", Interaction::Update, "application/fhir+json", "Update"),
+            (
+                "patch",
+                Interaction::Patch,
+                "application/json-patch+json",
+                "Patch (JSON Patch)",
+            ),
+        ] {
+            if supports(interaction) {
+                let mut responses = errors();
+                responses.insert(
+                    "200".into(),
+                    json!({"description": format!("The updated {t}"), "content": fhir_json("Resource")}),
+                );
+                responses.insert(
+                    "405".into(),
+                    outcome_response("The resource's source does not take this write (OperationOutcome; see Allow)"),
+                );
+                responses.insert(
+                    "422".into(),
+                    outcome_response(
+                        "A change the vendor cannot store (OperationOutcome naming the element); nothing was applied",
+                    ),
+                );
+                let body = if method == "patch" {
+                    json!({"required": true, "content": {media: {"schema": {"type": "array", "items": {"type": "object"}}}}})
+                } else {
+                    json!({"required": true, "content": fhir_json("Resource")})
+                };
+                instance_writes.insert(
+                    method.into(),
+                    json!({"tags": [t], "operationId": format!("{method}{t}"), "summary": format!("{summary} one {t}"),
+                    "parameters": [id_param.clone()], "requestBody": body, "responses": responses}),
+                );
+            }
+        }
+        let operations: Vec<adapter::OperationDef> = sources
+            .all()
+            .iter()
+            .filter_map(|a| a.capabilities().resource(ty))
+            .flat_map(|c| c.operations.iter().copied())
+            .collect();
+        for op in operations {
+            let mut responses = errors();
+            responses.insert(
+                "200".into(),
+                json!({"description": "The operation's result", "content": fhir_json("Resource")}),
+            );
+            paths.insert(
+                format!("/fhir/{t}/{{id}}/${}", op.name),
+                json!({"post": {"tags": [t], "operationId": format!("{}{t}", op.name), "summary": op.description,
+                    "parameters": [id_param.clone()],
+                    "requestBody": {"required": false, "content": {"application/fhir+json": {"schema": {"$ref": "#/components/schemas/Resource"}}}},
+                    "responses": responses}}),
+            );
+        }
         if read {
             let mut responses = errors();
             responses.insert(
@@ -133,9 +209,14 @@ pub fn document_json(sources: &Sources) -> Value {
             );
             paths.insert(
                 format!("/fhir/{t}/{{id}}"),
-                json!({"get": {"tags": [t], "operationId": format!("read{t}"), "summary": format!("Read one {t}"),
-                    "parameters": [{"name": "id", "in": "path", "required": true, "description": "Logical id ({source}-{native})", "schema": {"type": "string", "pattern": "^[A-Za-z0-9\\-\\.]{1,64}$"}}],
-                    "responses": responses}}),
+                {
+                    let mut item = json!({"get": {"tags": [t], "operationId": format!("read{t}"), "summary": format!("Read one {t}"),
+                        "parameters": [id_param.clone()], "responses": responses}});
+                    for (k, v) in instance_writes {
+                        item[k] = v;
+                    }
+                    item
+                },
             );
         }
     }
@@ -151,6 +232,18 @@ pub fn document_json(sources: &Sources) -> Value {
             path.into(),
             json!({"get": {"tags": ["Operations"], "operationId": path.trim_start_matches('/'), "summary": summary,
                             "responses": {"200": {"description": "OK"}, "503": {"description": "Not ready"}}}}),
+        );
+    }
+    for a in sources.all().iter().filter(|a| a.webhooks().is_some()) {
+        let source = a.source();
+        paths.insert(
+            format!("/webhooks/{source}"),
+            json!({"post": {"tags": ["Vendor webhooks"], "operationId": format!("webhook{source}"),
+                "summary": format!("Callbacks from {source}, verified by the adapter before anything is believed"),
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": {"200": {"description": "Accepted (or the vendor's handshake answer)"},
+                              "401": {"description": "Signature, timestamp or replay check failed"},
+                              "400": {"description": "Verified but not understood"}}}}),
         );
     }
     json!({

@@ -214,6 +214,30 @@ const DOCUMENT_REFERENCE: &[ParamDef] = &[
     ),
 ];
 
+const SCHEDULE: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"], "A schedule identifier"),
+    r("actor", &["actor"], &[], "Whose availability the schedule holds"),
+    p("active", Token, &["active"], "Whether the schedule is in use"),
+    p("date", Date, &["planningHorizon"], "A date within the planning horizon"),
+];
+
+const SLOT: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"], "A slot identifier"),
+    r(
+        "schedule",
+        &["schedule"],
+        &[T::Schedule],
+        "The schedule the slot belongs to",
+    ),
+    p("start", Date, &["start"], "Slot start"),
+    p(
+        "status",
+        Token,
+        &["status"],
+        "busy | free | busy-unavailable | busy-tentative | entered-in-error",
+    ),
+];
+
 /// The type-specific parameters of `resource_type` (without [`COMMON`]).
 pub fn for_type(resource_type: ResourceType) -> &'static [ParamDef] {
     match resource_type {
@@ -223,6 +247,8 @@ pub fn for_type(resource_type: ResourceType) -> &'static [ParamDef] {
         T::Appointment => APPOINTMENT,
         T::Encounter => ENCOUNTER,
         T::DocumentReference => DOCUMENT_REFERENCE,
+        T::Schedule => SCHEDULE,
+        T::Slot => SLOT,
     }
 }
 
@@ -238,6 +264,9 @@ pub const INCLUDES: &[(ResourceType, &str, ResourceType)] = &[
     (T::Appointment, "location", T::Location),
     (T::DocumentReference, "subject", T::Patient),
     (T::DocumentReference, "author", T::Practitioner),
+    (T::Encounter, "patient", T::Patient),
+    (T::Encounter, "appointment", T::Appointment),
+    (T::Slot, "schedule", T::Schedule),
 ];
 
 /// The `_revinclude` relations: (referring type, parameter, referenced type).

@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::openapi;
 use crate::paging::CursorCodec;
 use crate::query::CountLimits;
-use crate::sources::{Metered, Sources};
+use crate::sources::{GatewayResolver, Metered, Sources};
 
 /// Everything needed to build the application, independent of where it came from.
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub struct GatewayOptions {
     /// Key that signs paging links.
     pub paging_key: Vec<u8>,
     pub link_ttl: Duration,
+    /// The resolver adapters were built with (bound to the sources once they exist).
+    pub resolver: Option<Arc<GatewayResolver>>,
 }
 
 impl GatewayOptions {
@@ -46,6 +48,7 @@ impl GatewayOptions {
             limits: EngineLimits::default(),
             paging_key: random_key(),
             link_ttl: Duration::from_secs(1800),
+            resolver: None,
         }
     }
 
@@ -68,6 +71,7 @@ impl GatewayOptions {
                 .as_ref()
                 .map_or_else(random_key, |k| k.expose().as_bytes().to_vec()),
             link_ttl: s.link_ttl,
+            resolver: None,
         }
     }
 }
@@ -91,6 +95,9 @@ pub fn state(
         .map(|a| Arc::new(Metered::new(a, metrics.clone())) as Arc<dyn Adapter>)
         .collect();
     let sources = Sources::new(metered);
+    if let Some(resolver) = &options.resolver {
+        resolver.bind(sources.clone());
+    }
     let openapi = openapi::document_json(&sources);
     Arc::new(AppState {
         engine: Engine {
@@ -106,6 +113,7 @@ pub fn state(
         started: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
         openapi,
         ready_timeout: Duration::from_secs(5),
+        changes: tokio::sync::broadcast::channel(1024).0,
     })
 }
 

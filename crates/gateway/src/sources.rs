@@ -41,6 +41,8 @@ pub fn outcome_label<T>(result: &Result<T, AdapterError>) -> &'static str {
         Err(AdapterError::Unsupported { .. }) => "unsupported",
         Err(AdapterError::InvalidRequest { .. }) => "invalid_request",
         Err(AdapterError::ContinuationExpired { .. }) => "continuation_expired",
+        Err(AdapterError::Forbidden { .. }) => "forbidden",
+        Err(AdapterError::Unprocessable { .. }) => "unprocessable",
     }
 }
 
@@ -77,6 +79,42 @@ impl Adapter for Metered {
         let r = self.inner.check().await;
         self.record("check", started, &r);
         r
+    }
+
+    async fn create(&self, resource: Resource) -> Result<Resource, AdapterError> {
+        let started = Instant::now();
+        let r = self.inner.create(resource).await;
+        self.record("create", started, &r);
+        r
+    }
+
+    async fn update(
+        &self,
+        resource_type: ResourceType,
+        native_id: &str,
+        resource: Resource,
+    ) -> Result<Resource, AdapterError> {
+        let started = Instant::now();
+        let r = self.inner.update(resource_type, native_id, resource).await;
+        self.record("update", started, &r);
+        r
+    }
+
+    async fn operation(
+        &self,
+        resource_type: ResourceType,
+        native_id: &str,
+        name: &str,
+        input: Option<Resource>,
+    ) -> Result<Resource, AdapterError> {
+        let started = Instant::now();
+        let r = self.inner.operation(resource_type, native_id, name, input).await;
+        self.record("operation", started, &r);
+        r
+    }
+
+    fn webhooks(&self) -> Option<&dyn adapter::WebhookReceiver> {
+        self.inner.webhooks()
     }
 }
 
@@ -123,5 +161,70 @@ impl Sources {
             .capabilities()
             .supports(resource_type, Interaction::Read)
             .then_some((adapter, parsed))
+    }
+}
+
+/// Answers [`adapter::Resolver`] questions through the gateway's own sources, so one adapter can
+/// link to another source's resources (a Zoom note to its DrChrono patient) without depending on
+/// it. Bound to the sources after they are built; answers are remembered for a while, since each
+/// question costs a vendor call.
+pub struct GatewayResolver {
+    sources: std::sync::OnceLock<Sources>,
+    known: std::sync::Mutex<std::collections::HashMap<(ResourceType, String), (bool, Instant)>>,
+    ttl: std::time::Duration,
+}
+
+impl std::fmt::Debug for GatewayResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayResolver")
+            .field("bound", &self.sources.get().is_some())
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+impl GatewayResolver {
+    pub fn new(ttl: std::time::Duration) -> Arc<Self> {
+        Arc::new(Self {
+            sources: std::sync::OnceLock::new(),
+            known: Default::default(),
+            ttl,
+        })
+    }
+
+    /// Binds the resolver to the gateway's sources (once).
+    pub fn bind(&self, sources: Sources) {
+        let _ = self.sources.set(sources);
+    }
+}
+
+#[async_trait::async_trait]
+impl adapter::Resolver for GatewayResolver {
+    async fn exists(&self, resource_type: ResourceType, id: &str) -> bool {
+        let key = (resource_type, id.to_owned());
+        if let Some((found, at)) = self.known.lock().ok().and_then(|k| k.get(&key).copied())
+            && at.elapsed() < self.ttl
+        {
+            return found;
+        }
+        let Some(sources) = self.sources.get() else {
+            return false;
+        };
+        let Some((adapter, fid)) = sources.for_read(resource_type, id) else {
+            return false;
+        };
+        let found = match adapter.read(resource_type, fid.native()).await {
+            Ok(_) => true,
+            Err(AdapterError::NotFound { .. } | AdapterError::Gone { .. }) => false,
+            // A failing source answers nothing for now: keep a logical reference, ask again later.
+            Err(_) => return false,
+        };
+        if let Ok(mut known) = self.known.lock() {
+            if known.len() > 100_000 {
+                known.clear();
+            }
+            known.insert(key, (found, Instant::now()));
+        }
+        found
     }
 }

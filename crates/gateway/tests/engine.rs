@@ -21,11 +21,34 @@ use tower::ServiceExt;
 
 struct Memory {
     source: &'static str,
-    resources: Vec<Value>,
+    resources: std::sync::Mutex<Vec<Value>>,
     page: usize,
     fail: Option<AdapterError>,
     calls: AtomicU64,
     caps: Capabilities,
+    hook: Hook,
+}
+
+/// A test webhook receiver: accepts calls carrying `x-test-signature: good`.
+struct Hook;
+
+impl adapter::WebhookReceiver for Hook {
+    fn receive(&self, r: &adapter::WebhookRequest<'_>) -> Result<adapter::WebhookResponse, adapter::WebhookError> {
+        if !r.headers.iter().any(|(k, v)| k == "x-test-signature" && v == "good") {
+            return Err(adapter::WebhookError::Unauthorized("bad signature"));
+        }
+        Ok(adapter::WebhookResponse {
+            status: 200,
+            body: None,
+            events: vec![adapter::ChangeEvent {
+                source: "alpha",
+                account: "memory".into(),
+                resource_type: ResourceType::Patient,
+                native_id: "1".into(),
+                kind: adapter::ChangeKind::Updated,
+            }],
+        })
+    }
 }
 
 impl Memory {
@@ -33,26 +56,38 @@ impl Memory {
         let types: std::collections::BTreeSet<ResourceType> = resources
             .iter()
             .filter_map(|r| r["resourceType"].as_str()?.parse().ok())
-            .chain([ResourceType::Patient])
+            .chain([ResourceType::Patient, ResourceType::Appointment])
             .collect();
         let caps = Capabilities {
             resources: types
                 .into_iter()
                 .map(|t| ResourceCapability {
                     resource_type: t,
-                    interactions: vec![Interaction::Read, Interaction::SearchType],
+                    interactions: vec![
+                        Interaction::Read,
+                        Interaction::SearchType,
+                        Interaction::Create,
+                        Interaction::Update,
+                        Interaction::Patch,
+                    ],
                     pushdown: vec![],
                     profiles: vec![],
+                    operations: vec![adapter::OperationDef {
+                        name: "touch",
+                        description: "Touch it",
+                        affects_state: true,
+                    }],
                 })
                 .collect(),
         };
         Self {
             source,
-            resources,
+            resources: std::sync::Mutex::new(resources),
             page,
             fail: None,
             calls: AtomicU64::new(0),
             caps,
+            hook: Hook,
         }
     }
 
@@ -84,6 +119,8 @@ impl Adapter for Memory {
         }
         let id = format!("{}-{native}", self.source);
         self.resources
+            .lock()
+            .unwrap()
             .iter()
             .find(|r| r["resourceType"] == t.as_str() && r["id"] == id.as_str())
             .map(to_resource)
@@ -98,11 +135,8 @@ impl Adapter for Memory {
             return Err(e.clone());
         }
         let t = req.resource_type.unwrap();
-        let of_type: Vec<&Value> = self
-            .resources
-            .iter()
-            .filter(|r| r["resourceType"] == t.as_str())
-            .collect();
+        let all = self.resources.lock().unwrap().clone();
+        let of_type: Vec<&Value> = all.iter().filter(|r| r["resourceType"] == t.as_str()).collect();
         let start: usize = page.cursor.map_or(0, |c| c.0.parse().unwrap());
         let end = (start + self.page).min(of_type.len());
         Ok(Page {
@@ -112,6 +146,63 @@ impl Adapter for Memory {
     }
     async fn check(&self) -> Result<(), AdapterError> {
         Ok(())
+    }
+    async fn create(&self, resource: Resource) -> Result<Resource, AdapterError> {
+        let mut v = gateway::engine::to_json(resource).unwrap();
+        if v["resourceType"] != "Appointment" {
+            return Err(AdapterError::Unsupported {
+                what: "only appointments".into(),
+            });
+        }
+        let mut store = self.resources.lock().unwrap();
+        v["id"] = json!(format!("{}-new{}", self.source, store.len()));
+        store.push(v.clone());
+        Ok(to_resource(&v))
+    }
+    async fn update(&self, t: ResourceType, native: &str, resource: Resource) -> Result<Resource, AdapterError> {
+        let wanted = gateway::engine::to_json(resource).unwrap();
+        let id = format!("{}-{native}", self.source);
+        let mut store = self.resources.lock().unwrap();
+        let current = store
+            .iter_mut()
+            .find(|r| r["resourceType"] == t.as_str() && r["id"] == id.as_str())
+            .unwrap();
+        // Only `gender` can be stored by this source.
+        for (k, v) in wanted.as_object().unwrap() {
+            if k != "gender" && k != "meta" && current.get(k) != Some(v) {
+                return Err(AdapterError::Unprocessable {
+                    element: format!("{t}.{k}"),
+                    detail: "not storable".into(),
+                });
+            }
+        }
+        if current
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k != "gender" && k != "meta" && wanted.get(k).is_none())
+        {
+            return Err(AdapterError::Unprocessable {
+                element: t.as_str().into(),
+                detail: "removed elements".into(),
+            });
+        }
+        current["gender"] = wanted["gender"].clone();
+        Ok(to_resource(current))
+    }
+    async fn operation(
+        &self,
+        t: ResourceType,
+        native: &str,
+        name: &str,
+        input: Option<Resource>,
+    ) -> Result<Resource, AdapterError> {
+        assert_eq!(name, "touch");
+        let _ = input;
+        self.read(t, native).await
+    }
+    fn webhooks(&self) -> Option<&dyn adapter::WebhookReceiver> {
+        Some(&self.hook)
     }
 }
 
@@ -374,8 +465,8 @@ async fn http_errors_are_operation_outcomes() {
         ("GET", "/fhir/Patient?birthdate=notadate", 400),
         ("GET", "/fhir/Patient?_count=abc", 400),
         ("DELETE", "/fhir/Patient/alpha-1", 405),
-        ("PUT", "/fhir/Patient/alpha-1", 405),
-        ("POST", "/fhir/Patient", 405),
+        ("PUT", "/fhir/Patient/alpha-1", 415),
+        ("POST", "/fhir/Patient", 415),
         ("GET", "/fhir/Patient?_format=xml", 406),
         ("GET", "/nothing/here", 404),
         ("GET", "/fhir/Patient/%FF%FE", 400),
@@ -497,4 +588,321 @@ async fn includes_and_revincludes() {
         .find(|x| x["type"] == "Appointment")
         .unwrap();
     assert_eq!(appt["searchInclude"], json!(["Appointment:patient"]));
+}
+
+fn with_caller(app: axum::Router, caller: gateway::access::Caller) -> axum::Router {
+    app.layer(axum::Extension(caller))
+}
+
+#[tokio::test]
+async fn writes_go_to_the_owning_source() {
+    let h = harness(vec![Arc::new(Memory::new("alpha", patients("alpha", 3), 10))]);
+    let put = |uri: &str, body: Value| {
+        Request::put(uri)
+            .header("content-type", "application/fhir+json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    // Update a storable element.
+    let (_, mut p) = get(&h.app, "/fhir/Patient/alpha-1").await;
+    p["gender"] = json!("other");
+    let (s, b, _) = call(&h.app, put("/fhir/Patient/alpha-1", p.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(get(&h.app, "/fhir/Patient/alpha-1").await.1["gender"], "other");
+    // A change the source cannot store: 422 naming the element, nothing applied.
+    p["birthDate"] = json!("2001-01-01");
+    p["gender"] = json!("female");
+    let (s, b, _) = call(&h.app, put("/fhir/Patient/alpha-1", p.clone())).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        b["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("Patient.birthDate")
+    );
+    assert_eq!(get(&h.app, "/fhir/Patient/alpha-1").await.1["gender"], "other");
+    // Id mismatch, wrong type, not JSON, wrong media type.
+    let (s, _, _) = call(&h.app, put("/fhir/Patient/alpha-2", p.clone())).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, _) = call(
+        &h.app,
+        put(
+            "/fhir/Patient/alpha-1",
+            json!({"resourceType": "Practitioner", "id": "alpha-1"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, b, _) = call(
+        &h.app,
+        Request::put("/fhir/Patient/alpha-1")
+            .header("content-type", "text/plain")
+            .body(Body::from("x"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(b["resourceType"], "OperationOutcome");
+    let (s, _, _) = call(
+        &h.app,
+        put(
+            "/fhir/Patient/alpha-99",
+            json!({"resourceType": "Patient", "id": "alpha-99"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // JSON Patch.
+    let patch = |uri: &str, body: Value| {
+        Request::patch(uri)
+            .header("content-type", "application/json-patch+json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (s, b, _) = call(
+        &h.app,
+        patch(
+            "/fhir/Patient/alpha-2",
+            json!([{"op": "replace", "path": "/gender", "value": "unknown"}]),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["gender"], "unknown");
+    let (s, b, _) = call(
+        &h.app,
+        patch("/fhir/Patient/alpha-2", json!([{"op": "remove", "path": "/name"}])),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (s, _, _) = call(
+        &h.app,
+        patch(
+            "/fhir/Patient/alpha-2",
+            json!([{"op": "test", "path": "/gender", "value": "male"}]),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _, _) = call(
+        &h.app,
+        patch(
+            "/fhir/Patient/alpha-2",
+            json!([{"op": "replace", "path": "/id", "value": "alpha-3"}]),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _, _) = call(&h.app, patch("/fhir/Patient/alpha-2", json!({"not": "a patch"}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Create: 201 with Location; a type the source refuses → its answer.
+    let appt = json!({"resourceType": "Appointment", "status": "booked", "participant": [{"status": "accepted", "actor": {"reference": "Patient/alpha-1"}}]});
+    let (s, b, headers) = call(
+        &h.app,
+        Request::post("/fhir/Appointment")
+            .header("content-type", "application/fhir+json")
+            .body(Body::from(appt.to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_str().unwrap();
+    assert_eq!(headers["location"], format!("http://gw.test/fhir/Appointment/{id}"));
+    assert_eq!(get(&h.app, &format!("/fhir/Appointment/{id}")).await.0, StatusCode::OK);
+    let (s, _, _) = call(
+        &h.app,
+        Request::post("/fhir/Patient")
+            .header("content-type", "application/fhir+json")
+            .body(Body::from(json!({"resourceType": "Patient"}).to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Operations.
+    let (s, b, _) = call(
+        &h.app,
+        Request::post("/fhir/Patient/alpha-1/$touch")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["id"], "alpha-1");
+    let (s, _, _) = call(
+        &h.app,
+        Request::post("/fhir/Patient/alpha-1/$explode")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = call(
+        &h.app,
+        Request::post("/fhir/Patient/alpha-1/$touch")
+            .header("content-type", "application/fhir+json")
+            .body(Body::from(json!({"resourceType": "Patient"}).to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // The CapabilityStatement declares the writes and the operation.
+    let (_, m) = get(&h.app, "/fhir/metadata").await;
+    let patient = m["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["type"] == "Patient")
+        .unwrap()
+        .clone();
+    let codes: Vec<&str> = patient["interaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["read", "search-type", "create", "update", "patch"]);
+    assert_eq!(patient["operation"][0]["name"], "touch");
+}
+
+#[tokio::test]
+async fn read_only_sources_refuse_writes_with_allow() {
+    struct ReadOnly(Memory);
+    #[async_trait::async_trait]
+    impl Adapter for ReadOnly {
+        fn source(&self) -> &'static str {
+            self.0.source
+        }
+        fn account(&self) -> &str {
+            "ro"
+        }
+        fn capabilities(&self) -> &Capabilities {
+            &self.0.caps
+        }
+        async fn read(&self, t: ResourceType, n: &str) -> Result<Resource, AdapterError> {
+            self.0.read(t, n).await
+        }
+        async fn search(&self, r: &SearchRequest, p: PageRequest) -> Result<Page, AdapterError> {
+            self.0.search(r, p).await
+        }
+        async fn check(&self) -> Result<(), AdapterError> {
+            Ok(())
+        }
+    }
+    let mut m = Memory::new("alpha", patients("alpha", 2), 10);
+    for r in &mut m.caps.resources {
+        r.interactions = vec![Interaction::Read, Interaction::SearchType];
+    }
+    let h = harness(vec![Arc::new(ReadOnly(m))]);
+    let (s, b, headers) = call(
+        &h.app,
+        Request::put("/fhir/Patient/alpha-1")
+            .header("content-type", "application/fhir+json")
+            .body(Body::from(
+                json!({"resourceType": "Patient", "id": "alpha-1"}).to_string(),
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{b}");
+    assert_eq!(headers["allow"], "GET");
+    let (s, _, headers) = call(
+        &h.app,
+        Request::delete("/fhir/Patient/alpha-1").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers["allow"], "GET");
+    let (s, _, _) = call(
+        &h.app,
+        Request::post("/fhir/Patient")
+            .header("content-type", "application/fhir+json")
+            .body(Body::from(json!({"resourceType": "Patient"}).to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn provider_only_data_never_reaches_patient_callers() {
+    let appt = json!({"resourceType": "Appointment", "id": "alpha-v1", "status": "booked",
+        "extension": [{"url": adapter::systems::EXT_PROVIDER_JOIN_URL, "valueUrl": "https://zoom.test/s/host-key"}],
+        "participant": [{"status": "accepted", "actor": {"reference": "Patient/alpha-1"}}]});
+    let mut resources = patients("alpha", 2);
+    resources.push(appt);
+    let source: Arc<dyn Adapter> = Arc::new(Memory::new("alpha", resources, 10));
+    let h = harness(vec![source.clone()]);
+    let patient_app = with_caller(
+        h.app.clone(),
+        gateway::access::Caller::Patient {
+            patient: "alpha-1".into(),
+        },
+    );
+    for uri in [
+        "/fhir/Appointment/alpha-v1",
+        "/fhir/Appointment?_id=alpha-v1",
+        "/fhir/Patient?_id=alpha-1&_revinclude=Appointment:patient",
+    ] {
+        let (s, b) = get(&patient_app, uri).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            !b.to_string().contains("host-key"),
+            "{uri} leaked the provider URL to a patient"
+        );
+        let (_, b) = get(
+            &with_caller(h.app.clone(), gateway::access::Caller::Practitioner { fhir_user: None }),
+            uri,
+        )
+        .await;
+        assert!(
+            b.to_string().contains("host-key"),
+            "{uri}: practitioners see the provider URL"
+        );
+    }
+}
+
+#[tokio::test]
+async fn webhooks_are_verified_by_the_source_and_published() {
+    let mut options = GatewayOptions::new(Tz::UTC);
+    options.count.default = 7;
+    let st = state(
+        vec![Arc::new(Memory::new("alpha", patients("alpha", 2), 10))],
+        &options,
+        "http://gw.test",
+        Arc::new(OpenAccess),
+    );
+    let mut changes = st.changes.subscribe();
+    let app = gateway::app::app(st);
+    let (s, _, _) = call(
+        &app,
+        Request::post("/webhooks/alpha")
+            .header("x-test-signature", "forged")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(changes.try_recv().is_err(), "a forged call publishes nothing");
+    let (s, _, _) = call(
+        &app,
+        Request::post("/webhooks/alpha")
+            .header("x-test-signature", "good")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let event = changes.try_recv().unwrap();
+    assert_eq!(
+        (event.resource_type, event.native_id.as_str()),
+        (ResourceType::Patient, "1")
+    );
+    let (s, _, _) = call(&app, Request::post("/webhooks/nosuch").body(Body::from("{}")).unwrap()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, metrics, _) = call(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let _ = metrics;
 }

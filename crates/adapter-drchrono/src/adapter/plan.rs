@@ -150,7 +150,7 @@ pub(crate) fn plan(resource_type: ResourceType, request: &SearchRequest, ctx: &P
         }
         ResourceType::Appointment => appointments(request, ctx),
         ResourceType::DocumentReference => documents(request, ctx),
-        ResourceType::Encounter => None,
+        ResourceType::Encounter | ResourceType::Schedule | ResourceType::Slot => None,
     };
     match planned {
         Some(lists) => Plan::Lists(lists),
@@ -182,7 +182,7 @@ pub(crate) fn pushdown(resource_type: ResourceType) -> Vec<&'static str> {
             "_lastUpdated",
         ],
         ResourceType::DocumentReference => vec!["_id", "identifier", "patient", "subject", "author", "date"],
-        ResourceType::Encounter => vec![],
+        ResourceType::Encounter | ResourceType::Schedule | ResourceType::Slot => vec![],
     }
 }
 
@@ -241,7 +241,7 @@ fn native_kind(resource_type: ResourceType) -> Option<&'static str> {
         ResourceType::Location => Some(ids::kind::LOCATION),
         ResourceType::Appointment => Some(ids::kind::APPOINTMENT),
         ResourceType::DocumentReference => Some(ids::kind::DOCUMENT_REFERENCE),
-        ResourceType::Encounter => None,
+        ResourceType::Encounter | ResourceType::Schedule | ResourceType::Slot => None,
     }
 }
 

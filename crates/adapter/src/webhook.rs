@@ -1,0 +1,48 @@
+//! Inbound vendor webhooks: each adapter verifies its vendor's callbacks and turns them into
+//! [`ChangeEvent`]s. The gateway only routes `/webhooks/{source}` to the adapter's receiver.
+
+use chrono::{DateTime, Utc};
+
+use crate::ChangeEvent;
+
+/// One inbound webhook call.
+#[derive(Debug, Clone)]
+pub struct WebhookRequest<'a> {
+    /// `GET` or `POST`.
+    pub method: &'a str,
+    /// Header names in lower case, values as sent.
+    pub headers: &'a [(String, String)],
+    /// The query string pairs (DrChrono verifies with `?msg=`).
+    pub query: &'a [(String, String)],
+    /// The raw body, byte for byte as received (signatures cover it).
+    pub body: &'a [u8],
+    /// The gateway's clock.
+    pub now: DateTime<Utc>,
+}
+
+/// What to answer the vendor, and what changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebhookResponse {
+    /// HTTP status for the vendor (usually 200 or 204).
+    pub status: u16,
+    /// A JSON body, when the vendor expects one (Zoom's `endpoint.url_validation` answer).
+    pub body: Option<serde_json::Value>,
+    /// The resources the call says changed.
+    pub events: Vec<ChangeEvent>,
+}
+
+/// Why a webhook call was refused. Nothing in it may echo the payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// Signature missing or wrong, timestamp outside the window, or a replay (401).
+    #[error("webhook refused: {0}")]
+    Unauthorized(&'static str),
+    /// Verified but not understood (400).
+    #[error("webhook not understood: {0}")]
+    Malformed(&'static str),
+}
+
+/// Verifies and interprets one vendor's webhook calls.
+pub trait WebhookReceiver: Send + Sync {
+    fn receive(&self, request: &WebhookRequest<'_>) -> Result<WebhookResponse, WebhookError>;
+}

@@ -1,0 +1,217 @@
+//! Writes: create, update, JSON Patch and instance operations, each routed to the source that owns
+//! the resource (or, for create, the source that accepts that type).
+//!
+//! The gateway checks what FHIR requires (resource type and id match the URL, the body is a valid
+//! resource, the caller may see what it changes); the adapter decides what its vendor can store and
+//! refuses anything else as a whole (`422` naming the element), so nothing is half-applied.
+
+use adapter::{AdapterError, FhirId, Interaction, Resource, ResourceType};
+use serde_json::Value;
+
+use crate::access::{AccessPolicy, Caller};
+use crate::engine::{Engine, to_json};
+use crate::error::GatewayError;
+
+/// Parses FHIR JSON of the expected type into a fhirbolt resource.
+fn to_resource(body: &Value, expected: ResourceType) -> Result<Resource, GatewayError> {
+    let ty = body.get("resourceType").and_then(Value::as_str).unwrap_or("");
+    if ty != expected.as_str() {
+        return Err(GatewayError::BadRequest(format!(
+            "the body must be a {expected} resource"
+        )));
+    }
+    fhirbolt::json::from_str(&body.to_string(), None)
+        .map_err(|_| GatewayError::BadRequest(format!("the body is not a valid FHIR R4 {expected}")))
+}
+
+/// The JSON answered for a resource a vendor returned from a write (an operation may answer with
+/// another type than its target, e.g. `Parameters`).
+fn answer(resource: Resource, caller: &Caller, policy: &dyn AccessPolicy) -> Result<Value, GatewayError> {
+    let mut json = to_json(resource)?;
+    policy.redact(caller, &mut json);
+    Ok(json)
+}
+
+fn not_found(t: ResourceType, id: &str) -> GatewayError {
+    GatewayError::NotFound(format!("{t}/{id} is not known"))
+}
+
+fn not_allowed(method: &str, t: ResourceType, allow: &str) -> GatewayError {
+    GatewayError::MethodNotAllowed {
+        method: method.into(),
+        path: format!("/fhir/{t}"),
+        allow: allow.into(),
+    }
+}
+
+/// `POST /fhir/{type}`: the first source accepting creates of the type takes it.
+pub async fn create(
+    engine: &Engine,
+    t: ResourceType,
+    body: Value,
+    caller: &Caller,
+    policy: &dyn AccessPolicy,
+) -> Result<Value, GatewayError> {
+    policy.authorize(caller, Interaction::Create, t)?;
+    let resource = to_resource(&body, t)?;
+    let adapters = engine.sources.serving(t, Interaction::Create);
+    if adapters.is_empty() {
+        return Err(not_allowed("POST", t, "GET"));
+    }
+    let mut last = None;
+    for adapter in adapters {
+        match adapter.create(resource.clone()).await {
+            Ok(created) => return answer(created, caller, policy),
+            // This source does not take this kind of resource (e.g. not a Zoom visit): try the next.
+            Err(e @ AdapterError::Unsupported { .. }) => last = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last.map_or_else(|| not_allowed("POST", t, "GET"), GatewayError::from))
+}
+
+/// The adapter owning `id`, when it supports `interaction` on `t` and the caller may see the current
+/// resource (a resource the caller cannot see is as missing for writes too).
+async fn owner<'a>(
+    engine: &'a Engine,
+    t: ResourceType,
+    id: &str,
+    interaction: Interaction,
+    caller: &Caller,
+    policy: &dyn AccessPolicy,
+) -> Result<(&'a std::sync::Arc<dyn adapter::Adapter>, FhirId, Value), GatewayError> {
+    let parsed = FhirId::parse(id).map_err(|_| not_found(t, id))?;
+    let adapter = engine
+        .sources
+        .by_source(parsed.source())
+        .ok_or_else(|| not_found(t, id))?;
+    if !adapter.capabilities().supports(t, interaction) {
+        let caps = adapter.capabilities();
+        let mut allow = vec!["GET"];
+        if caps.supports(t, Interaction::Update) {
+            allow.push("PUT");
+        }
+        if caps.supports(t, Interaction::Patch) {
+            allow.push("PATCH");
+        }
+        return Err(GatewayError::MethodNotAllowed {
+            method: match interaction {
+                Interaction::Update => "PUT",
+                Interaction::Patch => "PATCH",
+                Interaction::Delete => "DELETE",
+                _ => "POST",
+            }
+            .into(),
+            path: format!("/fhir/{t}/{{id}}"),
+            allow: allow.join(", "),
+        });
+    }
+    let current = engine.read(t, id, caller, policy).await?;
+    Ok((adapter, parsed, current))
+}
+
+/// `PUT /fhir/{type}/{id}`.
+pub async fn update(
+    engine: &Engine,
+    t: ResourceType,
+    id: &str,
+    body: Value,
+    caller: &Caller,
+    policy: &dyn AccessPolicy,
+) -> Result<Value, GatewayError> {
+    policy.authorize(caller, Interaction::Update, t)?;
+    if body.get("id").and_then(Value::as_str) != Some(id) {
+        return Err(GatewayError::BadRequest(
+            "the resource's id must equal the id in the URL".into(),
+        ));
+    }
+    let resource = to_resource(&body, t)?;
+    let (adapter, parsed, _) = owner(engine, t, id, Interaction::Update, caller, policy).await?;
+    let updated = adapter.update(t, parsed.native(), resource).await?;
+    answer(updated, caller, policy)
+}
+
+/// `PATCH /fhir/{type}/{id}` with a JSON Patch document: applied to the current resource, then
+/// stored as an update.
+pub async fn patch(
+    engine: &Engine,
+    t: ResourceType,
+    id: &str,
+    patch: Value,
+    caller: &Caller,
+    policy: &dyn AccessPolicy,
+) -> Result<Value, GatewayError> {
+    policy.authorize(caller, Interaction::Patch, t)?;
+    let patch: json_patch::Patch = serde_json::from_value(patch)
+        .map_err(|_| GatewayError::BadRequest("the body is not a JSON Patch document (RFC 6902)".into()))?;
+    let (adapter, parsed, mut current) = owner(engine, t, id, Interaction::Patch, caller, policy).await?;
+    json_patch::patch(&mut current, &patch).map_err(|e| {
+        GatewayError::Adapter(AdapterError::Unprocessable {
+            element: e.path.to_string(),
+            detail: "the patch does not apply to the current resource".into(),
+        })
+    })?;
+    if current.get("id").and_then(Value::as_str) != Some(id)
+        || current.get("resourceType").and_then(Value::as_str) != Some(t.as_str())
+    {
+        return Err(GatewayError::Adapter(AdapterError::Unprocessable {
+            element: "id".into(),
+            detail: "a patch cannot change the resource type or id".into(),
+        }));
+    }
+    let resource = to_resource(&current, t).map_err(|_| {
+        GatewayError::Adapter(AdapterError::Unprocessable {
+            element: t.as_str().into(),
+            detail: "the patched resource is not valid FHIR".into(),
+        })
+    })?;
+    let updated = adapter.update(t, parsed.native(), resource).await?;
+    answer(updated, caller, policy)
+}
+
+/// `POST /fhir/{type}/{id}/${name}`.
+pub async fn operation(
+    engine: &Engine,
+    t: ResourceType,
+    id: &str,
+    name: &str,
+    input: Option<Value>,
+    caller: &Caller,
+    policy: &dyn AccessPolicy,
+) -> Result<Value, GatewayError> {
+    let parsed = FhirId::parse(id).map_err(|_| not_found(t, id))?;
+    let adapter = engine
+        .sources
+        .by_source(parsed.source())
+        .ok_or_else(|| not_found(t, id))?;
+    let def = adapter
+        .capabilities()
+        .resource(t)
+        .and_then(|c| c.operations.iter().find(|o| o.name == name))
+        .copied()
+        .ok_or_else(|| GatewayError::NotFound(format!("the operation ${name} is not available on {t}/{id}")))?;
+    let interaction = if def.affects_state {
+        Interaction::Update
+    } else {
+        Interaction::Read
+    };
+    policy.authorize(caller, interaction, t)?;
+    // The caller must be able to see the resource it operates on.
+    engine.read(t, id, caller, policy).await?;
+    let input =
+        match input {
+            None => None,
+            Some(v) => {
+                if v.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+                    return Err(GatewayError::BadRequest(
+                        "an operation's body must be a Parameters resource".into(),
+                    ));
+                }
+                Some(fhirbolt::json::from_str::<Resource>(&v.to_string(), None).map_err(|_| {
+                    GatewayError::BadRequest("the body is not a valid FHIR R4 Parameters resource".into())
+                })?)
+            }
+        };
+    let out = adapter.operation(t, parsed.native(), name, input).await?;
+    answer(out, caller, policy)
+}
