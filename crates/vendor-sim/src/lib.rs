@@ -6,3 +6,4 @@
 
 pub mod drchrono;
 pub mod faults;
+pub mod zoom;
