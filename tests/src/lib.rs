@@ -6,20 +6,23 @@ use std::sync::Arc;
 
 use adapter_drchrono::{DrChronoAdapter, DrChronoConfig};
 use chrono::NaiveDate;
-use gateway::run::{GatewayOptions, RunningGateway, drchrono_for_sim, spawn};
+use gateway::run::{GatewayOptions, PracticeConfig, RunningGateway, drchrono_for_sim, spawn, start_practice};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use vendor_sim::drchrono::{DrChronoSim, DrChronoSimConfig, SimHandle};
+use vendor_sim::zoom::{EhrRefs, ZoomSimConfig, ZoomSimHandle};
 
 /// The fixed "today" of the test practice, so the tests are deterministic.
 pub fn anchor() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 6, 15).unwrap_or_default()
 }
 
-/// A running simulator + gateway.
+/// A running simulator (or two) + gateway.
 pub struct Env {
     pub sim: SimHandle,
+    /// The Zoom simulator, when the practice runs one ([`Env::start_with_zoom`]).
+    pub zoom: Option<ZoomSimHandle>,
     pub gw: RunningGateway,
     pub http: reqwest::Client,
 }
@@ -62,8 +65,54 @@ impl Env {
             .expect("gateway starts");
         Env {
             sim,
+            zoom: None,
             gw,
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// The small practice with DrChrono and Zoom (Zoom's webhooks delivered to the gateway).
+    pub async fn start_with_zoom(
+        zoom: fn(u64, NaiveDate, EhrRefs) -> ZoomSimConfig,
+        options: impl FnOnce(&mut GatewayOptions),
+    ) -> Env {
+        let practice = PracticeConfig {
+            drchrono: DrChronoSimConfig::small(7, anchor()),
+            zoom: Some(zoom),
+        };
+        let demo = start_practice(loopback(), practice, options)
+            .await
+            .expect("practice starts");
+        Env {
+            sim: demo.sim,
+            zoom: Some(demo.zoom),
+            gw: demo.gateway,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The Zoom simulator (panics when the practice has none: a test bug).
+    pub fn zoom(&self) -> &ZoomSimHandle {
+        self.zoom.as_ref().expect("this practice runs the Zoom simulator")
+    }
+
+    /// Sends a JSON body.
+    pub async fn send_json(&self, method: reqwest::Method, path: &str, content_type: &str, body: &Value) -> Resp {
+        let resp = self
+            .http
+            .request(method, format!("{}{}", self.gw.base_url, path))
+            .header("content-type", content_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("the gateway answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("a body");
+        Resp {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         }
     }
 

@@ -2,6 +2,8 @@
 //! DrChrono simulator through the real DrChrono adapter. Expected results are computed from the
 //! simulator's own dataset (its truth), never from the adapter.
 
+mod zoom;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 

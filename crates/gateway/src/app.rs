@@ -332,6 +332,7 @@ async fn update(
     let pairs = pairs(q.as_deref());
     format::negotiate(&headers, first(&pairs, "_format"))?;
     let t = resource_type(&ty, |t| state.engine.sources.serves(t))?;
+    write::writable(&state.engine, t, &id, Interaction::Update)?;
     let body = json_body(&headers, &body, FHIR_BODY)?;
     let updated = write::update(&state.engine, t, &id, body, &caller_of(caller), state.policy.as_ref()).await?;
     Ok(fhir_response(StatusCode::OK, &updated, pretty(&pairs)))
@@ -349,6 +350,7 @@ async fn patch(
     let pairs = pairs(q.as_deref());
     format::negotiate(&headers, first(&pairs, "_format"))?;
     let t = resource_type(&ty, |t| state.engine.sources.serves(t))?;
+    write::writable(&state.engine, t, &id, Interaction::Patch)?;
     let body = json_body(&headers, &body, &["application/json-patch+json"])?;
     let updated = write::patch(&state.engine, t, &id, body, &caller_of(caller), state.policy.as_ref()).await?;
     Ok(fhir_response(StatusCode::OK, &updated, pretty(&pairs)))

@@ -131,6 +131,32 @@ fn default_drchrono_url() -> String {
     adapter_drchrono::config::DEFAULT_BASE_URL.to_owned()
 }
 
+/// `[zoom]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoomSection {
+    #[serde(default)]
+    pub api_base: Option<String>,
+    #[serde(default)]
+    pub oauth_base: Option<String>,
+    pub account_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The app's webhook secret token (verifies `/webhooks/zoom`).
+    pub webhook_secret: String,
+    /// The gateway source Zoom notes' EHR context points into.
+    #[serde(default)]
+    pub ehr_source: Option<String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub page_size: Option<u32>,
+    #[serde(default)]
+    pub request_timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub account: Option<String>,
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -140,6 +166,7 @@ pub struct RawConfig {
     pub paging: PagingSection,
     pub auth: AuthSection,
     pub drchrono: Option<DrChronoSection>,
+    pub zoom: Option<ZoomSection>,
 }
 
 /// Validated settings.
@@ -156,6 +183,7 @@ pub struct Settings {
     pub link_ttl: Duration,
     pub auth_configured: bool,
     pub drchrono: Option<DrChronoConfig>,
+    pub zoom: Option<adapter_zoom::ZoomConfig>,
 }
 
 impl Settings {
@@ -350,7 +378,61 @@ impl RawConfig {
                 Some(c)
             }
         };
+        let zoom = match self.zoom {
+            None => None,
+            Some(z) => {
+                for (name, value) in [
+                    ("zoom.account_id", &z.account_id),
+                    ("zoom.client_id", &z.client_id),
+                    ("zoom.client_secret", &z.client_secret),
+                    ("zoom.webhook_secret", &z.webhook_secret),
+                ] {
+                    if value.trim().is_empty() {
+                        return Err(invalid(name, "must not be empty"));
+                    }
+                }
+                let mut c = adapter_zoom::ZoomConfig::new(
+                    z.account_id,
+                    z.client_id,
+                    z.client_secret.as_str(),
+                    z.webhook_secret.as_str(),
+                );
+                if let Some(u) = &z.api_base {
+                    c = c
+                        .with_api_base(Url::parse(u).map_err(|_| invalid("zoom.api_base", "must be an absolute URL"))?);
+                }
+                if let Some(u) = &z.oauth_base {
+                    c = c.with_oauth_base(
+                        Url::parse(u).map_err(|_| invalid("zoom.oauth_base", "must be an absolute URL"))?,
+                    );
+                }
+                if let Some(e) = z.ehr_source {
+                    c.ehr_source = e;
+                }
+                c.default_timezone = match &z.timezone {
+                    Some(tz) => parse_tz("zoom.timezone", tz)?,
+                    None => timezone,
+                };
+                if let Some(p) = z.page_size {
+                    c.page_size = p;
+                }
+                if let Some(t) = z.request_timeout_secs {
+                    c.request_timeout = Duration::from_secs(t);
+                }
+                if let Some(a) = z.account {
+                    c.account = a;
+                }
+                c.validate().map_err(|e| match e {
+                    adapter_zoom::ConfigError::Invalid { setting, reason } => {
+                        invalid(&format!("zoom.{setting}"), reason)
+                    }
+                    other => invalid("zoom", other.to_string()),
+                })?;
+                Some(c)
+            }
+        };
         Ok(Settings {
+            zoom,
             listen,
             public_url,
             default_count: self.fhir.default_count,
@@ -468,6 +550,8 @@ mod sample_tests {
             ("fhir-gateway-paging", "0123456789abcdef0123456789abcdef"),
             ("drchrono-client-secret", "secret"),
             ("drchrono-refresh-token", "refresh"),
+            ("zoom-client-secret", "zsecret"),
+            ("zoom-webhook-secret", "zhook"),
         ] {
             let path = dir.join(name);
             std::fs::write(&path, format!("{value}\n")).unwrap();
@@ -475,6 +559,12 @@ mod sample_tests {
         }
         let s = Settings::from_toml(&text, &BTreeMap::new()).unwrap();
         assert_eq!(s.drchrono.unwrap().refresh_token.expose(), "refresh");
+        let zoom = s.zoom.unwrap();
+        assert_eq!(
+            (zoom.client_secret.expose(), zoom.webhook_secret.expose()),
+            ("zsecret", "zhook")
+        );
+        assert_eq!(zoom.ehr_source, "drchrono");
         assert_eq!(s.public_url.unwrap().as_str(), "https://fhir.clinic.example/");
     }
 }

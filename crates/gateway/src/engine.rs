@@ -234,6 +234,9 @@ impl Engine {
                 };
                 let vendor_page = match adapter.search(&search.request, request).await {
                     Ok(p) => p,
+                    // A continuation that expired cannot be resumed: answering with the other
+                    // sources alone would be a wrong page, so the whole page is gone (410).
+                    Err(e @ AdapterError::ContinuationExpired { .. }) => return Err(e.into()),
                     Err(e) if strict || single => return Err(e.into()),
                     Err(e) => {
                         issues.push(source_failed(adapter.source(), &e));

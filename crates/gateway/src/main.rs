@@ -106,10 +106,11 @@ async fn serve(config: PathBuf, listen: Option<SocketAddr>, insecure_no_auth: bo
             "paging.secret is not set: paging links are signed with a random key and break across restarts and replicas"
         );
     }
-    let adapters = run::adapters_from_settings(&settings).map_err(anyhow::Error::msg)?;
+    let configured = run::adapters_from_settings(&settings).map_err(anyhow::Error::msg)?;
     let mut options = run::GatewayOptions::from_settings(&settings);
+    options.resolver = Some(configured.resolver);
     options.public_url = settings.public_url.clone();
-    let gateway = run::spawn(listen.unwrap_or(settings.listen), adapters, options).await?;
+    let gateway = run::spawn(listen.unwrap_or(settings.listen), configured.adapters, options).await?;
     println!("FHIR base URL: {}/fhir", gateway.base_url);
     tokio::select! {
         _ = gateway.wait() => {}

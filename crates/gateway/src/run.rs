@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use adapter::Adapter;
 use adapter_drchrono::{DrChronoAdapter, DrChronoConfig};
+use adapter_zoom::{ZoomAdapter, ZoomConfig};
 use chrono::{SecondsFormat, Utc};
 use chrono_tz::Tz;
 use rand::RngCore;
 use tokio::net::TcpListener;
 use url::Url;
 use vendor_sim::drchrono::{DrChronoSim, DrChronoSimConfig, SimHandle};
+use vendor_sim::zoom::{EhrRefs, ZoomSim, ZoomSimConfig, ZoomSimHandle};
 
 use crate::access::{AccessPolicy, OpenAccess};
 use crate::app::{AppState, app};
@@ -149,7 +151,16 @@ pub async fn spawn(
     adapters: Vec<Arc<dyn Adapter>>,
     options: GatewayOptions,
 ) -> std::io::Result<RunningGateway> {
-    let listener = TcpListener::bind(listen).await?;
+    serve_on(TcpListener::bind(listen).await?, adapters, options)
+}
+
+/// Builds the app over `adapters` and serves it on an already bound listener (so callers can
+/// learn the address first, e.g. to point a simulator's webhooks at it).
+pub fn serve_on(
+    listener: TcpListener,
+    adapters: Vec<Arc<dyn Adapter>>,
+    options: GatewayOptions,
+) -> std::io::Result<RunningGateway> {
     let addr = listener.local_addr()?;
     let base_url = options.public_url.as_ref().map_or_else(
         || format!("http://{addr}"),
@@ -170,9 +181,11 @@ pub async fn spawn(
     })
 }
 
-/// The demo: the DrChrono simulator in-process and a gateway over it.
+/// The demo: the DrChrono and Zoom simulators in-process (one coherent practice) and a gateway
+/// over them, with Zoom's webhooks pointed at the gateway.
 pub struct Demo {
     pub sim: SimHandle,
+    pub zoom: ZoomSimHandle,
     pub gateway: RunningGateway,
 }
 
@@ -191,18 +204,82 @@ pub fn drchrono_for_sim(sim: &SimHandle) -> Result<DrChronoConfig, String> {
     Ok(config)
 }
 
-/// Starts the demo practice (seeded, anchored on today) and the gateway on `listen`.
-pub async fn start_demo(listen: SocketAddr, sim_config: DrChronoSimConfig) -> Result<Demo, String> {
-    let timezone: Tz = sim_config.timezone.parse().unwrap_or(Tz::UTC);
-    let sim = DrChronoSim::new(sim_config)
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+/// The Zoom adapter configuration that talks to a running Zoom simulator.
+pub fn zoom_for_sim(sim: &ZoomSimHandle) -> Result<ZoomConfig, String> {
+    let c = sim.config();
+    let api = Url::parse(&sim.api_base_url()).map_err(|e| format!("Zoom simulator URL: {e}"))?;
+    let oauth = Url::parse(&sim.base_url()).map_err(|e| format!("Zoom simulator URL: {e}"))?;
+    let mut config = ZoomConfig::new(
+        c.account_id.clone(),
+        c.client_id.clone(),
+        c.client_secret.as_str(),
+        c.webhook_secret.as_str(),
+    )
+    .with_api_base(api)
+    .with_oauth_base(oauth);
+    config.default_timezone = c.timezone.parse().unwrap_or(Tz::UTC);
+    Ok(config)
+}
+
+/// Which simulators an in-process practice runs.
+#[derive(Debug, Clone)]
+pub struct PracticeConfig {
+    pub drchrono: DrChronoSimConfig,
+    /// The Zoom account, built from the DrChrono dataset (its `ehr` is filled in here).
+    pub zoom: Option<fn(u64, chrono::NaiveDate, EhrRefs) -> ZoomSimConfig>,
+}
+
+/// Starts the simulated practice and the gateway on `listen`.
+pub async fn start_practice(
+    listen: SocketAddr,
+    practice: PracticeConfig,
+    tweak: impl FnOnce(&mut GatewayOptions),
+) -> Result<Demo, String> {
+    let timezone: Tz = practice.drchrono.timezone.parse().unwrap_or(Tz::UTC);
+    let (seed, anchor) = (practice.drchrono.seed, practice.drchrono.anchor);
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let sim = DrChronoSim::new(practice.drchrono)
+        .spawn(loopback)
         .await
         .map_err(|e| format!("cannot start the DrChrono simulator: {e}"))?;
-    let adapter = DrChronoAdapter::new(drchrono_for_sim(&sim)?).map_err(|e| e.to_string())?;
-    let gateway = spawn(listen, vec![Arc::new(adapter)], GatewayOptions::new(timezone))
+    let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    Ok(Demo { sim, gateway })
+    let gateway_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let resolver = GatewayResolver::new(Duration::from_secs(600));
+    let mut adapters: Vec<Arc<dyn Adapter>> = vec![Arc::new(
+        DrChronoAdapter::new(drchrono_for_sim(&sim)?).map_err(|e| e.to_string())?,
+    )];
+    let make_zoom = practice.zoom.unwrap_or(ZoomSimConfig::demo);
+    let mut zoom_config = make_zoom(seed, anchor, EhrRefs::from_drchrono(&sim.dataset()));
+    zoom_config.webhook_url = Some(format!("http://{gateway_addr}/webhooks/zoom"));
+    let zoom = ZoomSim::new(zoom_config)
+        .spawn(loopback)
+        .await
+        .map_err(|e| format!("cannot start the Zoom simulator: {e}"))?;
+    adapters.push(Arc::new(
+        ZoomAdapter::new(zoom_for_sim(&zoom)?)
+            .map_err(|e| e.to_string())?
+            .with_resolver(resolver.clone()),
+    ));
+    let mut options = GatewayOptions::new(timezone);
+    options.resolver = Some(resolver);
+    tweak(&mut options);
+    let gateway = serve_on(listener, adapters, options).map_err(|e| format!("cannot serve on {listen}: {e}"))?;
+    Ok(Demo { sim, zoom, gateway })
+}
+
+/// Starts the demo practice (seeded, anchored on `sim_config.anchor`) and the gateway on `listen`.
+pub async fn start_demo(listen: SocketAddr, sim_config: DrChronoSimConfig) -> Result<Demo, String> {
+    start_practice(
+        listen,
+        PracticeConfig {
+            drchrono: sim_config,
+            zoom: Some(ZoomSimConfig::demo),
+        },
+        |_| {},
+    )
+    .await
 }
 
 /// The demo practice's simulator configuration for today.
@@ -211,15 +288,29 @@ pub fn demo_sim_config() -> DrChronoSimConfig {
 }
 
 /// Builds the adapters a settings file asks for.
-pub fn adapters_from_settings(settings: &Settings) -> Result<Vec<Arc<dyn Adapter>>, String> {
+/// The adapters a settings file configures, and the resolver they were built with.
+pub struct Configured {
+    pub adapters: Vec<Arc<dyn Adapter>>,
+    pub resolver: Arc<GatewayResolver>,
+}
+
+pub fn adapters_from_settings(settings: &Settings) -> Result<Configured, String> {
     let mut adapters: Vec<Arc<dyn Adapter>> = Vec::new();
+    let resolver = GatewayResolver::new(Duration::from_secs(600));
     if let Some(d) = &settings.drchrono {
         adapters.push(Arc::new(DrChronoAdapter::new(d.clone()).map_err(|e| e.to_string())?));
     }
-    if adapters.is_empty() {
-        return Err("setting `drchrono`: no vendor is configured; add a [drchrono] section".into());
+    if let Some(z) = &settings.zoom {
+        adapters.push(Arc::new(
+            ZoomAdapter::new(z.clone())
+                .map_err(|e| e.to_string())?
+                .with_resolver(resolver.clone()),
+        ));
     }
-    Ok(adapters)
+    if adapters.is_empty() {
+        return Err("setting `drchrono`: no vendor is configured; add a [drchrono] and/or [zoom] section".into());
+    }
+    Ok(Configured { adapters, resolver })
 }
 
 /// The built-in adapters, configured but never connected: their declared capabilities are what the
@@ -227,5 +318,7 @@ pub fn adapters_from_settings(settings: &Settings) -> Result<Vec<Arc<dyn Adapter
 pub fn reference_sources() -> Result<Sources, String> {
     let config = DrChronoConfig::new("reference", "reference", "reference", "http://localhost/callback");
     let drchrono = DrChronoAdapter::new(config).map_err(|e| e.to_string())?;
-    Ok(Sources::new(vec![Arc::new(drchrono)]))
+    let zoom = ZoomAdapter::new(ZoomConfig::new("reference", "reference", "reference", "reference"))
+        .map_err(|e| e.to_string())?;
+    Ok(Sources::new(vec![Arc::new(drchrono), Arc::new(zoom)]))
 }

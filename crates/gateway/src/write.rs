@@ -70,16 +70,14 @@ pub async fn create(
     Err(last.map_or_else(|| not_allowed("POST", t, "GET"), GatewayError::from))
 }
 
-/// The adapter owning `id`, when it supports `interaction` on `t` and the caller may see the current
-/// resource (a resource the caller cannot see is as missing for writes too).
-async fn owner<'a>(
+/// The adapter owning `id`, when it supports `interaction` on `t` (else 404 for an unknown source,
+/// 405 with the methods it does take). Checked before the body is looked at.
+pub fn writable<'a>(
     engine: &'a Engine,
     t: ResourceType,
     id: &str,
     interaction: Interaction,
-    caller: &Caller,
-    policy: &dyn AccessPolicy,
-) -> Result<(&'a std::sync::Arc<dyn adapter::Adapter>, FhirId, Value), GatewayError> {
+) -> Result<(&'a std::sync::Arc<dyn adapter::Adapter>, FhirId), GatewayError> {
     let parsed = FhirId::parse(id).map_err(|_| not_found(t, id))?;
     let adapter = engine
         .sources
@@ -106,6 +104,20 @@ async fn owner<'a>(
             allow: allow.join(", "),
         });
     }
+    Ok((adapter, parsed))
+}
+
+/// [`writable`], and the current resource as the caller sees it (a resource the caller cannot see
+/// is as missing for writes too).
+async fn owner<'a>(
+    engine: &'a Engine,
+    t: ResourceType,
+    id: &str,
+    interaction: Interaction,
+    caller: &Caller,
+    policy: &dyn AccessPolicy,
+) -> Result<(&'a std::sync::Arc<dyn adapter::Adapter>, FhirId, Value), GatewayError> {
+    let (adapter, parsed) = writable(engine, t, id, interaction)?;
     let current = engine.read(t, id, caller, policy).await?;
     Ok((adapter, parsed, current))
 }

@@ -39,6 +39,22 @@ fn the_committed_openapi_document_is_current() {
     ] {
         assert!(typed["paths"][path].is_object(), "{path}");
     }
-    // No over-claiming: Encounter is not served by any wired adapter yet.
-    assert!(typed["paths"]["/fhir/Encounter"].is_null());
+    // No over-claiming: writes only where a source takes them.
+    assert!(
+        typed["paths"]["/fhir/Location"]["post"].is_null(),
+        "no source creates Locations"
+    );
+    assert!(
+        typed["paths"]["/fhir/Patient/{id}"]["put"].is_null(),
+        "no source updates Patients"
+    );
+    assert!(
+        typed["paths"]["/fhir/Appointment"]["post"].is_object(),
+        "Zoom schedules visits"
+    );
+    assert!(
+        typed["paths"]["/fhir/DocumentReference/{id}"]["patch"].is_object(),
+        "Zoom notes are completed by PATCH"
+    );
+    assert!(typed["paths"]["/fhir/Appointment/{id}/$admit"]["post"].is_object());
 }

@@ -1,0 +1,277 @@
+//! The settings of one Zoom account: where the API and the OAuth server are, the Server-to-Server
+//! OAuth app, the webhook secret token, the EHR the notes belong to, paging and time zone.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use url::Url;
+
+/// Zoom's API base (`Servers - URL: https://api.zoom.us/v2`).
+pub const DEFAULT_API_BASE: &str = "https://api.zoom.us/v2";
+
+/// Zoom's OAuth origin; the token endpoint is `{oauth_base}/oauth/token`.
+pub const DEFAULT_OAUTH_BASE: &str = "https://zoom.us";
+
+/// The largest `page_size` Zoom list endpoints accept.
+pub const MAX_PAGE_SIZE: u32 = 300;
+
+/// The default EHR source the notes' `ehr_context` points into.
+pub const DEFAULT_EHR_SOURCE: &str = "drchrono";
+
+/// A credential. It prints as `***` in `Debug` and `Display`, so it never lands in a log line or an
+/// error message by accident; [`Secret::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The credential itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+/// How to reach one Zoom account.
+#[derive(Debug, Clone)]
+pub struct ZoomConfig {
+    /// The API base (`https://api.zoom.us/v2`); every API request and redirect stays on its origin.
+    pub api_base: Url,
+    /// The OAuth origin (`https://zoom.us`); the token is fetched from `{oauth_base}/oauth/token`.
+    pub oauth_base: Url,
+    /// The Zoom account id of the Server-to-Server OAuth app.
+    pub account_id: String,
+    /// The OAuth client id of the app.
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The app's webhook "secret token": key of the `x-zm-signature` HMAC and of the
+    /// `endpoint.url_validation` answer.
+    pub webhook_secret: Secret,
+    /// The gateway source of the EHR the notes' `ehr_context` refers to (`drchrono`).
+    pub ehr_source: String,
+    /// The practice time zone for times that carry none.
+    pub default_timezone: Tz,
+    /// The largest page asked of Zoom (1..=300).
+    pub page_size: u32,
+    /// The limit for one HTTP exchange with Zoom, body included.
+    pub request_timeout: Duration,
+    /// The name of the account in cache keys and change events (`Adapter::account`); defaults to
+    /// the account id.
+    pub account: String,
+}
+
+/// A setting that cannot work; the message names it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Zoom setting `{setting}` is invalid: {reason}")]
+    Invalid { setting: &'static str, reason: String },
+    #[error("the HTTP client for Zoom could not be built: {reason}")]
+    HttpClient { reason: String },
+}
+
+impl ConfigError {
+    fn invalid(setting: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            setting,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl ZoomConfig {
+    /// A configuration for the public Zoom API with the defaults: DrChrono as the EHR, UTC as the
+    /// fallback time zone, pages of 300, a 30 s request timeout, the account id as the account name.
+    pub fn new(
+        account_id: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<Secret>,
+        webhook_secret: impl Into<Secret>,
+    ) -> Self {
+        let account_id = account_id.into();
+        Self {
+            api_base: Url::parse(DEFAULT_API_BASE).expect("the default API base is valid"),
+            oauth_base: Url::parse(DEFAULT_OAUTH_BASE).expect("the default OAuth base is valid"),
+            account: account_id.clone(),
+            account_id,
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            webhook_secret: webhook_secret.into(),
+            ehr_source: DEFAULT_EHR_SOURCE.into(),
+            default_timezone: Tz::UTC,
+            page_size: MAX_PAGE_SIZE,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The same configuration against another API base (a simulator's `…/v2`).
+    pub fn with_api_base(mut self, api_base: Url) -> Self {
+        self.api_base = api_base;
+        self
+    }
+
+    /// The same configuration against another OAuth origin.
+    pub fn with_oauth_base(mut self, oauth_base: Url) -> Self {
+        self.oauth_base = oauth_base;
+        self
+    }
+
+    /// Checks every setting; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_base("api_base", &self.api_base)?;
+        check_base("oauth_base", &self.oauth_base)?;
+        if self.account_id.trim().is_empty() {
+            return Err(ConfigError::invalid("account_id", "is empty"));
+        }
+        if self.client_id.trim().is_empty() {
+            return Err(ConfigError::invalid("client_id", "is empty"));
+        }
+        if self.client_id.contains(':') {
+            return Err(ConfigError::invalid("client_id", "must not contain `:`"));
+        }
+        if self.client_secret.is_empty() {
+            return Err(ConfigError::invalid("client_secret", "is empty"));
+        }
+        if self.webhook_secret.is_empty() {
+            return Err(ConfigError::invalid("webhook_secret", "is empty"));
+        }
+        let ehr = &self.ehr_source;
+        if ehr.is_empty() || !ehr.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+            return Err(ConfigError::invalid(
+                "ehr_source",
+                "must be a source name of lowercase letters and digits",
+            ));
+        }
+        if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
+            return Err(ConfigError::invalid(
+                "page_size",
+                format!("must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(ConfigError::invalid("request_timeout", "must be positive"));
+        }
+        if self.account.trim().is_empty() {
+            return Err(ConfigError::invalid("account", "is empty"));
+        }
+        Ok(())
+    }
+}
+
+fn check_base(setting: &'static str, base: &Url) -> Result<(), ConfigError> {
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(setting, "must be an http or https URL"));
+    }
+    if base.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::invalid(setting, "must name a host"));
+    }
+    if !base.username().is_empty() || base.password().is_some() {
+        return Err(ConfigError::invalid(setting, "must not carry credentials"));
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(ConfigError::invalid(setting, "must not have a query or fragment"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ZoomConfig {
+        ZoomConfig::new("acct", "app", "s3cret-value", "hook-value")
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = config();
+        let printed = format!("{c:?} {} {}", c.client_secret, c.webhook_secret);
+        assert!(!printed.contains("s3cret-value"), "{printed}");
+        assert!(!printed.contains("hook-value"), "{printed}");
+        assert!(printed.contains("***"));
+        assert_eq!(c.client_secret.expose(), "s3cret-value");
+    }
+
+    #[test]
+    fn defaults_are_valid_and_account_is_the_account_id() {
+        let c = config();
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.account, "acct");
+        assert_eq!(c.api_base.as_str(), "https://api.zoom.us/v2");
+        assert_eq!(c.oauth_base.as_str(), "https://zoom.us/");
+        assert_eq!(c.ehr_source, "drchrono");
+    }
+
+    type Breaker = Box<dyn Fn(&mut ZoomConfig)>;
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let cases: Vec<(&str, Breaker)> = vec![
+            ("api_base", Box::new(move |c| c.api_base = url("ftp://api.zoom.us/v2"))),
+            (
+                "api_base",
+                Box::new(move |c| c.api_base = url("https://u:p@api.zoom.us/v2")),
+            ),
+            (
+                "api_base",
+                Box::new(move |c| c.api_base = url("https://api.zoom.us/v2?x=1")),
+            ),
+            (
+                "oauth_base",
+                Box::new(move |c| c.oauth_base = url("https://zoom.us/#f")),
+            ),
+            ("account_id", Box::new(|c| c.account_id = " ".into())),
+            ("client_id", Box::new(|c| c.client_id = "".into())),
+            ("client_id", Box::new(|c| c.client_id = "a:b".into())),
+            ("client_secret", Box::new(|c| c.client_secret = "".into())),
+            ("webhook_secret", Box::new(|c| c.webhook_secret = " ".into())),
+            ("ehr_source", Box::new(|c| c.ehr_source = "Dr-Chrono".into())),
+            ("ehr_source", Box::new(|c| c.ehr_source = "".into())),
+            ("page_size", Box::new(|c| c.page_size = 0)),
+            ("page_size", Box::new(|c| c.page_size = 301)),
+            ("request_timeout", Box::new(|c| c.request_timeout = Duration::ZERO)),
+            ("account", Box::new(|c| c.account = "".into())),
+        ];
+        for (setting, break_it) in cases {
+            let mut c = config();
+            break_it(&mut c);
+            let err = c.validate().unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { setting: s, .. } if *s == setting),
+                "{setting}: {err}"
+            );
+            assert!(err.to_string().contains(setting));
+        }
+    }
+}
