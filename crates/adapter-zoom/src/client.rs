@@ -582,20 +582,9 @@ async fn read_body(mut response: Response) -> Result<Vec<u8>, AdapterError> {
     }
 }
 
-/// The `Retry-After` of a 429: delay seconds or an HTTP-date.
+/// The `Retry-After` of a 429.
 pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let when = DateTime::parse_from_rfc2822(value)
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
-        .or_else(|| {
-            // Zoom's daily limits name the reset time as `2024-01-02T00:00:00Z`.
-            DateTime::parse_from_rfc3339(value).ok().map(|d| d.with_timezone(&Utc))
-        })?;
-    Some((when - now).to_std().unwrap_or(Duration::ZERO))
+    adapter::http::retry_after(headers.get(header::RETRY_AFTER)?.to_str().ok()?, now)
 }
 
 fn transport_error(error: &reqwest::Error) -> AdapterError {

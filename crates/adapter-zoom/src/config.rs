@@ -1,7 +1,6 @@
 //! The settings of one Zoom account: where the API and the OAuth server are, the Server-to-Server
 //! OAuth app, the webhook secret token, the EHR the notes belong to, paging and time zone.
 
-use std::fmt;
 use std::time::Duration;
 
 use chrono_tz::Tz;
@@ -19,49 +18,7 @@ pub const MAX_PAGE_SIZE: u32 = 300;
 /// The default EHR source the notes' `ehr_context` points into.
 pub const DEFAULT_EHR_SOURCE: &str = "drchrono";
 
-/// A credential. It prints as `***` in `Debug` and `Display`, so it never lands in a log line or an
-/// error message by accident; [`Secret::expose`] is the one way to read it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The credential itself, for the one place that uses it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.trim().is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
+pub use adapter::Secret;
 
 /// How to reach one Zoom account.
 #[derive(Debug, Clone)]

@@ -11,9 +11,11 @@ mod capability;
 mod change;
 mod ctx;
 mod error;
+pub mod http;
 pub mod id;
 mod resolve;
 pub mod search;
+mod secret;
 pub mod systems;
 mod webhook;
 
@@ -24,6 +26,7 @@ pub use error::AdapterError;
 pub use id::{FhirId, IdError, SourceName};
 pub use resolve::Resolver;
 pub use search::{Continuation, Page, PageRequest, SearchRequest};
+pub use secret::Secret;
 pub use webhook::{WebhookError, WebhookReceiver, WebhookRequest, WebhookResponse};
 
 /// The FHIR R4 model every adapter produces (re-exported from fhirbolt).

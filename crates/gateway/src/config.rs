@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use adapter_drchrono::{DrChronoConfig, Secret};
+use adapter::Secret;
+use adapter_drchrono::DrChronoConfig;
 use chrono_tz::Tz;
 use serde::Deserialize;
 use url::Url;
