@@ -162,20 +162,28 @@ async fn completing_a_note_through_fhir_is_visible_on_the_next_read_and_in_zoom(
     );
 }
 
+/// A Zoom patient and provider, found through FHIR alone: the participants of a Zoom visit.
 async fn zoom_participants(env: &Env) -> (String, String) {
-    let patients = env.all("/fhir/Patient?_count=200").await;
-    let patient = patients.iter().find(|p| is_zoom(p)).expect("Zoom patients are served")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let practitioners = env.all("/fhir/Practitioner?_count=200").await;
-    let provider = practitioners
-        .iter()
-        .find(|p| is_zoom(p))
-        .expect("Zoom providers are served")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let visits = env.all("/fhir/Appointment?_count=200").await;
+    let visit = visits.iter().find(|a| is_zoom(a)).expect("Zoom visits are served");
+    let actor = |ty: &str| {
+        visit["participant"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["actor"]["reference"].as_str())
+            .find_map(|r| {
+                r.strip_prefix(&format!("{ty}/zoom-"))
+                    .map(|rest| format!("zoom-{rest}"))
+            })
+            .unwrap_or_else(|| panic!("a Zoom {ty} participant"))
+    };
+    let (patient, provider) = (actor("Patient"), actor("Practitioner"));
+    assert_eq!(
+        env.get(&format!("/fhir/Patient/{patient}")).await.status,
+        StatusCode::OK,
+        "Zoom patients are read by id"
+    );
     (patient, provider)
 }
 

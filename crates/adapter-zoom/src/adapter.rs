@@ -539,38 +539,6 @@ impl ZoomAdapter {
         Ok(schedules.into_iter().flatten().collect())
     }
 
-    /// The patients of a page of visits, each given on the page of their first visit in the
-    /// list (Zoom lists no patients; this is the only walk that reaches them, and it must not
-    /// give a patient twice across pages).
-    async fn visit_patients(&self, visits: &[wire::Visit]) -> Result<Vec<Resource>, AdapterError> {
-        let mut first_here: Vec<(String, String)> = Vec::new();
-        for v in visits {
-            let (patient, visit) = (v.patient_id.trim(), v.id.trim());
-            if !patient.is_empty() && !visit.is_empty() && !first_here.iter().any(|(p, _)| p == patient) {
-                first_here.push((patient.to_owned(), visit.to_owned()));
-            }
-        }
-        let patients: Vec<Option<wire::Patient>> = stream::iter(first_here)
-            .map(|(patient, visit)| async move {
-                let query = [("patient_id", patient.clone()), ("page_size", "1".to_owned())];
-                let value = self
-                    .client
-                    .get_page(Stream::Visits.path(), &query, None)
-                    .await?
-                    .ok_or_else(|| unmappable("Zoom does not know the visit list"))?;
-                let list: wire::VisitList = decode(value, "visit list")?;
-                if list.visits.first().map(|v| v.id.trim()) != Some(visit.as_str()) {
-                    return Ok(None);
-                }
-                self.patient(&patient).await
-            })
-            .buffered(CONCURRENT_CALLS)
-            .try_collect()
-            .await?;
-        let patients: Vec<wire::Patient> = patients.into_iter().flatten().collect();
-        self.map_patients(&patients).await
-    }
-
     /// Walks `q` from `cursor`: one Zoom page, or a few when they map to nothing.
     async fn walk(&self, resource_type: ResourceType, q: &ListQuery, page: PageRequest) -> Result<Page, AdapterError> {
         let mut token = match &page.cursor {
@@ -640,11 +608,6 @@ impl ZoomAdapter {
             (Stream::Notes, _) => {
                 let list: wire::NoteList = decode(value, "clinical note list")?;
                 out.extend(self.map_notes(list.notes).await?);
-                Ok(list.next_page_token)
-            }
-            (Stream::Visits, ResourceType::Patient) => {
-                let list: wire::VisitList = decode(value, "visit list")?;
-                out.extend(self.visit_patients(&list.visits).await?);
                 Ok(list.next_page_token)
             }
             (Stream::Visits, ResourceType::Encounter) => {
@@ -1113,9 +1076,13 @@ fn capabilities() -> Capabilities {
             ],
         ),
         (ResourceType::Encounter, vec![Read, SearchType], vec![], vec![]),
+        // Read only at the gateway: Zoom has no patient list, so a Patient search has to walk the
+        // visits and check every patient (two calls each), which exhausts Zoom's rate limits on the
+        // first unfiltered search. Zoom patients are reached by id, from their visits'
+        // participants, and through their `seealso` links from the EHR's patients.
         (
             ResourceType::Patient,
-            vec![Read, SearchType],
+            vec![Read],
             vec![systems::PROFILE_US_CORE_PATIENT],
             vec![],
         ),

@@ -77,12 +77,17 @@ async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let base = &demo.gateway.base_url;
     println!(
-        "FHIR facade gateway — demo mode (simulated DrChrono practice at {})",
-        demo.sim.base_url()
+        "FHIR facade gateway — demo mode (simulated practice: DrChrono at {}, Zoom at {})",
+        demo.sim.base_url(),
+        demo.zoom.base_url()
     );
     println!("  FHIR base URL: {base}/fhir");
     println!("  API docs:      {base}/docs/");
     println!("  Try:           curl '{base}/fhir/Patient?family=Nguyen'");
+    println!(
+        "                 curl '{base}/fhir/Appointment?_count=5&_sort=-date'   (DrChrono visits and Zoom virtual visits)"
+    );
+    println!("  Webhooks:      Zoom delivers signed events to {base}/webhooks/zoom");
     println!("  Auth:          none (demo mode only; SMART on FHIR arrives with the auth layer)");
     println!("Press Ctrl-C to stop.");
     tokio::select! {

@@ -115,7 +115,8 @@ pub(crate) fn plan(resource_type: ResourceType, request: &SearchRequest, ctx: Pl
             RefFilter::Nothing => Plan::Nothing,
             RefFilter::Natives(visits) => Plan::Ids(visits.into_iter().map(ZoomId::Encounter).collect()),
         },
-        ResourceType::Patient => Plan::List(ListQuery::new(Stream::Visits)),
+        // Zoom lists no patients (they are read by id): `_id`/`identifier` above is all a search can do.
+        ResourceType::Patient => Plan::Nothing,
         ResourceType::Practitioner => Plan::List(ListQuery::new(Stream::Providers)),
         ResourceType::Schedule => match reference_filter(request, "actor", ResourceType::Practitioner, true) {
             RefFilter::Absent | RefFilter::Cannot => Plan::List(ListQuery::new(Stream::Providers)),
