@@ -9,6 +9,7 @@
 
 mod capability;
 mod change;
+pub mod codes;
 mod ctx;
 mod error;
 pub mod http;

@@ -5,19 +5,7 @@
 
 use adapter::systems;
 
-/// A code with its system and display, as written into a `Coding`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Code {
-    pub system: &'static str,
-    pub code: &'static str,
-    pub display: &'static str,
-}
-
-impl Code {
-    pub fn coding(&self) -> adapter::fhir::types::Coding {
-        super::coding(self.system, self.code, self.display)
-    }
-}
+pub use adapter::codes::{Code, FhirAppointmentStatus};
 
 fn matches(wire: &str, spelling: &str) -> bool {
     wire.trim().eq_ignore_ascii_case(spelling)
@@ -43,38 +31,6 @@ pub enum AppointmentStatus {
     Cancelled,
     Rescheduled,
     NoShow,
-}
-
-/// FHIR `Appointment.status` (required binding `appointmentstatus`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FhirAppointmentStatus {
-    Proposed,
-    Pending,
-    Booked,
-    Arrived,
-    Fulfilled,
-    Cancelled,
-    Noshow,
-    EnteredInError,
-    CheckedIn,
-    Waitlist,
-}
-
-impl FhirAppointmentStatus {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Proposed => "proposed",
-            Self::Pending => "pending",
-            Self::Booked => "booked",
-            Self::Arrived => "arrived",
-            Self::Fulfilled => "fulfilled",
-            Self::Cancelled => "cancelled",
-            Self::Noshow => "noshow",
-            Self::EnteredInError => "entered-in-error",
-            Self::CheckedIn => "checked-in",
-            Self::Waitlist => "waitlist",
-        }
-    }
 }
 
 impl AppointmentStatus {

@@ -110,15 +110,6 @@ pub(crate) fn fhir_text(s: &str) -> Option<adapter::fhir::types::String> {
     present(&cleaned).map(|t| t.into())
 }
 
-pub(crate) fn coding(system: &str, code: &str, display: &str) -> Coding {
-    Coding {
-        system: Some(system.into()),
-        code: Some(code.into()),
-        display: Some(display.into()),
-        ..Default::default()
-    }
-}
-
 pub(crate) fn concept(coding: Coding, text: Option<&str>) -> CodeableConcept {
     CodeableConcept {
         coding: vec![coding],

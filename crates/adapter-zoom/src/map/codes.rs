@@ -6,19 +6,7 @@
 
 use adapter::systems;
 
-/// A code with its system and display, as written into a `Coding`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Code {
-    pub system: &'static str,
-    pub code: &'static str,
-    pub display: &'static str,
-}
-
-impl Code {
-    pub fn coding(&self) -> adapter::fhir::types::Coding {
-        super::coding(self.system, self.code, self.display)
-    }
-}
+pub use adapter::codes::{Code, FhirAppointmentStatus};
 
 /// The normal form vendor codes are compared in: trimmed, lowercase, `-` and spaces as `_`.
 fn normal(s: &str) -> String {
@@ -59,55 +47,6 @@ pub enum VisitStatus {
     Cancelled,
     /// Patient didn't attend.
     NoShow,
-}
-
-/// FHIR `Appointment.status` (required binding `appointmentstatus`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FhirAppointmentStatus {
-    Proposed,
-    Pending,
-    Booked,
-    Arrived,
-    Fulfilled,
-    Cancelled,
-    Noshow,
-    EnteredInError,
-    CheckedIn,
-    Waitlist,
-}
-
-impl FhirAppointmentStatus {
-    pub const ALL: [Self; 10] = [
-        Self::Proposed,
-        Self::Pending,
-        Self::Booked,
-        Self::Arrived,
-        Self::Fulfilled,
-        Self::Cancelled,
-        Self::Noshow,
-        Self::EnteredInError,
-        Self::CheckedIn,
-        Self::Waitlist,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Proposed => "proposed",
-            Self::Pending => "pending",
-            Self::Booked => "booked",
-            Self::Arrived => "arrived",
-            Self::Fulfilled => "fulfilled",
-            Self::Cancelled => "cancelled",
-            Self::Noshow => "noshow",
-            Self::EnteredInError => "entered-in-error",
-            Self::CheckedIn => "checked-in",
-            Self::Waitlist => "waitlist",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.code() == code)
-    }
 }
 
 /// FHIR `Encounter.status` (required binding `encounter-status`).
