@@ -12,6 +12,7 @@ mod change;
 pub mod codes;
 mod ctx;
 mod error;
+pub mod format;
 pub mod http;
 pub mod id;
 mod resolve;
