@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 use adapter::fhir::resources::{Parameters, ParametersParameter, ParametersParameterValue};
 use adapter::fhir::types::Reference;
 use adapter::{
-    Adapter, AdapterError, Capabilities, Interaction, MapCtx, OperationDef, Page, PageRequest, Resolver, Resource,
-    ResourceCapability, ResourceType, SearchRequest, SourceName, WebhookReceiver, systems,
+    Adapter, AdapterError, Capabilities, Interaction, MapCtx, OperationDef, OperationParam, OperationTarget, Page,
+    PageRequest, ParamUse, Resolver, Resource, ResourceCapability, ResourceType, SearchRequest, SourceName,
+    WebhookReceiver, systems,
 };
 use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -73,6 +74,48 @@ pub const OPERATION_ADMIT: &str = "admit";
 
 /// The `$invite` operation on Appointment.
 pub const OPERATION_INVITE: &str = "invite";
+
+/// `$admit`: no input; answers the Appointment, now in progress.
+const ADMIT_PARAMS: &[OperationParam] = &[OperationParam::new(
+    "return",
+    ParamUse::Out,
+    1,
+    Some(1),
+    "Appointment",
+    "The visit after admitting the patient (status in progress)",
+)];
+
+/// `$invite`: channels and an optional message in; the invitation out.
+const INVITE_PARAMS: &[OperationParam] = &[
+    OperationParam::new("channel", ParamUse::In, 1, Some(2), "code", "email | sms"),
+    OperationParam::new(
+        "message",
+        ParamUse::In,
+        0,
+        Some(1),
+        "string",
+        "A message to the patient",
+    ),
+    OperationParam::new(
+        "invitation",
+        ParamUse::Out,
+        0,
+        Some(1),
+        "string",
+        "Zoom's invitation id",
+    ),
+    OperationParam::new(
+        "status",
+        ParamUse::Out,
+        1,
+        Some(1),
+        "code",
+        "The invitation's status at Zoom (sent)",
+    ),
+    OperationParam::new("channel", ParamUse::Out, 1, Some(2), "code", "The channels used"),
+    OperationParam::new("sent", ParamUse::Out, 0, Some(1), "dateTime", "When Zoom sent it"),
+    OperationParam::new("appointment", ParamUse::Out, 1, Some(1), "Reference", "The visit"),
+];
 
 /// The Zoom source.
 ///
@@ -1067,11 +1110,17 @@ fn capabilities() -> Capabilities {
                     name: OPERATION_ADMIT,
                     description: "Admit the patient from the Zoom waiting room into the visit",
                     affects_state: true,
+                    target: OperationTarget::Own,
+                    asynchronous: false,
+                    parameters: ADMIT_PARAMS,
                 },
                 OperationDef {
                     name: OPERATION_INVITE,
                     description: "Send the patient the visit invitation by email and/or SMS (parameter `channel`: email | sms, repeatable; optional `message`)",
                     affects_state: true,
+                    target: OperationTarget::Own,
+                    asynchronous: false,
+                    parameters: INVITE_PARAMS,
                 },
             ],
         ),

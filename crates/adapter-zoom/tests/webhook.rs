@@ -86,6 +86,7 @@ async fn endpoint(adapter: Arc<ZoomAdapter>) -> Endpoint {
                 }
                 let body = data[head_end..head_end + length].to_vec();
                 let request = WebhookRequest {
+                    path: "",
                     method: &method,
                     headers: &headers,
                     query: &[],
@@ -97,6 +98,7 @@ async fn endpoint(adapter: Arc<ZoomAdapter>) -> Endpoint {
                     Ok(r) => (r.status, r.body.as_ref().map(Value::to_string).unwrap_or_default()),
                     Err(WebhookError::Unauthorized(_)) => (401, String::new()),
                     Err(WebhookError::Malformed(_)) => (400, String::new()),
+                    Err(WebhookError::UnknownEndpoint) => (404, String::new()),
                 };
                 log.lock().unwrap().push(Received {
                     headers: headers.clone(),
@@ -169,6 +171,7 @@ fn receive(
     now: DateTime<Utc>,
 ) -> Result<WebhookResponse, WebhookError> {
     hooks.receive(&WebhookRequest {
+        path: "",
         method: "POST",
         headers,
         query: &[],
@@ -454,6 +457,7 @@ fn signed_calls_that_say_nothing_useful() {
     // Only POST.
     let (headers, bytes) = signed(&body, ts, None);
     let get = WebhookRequest {
+        path: "",
         method: "GET",
         headers: &headers,
         query: &[],

@@ -97,6 +97,9 @@ pub struct ResourceCapability {
 }
 
 /// A FHIR operation a source performs on instances of a type (`Appointment/{id}/$admit`).
+///
+/// The gateway publishes each one as an `OperationDefinition` (`/fhir/OperationDefinition/{type}-{name}`),
+/// in the CapabilityStatement and in the OpenAPI document, all from this declaration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OperationDef {
     /// The name without `$` (`admit`).
@@ -105,6 +108,80 @@ pub struct OperationDef {
     pub description: &'static str,
     /// True when the operation changes vendor data (it is a write for access policy).
     pub affects_state: bool,
+    /// Whose instances it runs on: the source's own, or any source's (Noa starts a scribe session
+    /// for a DrChrono `Appointment`).
+    pub target: OperationTarget,
+    /// True when the vendor completes the work later: the gateway answers `202 Accepted` with the
+    /// `Parameters` the adapter returned and a `Content-Location` pointing at the resource its
+    /// `follow` parameter names (the resource that reflects completion).
+    pub asynchronous: bool,
+    /// The input and output parameters, in order.
+    pub parameters: &'static [OperationParam],
+}
+
+/// Whose instances an operation runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationTarget {
+    /// The declaring source's own resources ([`crate::Adapter::operation`]).
+    Own,
+    /// Resources of any source ([`crate::Adapter::operation_on`]): the gateway reads the target for
+    /// the caller and hands it over.
+    AnySource,
+}
+
+/// Whether a parameter goes in or comes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamUse {
+    In,
+    Out,
+}
+
+impl ParamUse {
+    /// The `OperationDefinition.parameter.use` code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::In => "in",
+            Self::Out => "out",
+        }
+    }
+}
+
+/// One parameter of an [`OperationDef`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperationParam {
+    pub name: &'static str,
+    pub direction: ParamUse,
+    pub min: u32,
+    /// `None` is `*`.
+    pub max: Option<u32>,
+    /// The FHIR type (`string`, `code`, `Reference`, `dateTime`, …); `None` for a parameter made of
+    /// `parts`.
+    pub fhir_type: Option<&'static str>,
+    pub documentation: &'static str,
+    /// Nested parameters (`Parameters.parameter.part`).
+    pub parts: &'static [OperationParam],
+}
+
+impl OperationParam {
+    /// A simple parameter of a FHIR type.
+    pub const fn new(
+        name: &'static str,
+        direction: ParamUse,
+        min: u32,
+        max: Option<u32>,
+        fhir_type: &'static str,
+        documentation: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            direction,
+            min,
+            max,
+            fhir_type: Some(fhir_type),
+            documentation,
+            parts: &[],
+        }
+    }
 }
 
 /// Everything one source supports.

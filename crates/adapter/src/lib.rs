@@ -21,7 +21,10 @@ mod secret;
 pub mod systems;
 mod webhook;
 
-pub use capability::{Capabilities, Interaction, OperationDef, ResourceCapability, ResourceType};
+pub use capability::{
+    Capabilities, Interaction, OperationDef, OperationParam, OperationTarget, ParamUse, ResourceCapability,
+    ResourceType,
+};
 pub use change::{ChangeEvent, ChangeKind};
 pub use ctx::MapCtx;
 pub use error::AdapterError;
@@ -98,6 +101,23 @@ pub trait Adapter: Send + Sync + 'static {
         input: Option<Resource>,
     ) -> Result<Resource, AdapterError> {
         let _ = (resource_type, native_id, input);
+        Err(AdapterError::Unsupported {
+            what: format!("${name} at {}", self.source()),
+        })
+    }
+
+    /// Runs an operation this source declares with [`OperationTarget::AnySource`] on another source's
+    /// resource (`POST /fhir/Appointment/drchrono-7/$start-scribe` handled by Noa). `target_id` is
+    /// the gateway id (`drchrono-7`); `target` is the resource as the gateway read it for the
+    /// caller (the caller may see it).
+    async fn operation_on(
+        &self,
+        target_id: &FhirId,
+        target: &Resource,
+        name: &str,
+        input: Option<Resource>,
+    ) -> Result<Resource, AdapterError> {
+        let _ = (target_id, target, input);
         Err(AdapterError::Unsupported {
             what: format!("${name} at {}", self.source()),
         })

@@ -10,6 +10,9 @@ use crate::ChangeEvent;
 pub struct WebhookRequest<'a> {
     /// `GET` or `POST`.
     pub method: &'a str,
+    /// The path after `/webhooks/{source}` (`""`, or `"/{secret}"` for vendors whose callback URL
+    /// carries a secret, like Noa's).
+    pub path: &'a str,
     /// Header names in lower case, values as sent.
     pub headers: &'a [(String, String)],
     /// The query string pairs (DrChrono verifies with `?msg=`).
@@ -37,6 +40,9 @@ pub enum WebhookError {
     /// Signature missing or wrong, timestamp outside the window, or a replay (401).
     #[error("webhook refused: {0}")]
     Unauthorized(&'static str),
+    /// The callback URL itself is wrong (Noa's path secret): answered 404, as if nothing were there.
+    #[error("no such webhook endpoint")]
+    UnknownEndpoint,
     /// Verified but not understood (400).
     #[error("webhook not understood: {0}")]
     Malformed(&'static str),

@@ -67,6 +67,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/fhir/{type}/{id}/{operation}", axum::routing::post(operation))
         .route("/webhooks/{source}", get(webhook).post(webhook))
+        .route(
+            "/webhooks/{source}/{*rest}",
+            get(webhook_with_path).post(webhook_with_path),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -401,6 +405,31 @@ async fn webhook(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
+    receive_webhook(state, source, String::new(), method, headers, q, body).await
+}
+
+/// `GET|POST /webhooks/{source}/{rest}`: as [`webhook`], with the path after the source handed to
+/// the adapter (Noa's callback URL carries a secret there).
+async fn webhook_with_path(
+    State(state): State<Shared>,
+    Path((source, rest)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    receive_webhook(state, source, format!("/{rest}"), method, headers, q, body).await
+}
+
+async fn receive_webhook(
+    state: Shared,
+    source: String,
+    path: String,
+    method: Method,
+    headers: HeaderMap,
+    q: Option<String>,
+    body: Bytes,
+) -> Response {
     let Some(receiver) = state.engine.sources.by_source(&source).and_then(|a| a.webhooks()) else {
         return GatewayError::NotFound(format!("no webhooks are received for '{source}'")).into_response();
     };
@@ -410,6 +439,7 @@ async fn webhook(
         .collect();
     let query = pairs(q.as_deref());
     let request = adapter::WebhookRequest {
+        path: &path,
         method: method.as_str(),
         headers: &header_pairs,
         query: &query,
@@ -433,6 +463,11 @@ async fn webhook(
             let (status, outcome) = match e {
                 adapter::WebhookError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "refused"),
                 adapter::WebhookError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed"),
+                adapter::WebhookError::UnknownEndpoint => {
+                    // As if nothing were there: the secret in the path was wrong.
+                    state.metrics.webhook(&source, "unknown_endpoint", 0);
+                    return GatewayError::NotFound("no such webhook endpoint".into()).into_response();
+                }
             };
             tracing::warn!(source = %source, reason = %e, "webhook call refused");
             state.metrics.webhook(&source, outcome, 0);

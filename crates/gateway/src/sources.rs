@@ -113,6 +113,19 @@ impl Adapter for Metered {
         r
     }
 
+    async fn operation_on(
+        &self,
+        target_id: &adapter::FhirId,
+        target: &Resource,
+        name: &str,
+        input: Option<Resource>,
+    ) -> Result<Resource, AdapterError> {
+        let started = Instant::now();
+        let r = self.inner.operation_on(target_id, target, name, input).await;
+        self.record("operation", started, &r);
+        r
+    }
+
     fn webhooks(&self) -> Option<&dyn adapter::WebhookReceiver> {
         self.inner.webhooks()
     }
@@ -224,6 +237,24 @@ impl adapter::Resolver for GatewayResolver {
                 known.clear();
             }
             known.insert(key, (found, Instant::now()));
+        }
+        found
+    }
+
+    async fn read(&self, resource_type: ResourceType, id: &str) -> Option<Resource> {
+        let sources = self.sources.get()?;
+        let (adapter, fid) = sources.for_read(resource_type, id)?;
+        let found = match adapter.read(resource_type, fid.native()).await {
+            Ok(resource) => Some(resource),
+            Err(AdapterError::NotFound { .. } | AdapterError::Gone { .. }) => None,
+            // A failing source answers nothing and is asked again next time.
+            Err(_) => return None,
+        };
+        if let Ok(mut known) = self.known.lock() {
+            if known.len() > 100_000 {
+                known.clear();
+            }
+            known.insert((resource_type, id.to_owned()), (found.is_some(), Instant::now()));
         }
         found
     }

@@ -76,6 +76,9 @@ impl Memory {
                         name: "touch",
                         description: "Touch it",
                         affects_state: true,
+                        target: adapter::OperationTarget::Own,
+                        asynchronous: false,
+                        parameters: &[],
                     }],
                 })
                 .collect(),
