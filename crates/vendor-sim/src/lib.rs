@@ -6,4 +6,5 @@
 
 pub mod drchrono;
 pub mod faults;
+pub mod noa;
 pub mod zoom;
