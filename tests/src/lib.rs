@@ -11,6 +11,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use vendor_sim::drchrono::{DrChronoSim, DrChronoSimConfig, SimHandle};
+use vendor_sim::noa::{NoaSimConfig, NoaSimHandle};
 use vendor_sim::zoom::{EhrRefs, ZoomSimConfig, ZoomSimHandle};
 
 /// The fixed "today" of the test practice, so the tests are deterministic.
@@ -23,6 +24,8 @@ pub struct Env {
     pub sim: SimHandle,
     /// The Zoom simulator, when the practice runs one ([`Env::start_with_zoom`]).
     pub zoom: Option<ZoomSimHandle>,
+    /// The Noa simulator, when the practice runs one ([`Env::start_with_noa`]).
+    pub noa: Option<NoaSimHandle>,
     pub gw: RunningGateway,
     pub http: reqwest::Client,
 }
@@ -66,6 +69,7 @@ impl Env {
         Env {
             sim,
             zoom: None,
+            noa: None,
             gw,
             http: reqwest::Client::new(),
         }
@@ -76,9 +80,27 @@ impl Env {
         zoom: fn(u64, NaiveDate, EhrRefs) -> ZoomSimConfig,
         options: impl FnOnce(&mut GatewayOptions),
     ) -> Env {
+        Self::start_practice(zoom, None, options).await
+    }
+
+    /// The small practice with DrChrono, Zoom and Noa (both vendors' webhooks delivered to the
+    /// gateway).
+    pub async fn start_with_noa(
+        noa: fn(u64, NaiveDate, vendor_sim::noa::EhrRefs) -> NoaSimConfig,
+        options: impl FnOnce(&mut GatewayOptions),
+    ) -> Env {
+        Self::start_practice(ZoomSimConfig::small, Some(noa), options).await
+    }
+
+    async fn start_practice(
+        zoom: fn(u64, NaiveDate, EhrRefs) -> ZoomSimConfig,
+        noa: Option<fn(u64, NaiveDate, vendor_sim::noa::EhrRefs) -> NoaSimConfig>,
+        options: impl FnOnce(&mut GatewayOptions),
+    ) -> Env {
         let practice = PracticeConfig {
             drchrono: DrChronoSimConfig::small(7, anchor()),
             zoom: Some(zoom),
+            noa,
         };
         let demo = start_practice(loopback(), practice, options)
             .await
@@ -86,9 +108,15 @@ impl Env {
         Env {
             sim: demo.sim,
             zoom: Some(demo.zoom),
+            noa: demo.noa,
             gw: demo.gateway,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// The Noa simulator (panics when the practice has none: a test bug).
+    pub fn noa(&self) -> &NoaSimHandle {
+        self.noa.as_ref().expect("this practice runs the Noa simulator")
     }
 
     /// The Zoom simulator (panics when the practice has none: a test bug).

@@ -2,6 +2,7 @@
 //! DrChrono simulator through the real DrChrono adapter. Expected results are computed from the
 //! simulator's own dataset (its truth), never from the adapter.
 
+mod noa;
 mod zoom;
 
 use std::collections::BTreeSet;

@@ -51,4 +51,10 @@ pub enum WebhookError {
 /// Verifies and interprets one vendor's webhook calls.
 pub trait WebhookReceiver: Send + Sync {
     fn receive(&self, request: &WebhookRequest<'_>) -> Result<WebhookResponse, WebhookError>;
+
+    /// The path after `/webhooks/{source}/` the vendor calls, as documented (`{secret}` for Noa);
+    /// `None` when the vendor calls `/webhooks/{source}` itself.
+    fn path_template(&self) -> Option<&'static str> {
+        None
+    }
 }

@@ -22,6 +22,7 @@ use crate::error::GatewayError;
 use crate::format::{self, FHIR_JSON};
 use crate::metrics::Metrics;
 use crate::openapi;
+use crate::operations;
 use crate::paging::{Cursor, CursorCodec};
 use crate::query::{self, CountLimits, ParsedSearch};
 use crate::write;
@@ -65,6 +66,8 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/fhir/{type}/{id}",
             get(read).put(update).patch(patch).fallback(method_not_allowed_instance),
         )
+        .route("/fhir/OperationDefinition", get(operation_definitions))
+        .route("/fhir/OperationDefinition/{id}", get(operation_definition))
         .route("/fhir/{type}/{id}/{operation}", axum::routing::post(operation))
         .route("/webhooks/{source}", get(webhook).post(webhook))
         .route(
@@ -392,7 +395,56 @@ async fn operation(
         state.policy.as_ref(),
     )
     .await?;
-    Ok(fhir_response(StatusCode::OK, &out, pretty(&pairs)))
+    match out.accepted {
+        None => Ok(fhir_response(StatusCode::OK, &out.body, pretty(&pairs))),
+        Some(follow) => {
+            let mut response = fhir_response(StatusCode::ACCEPTED, &out.body, pretty(&pairs));
+            if let Some(location) = follow.and_then(|f| HeaderValue::from_str(&format!("{}/{f}", state.fhir_base)).ok())
+            {
+                response.headers_mut().insert(header::CONTENT_LOCATION, location);
+            }
+            Ok(response)
+        }
+    }
+}
+
+/// `GET /fhir/OperationDefinition/{id}`: the definition of an operation a source declares.
+async fn operation_definition(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, GatewayError> {
+    let pairs = pairs(q.as_deref());
+    format::negotiate(&headers, first(&pairs, "_format"))?;
+    let definition = operations::find(&state.engine.sources, &state.fhir_base, &id)
+        .ok_or_else(|| GatewayError::NotFound(format!("OperationDefinition/{id} is not known")))?;
+    Ok(fhir_response(StatusCode::OK, &definition, pretty(&pairs)))
+}
+
+/// `GET /fhir/OperationDefinition`: every operation's definition, one page.
+async fn operation_definitions(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, GatewayError> {
+    let pairs = pairs(q.as_deref());
+    format::negotiate(&headers, first(&pairs, "_format"))?;
+    let entries: Vec<Value> = operations::declared(&state.engine.sources)
+        .iter()
+        .map(|(t, op)| {
+            let resource = operations::definition(&state.fhir_base, *t, op);
+            json!({"fullUrl": resource["url"], "resource": resource, "search": {"mode": "match"}})
+        })
+        .collect();
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": entries.len(),
+        "link": [{"relation": "self", "url": format!("{}/OperationDefinition", state.fhir_base)}],
+        "entry": entries,
+    });
+    Ok(fhir_response(StatusCode::OK, &bundle, pretty(&pairs)))
 }
 
 /// `GET|POST /webhooks/{source}`: the source's adapter verifies the call; change events are

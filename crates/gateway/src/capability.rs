@@ -4,6 +4,7 @@
 use adapter::{Interaction, ResourceType};
 use serde_json::{Value, json};
 
+use crate::operations;
 use crate::params;
 use crate::query::CountLimits;
 use crate::sources::Sources;
@@ -52,7 +53,7 @@ pub fn capability_statement(sources: &Sources, base_url: &str, limits: CountLimi
             .iter()
             .flat_map(|c| c.operations.iter())
             .map(|o| {
-                json!({"name": o.name, "definition": format!("urn:fhir-gateway:operation:{}-{}", ty.as_str(), o.name),
+                json!({"name": o.name, "definition": operations::definition_url(base_url, ty, o.name),
                        "documentation": o.description})
             })
             .collect();
@@ -92,6 +93,13 @@ pub fn capability_statement(sources: &Sources, base_url: &str, limits: CountLimi
             }
         }
         resources.push(entry);
+    }
+    if !operations::declared(sources).is_empty() {
+        resources.push(json!({
+            "type": "OperationDefinition",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "documentation": "The definitions of the operations listed on the other resources",
+        }));
     }
     json!({
         "resourceType": "CapabilityStatement",

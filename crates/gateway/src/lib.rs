@@ -20,6 +20,7 @@ pub mod error;
 pub mod format;
 pub mod metrics;
 pub mod openapi;
+pub mod operations;
 pub mod paging;
 pub mod params;
 pub mod query;

@@ -76,8 +76,9 @@ async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
         .await
         .map_err(anyhow::Error::msg)?;
     let base = &demo.gateway.base_url;
+    let noa = demo.noa.as_ref().map(|n| n.base_url()).unwrap_or_default();
     println!(
-        "FHIR facade gateway — demo mode (simulated practice: DrChrono at {}, Zoom at {})",
+        "FHIR facade gateway — demo mode (simulated practice: DrChrono at {}, Zoom at {}, Noa at {noa})",
         demo.sim.base_url(),
         demo.zoom.base_url()
     );
@@ -87,7 +88,15 @@ async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
     println!(
         "                 curl '{base}/fhir/Appointment?_count=5&_sort=-date'   (DrChrono visits and Zoom virtual visits)"
     );
-    println!("  Webhooks:      Zoom delivers signed events to {base}/webhooks/zoom");
+    println!(
+        "  AI scribe:     curl -X POST '{base}/fhir/Appointment/drchrono-<id>/$start-scribe'   (then watch Encounter/noa-<session>)"
+    );
+    println!(
+        "                 curl -X POST '{noa}/_sim/sessions/<session>/approve' -d '{{\"empty\": false}}'   (the doctor approves in Noa's widget)"
+    );
+    println!(
+        "  Webhooks:      Zoom delivers signed events to {base}/webhooks/zoom; Noa calls a secret URL under {base}/webhooks/noa/"
+    );
     println!("  Auth:          none (demo mode only; SMART on FHIR arrives with the auth layer)");
     println!("Press Ctrl-C to stop.");
     tokio::select! {

@@ -96,6 +96,40 @@ pub fn document(sources: &Sources) -> OpenApi {
     })
 }
 
+/// An operation's description: what it does, whose resources it runs on, its parameters.
+fn operation_description(t: ResourceType, op: &adapter::OperationDef) -> String {
+    let mut out = format!("{}.", op.description.trim_end_matches('.'));
+    if op.target == adapter::OperationTarget::AnySource {
+        out.push_str(&format!(" Runs on a {t} of any source."));
+    }
+    if op.asynchronous {
+        out.push_str(" Asynchronous: 202 Accepted, Content-Location names the resource that reflects completion.");
+    }
+    fn list(out: &mut String, params: &[adapter::OperationParam], depth: usize) {
+        for p in params {
+            let max = p.max.map_or_else(|| "*".to_owned(), |m| m.to_string());
+            let ty = p.fhir_type.unwrap_or("parts");
+            out.push_str(&format!(
+                "\n{}- `{}` ({}, {}..{max}, {ty}): {}",
+                "  ".repeat(depth),
+                p.name,
+                p.direction.code(),
+                p.min,
+                p.documentation
+            ));
+            list(out, p.parts, depth + 1);
+        }
+    }
+    if !op.parameters.is_empty() {
+        out.push_str(&format!(
+            "\n\nParameters (see `/fhir/OperationDefinition/{}`):\n",
+            crate::operations::definition_id(t, op.name)
+        ));
+        list(&mut out, op.parameters, 0);
+    }
+    out
+}
+
 /// The document as JSON (what `/openapi.json` serves and `openapi/` holds).
 pub fn document_json(sources: &Sources) -> Value {
     let mut paths = Map::new();
@@ -189,13 +223,22 @@ pub fn document_json(sources: &Sources) -> Value {
             .collect();
         for op in operations {
             let mut responses = errors();
-            responses.insert(
-                "200".into(),
-                json!({"description": "The operation's result", "content": fhir_json("Resource")}),
-            );
+            if op.asynchronous {
+                responses.insert(
+                    "202".into(),
+                    json!({"description": "Accepted: the vendor completes the work later; Content-Location names the resource that reflects completion",
+                           "content": fhir_json("Resource")}),
+                );
+            } else {
+                responses.insert(
+                    "200".into(),
+                    json!({"description": "The operation's result", "content": fhir_json("Resource")}),
+                );
+            }
             paths.insert(
                 format!("/fhir/{t}/{{id}}/${}", op.name),
                 json!({"post": {"tags": [t], "operationId": format!("{}{t}", op.name), "summary": op.description,
+                    "description": operation_description(ty, &op),
                     "parameters": [id_param.clone()],
                     "requestBody": {"required": false, "content": {"application/fhir+json": {"schema": {"$ref": "#/components/schemas/Resource"}}}},
                     "responses": responses}}),
@@ -234,10 +277,32 @@ pub fn document_json(sources: &Sources) -> Value {
                             "responses": {"200": {"description": "OK"}, "503": {"description": "Not ready"}}}}),
         );
     }
-    for a in sources.all().iter().filter(|a| a.webhooks().is_some()) {
-        let source = a.source();
+    if !crate::operations::declared(sources).is_empty() {
         paths.insert(
-            format!("/webhooks/{source}"),
+            "/fhir/OperationDefinition".into(),
+            json!({"get": {"tags": ["Operations"], "operationId": "searchOperationDefinition",
+                "summary": "The definitions of every operation the sources perform (a searchset Bundle)",
+                "responses": {"200": {"description": "A searchset Bundle", "content": fhir_json("Bundle")}}}}),
+        );
+        paths.insert(
+            "/fhir/OperationDefinition/{id}".into(),
+            json!({"get": {"tags": ["Operations"], "operationId": "readOperationDefinition",
+                "summary": "One operation's definition ({Type}-{name}, e.g. Appointment-start-scribe)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "description": "{Type}-{name}",
+                                "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The OperationDefinition", "content": fhir_json("Resource")},
+                              "404": {"description": "No such operation (OperationOutcome)"}}}}),
+        );
+    }
+    for a in sources.all().iter() {
+        let Some(receiver) = a.webhooks() else { continue };
+        let source = a.source();
+        let path = match receiver.path_template() {
+            Some(tail) => format!("/webhooks/{source}/{tail}"),
+            None => format!("/webhooks/{source}"),
+        };
+        paths.insert(
+            path,
             json!({"post": {"tags": ["Vendor webhooks"], "operationId": format!("webhook{source}"),
                 "summary": format!("Callbacks from {source}, verified by the adapter before anything is believed"),
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},

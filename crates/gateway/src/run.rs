@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use adapter::Adapter;
 use adapter_drchrono::{DrChronoAdapter, DrChronoConfig};
+use adapter_noa::{NoaAdapter, NoaConfig};
 use adapter_zoom::{ZoomAdapter, ZoomConfig};
 use chrono::{SecondsFormat, Utc};
 use chrono_tz::Tz;
@@ -13,6 +14,7 @@ use rand::RngCore;
 use tokio::net::TcpListener;
 use url::Url;
 use vendor_sim::drchrono::{DrChronoSim, DrChronoSimConfig, SimHandle};
+use vendor_sim::noa::{NoaSim, NoaSimConfig, NoaSimHandle};
 use vendor_sim::zoom::{EhrRefs, ZoomSim, ZoomSimConfig, ZoomSimHandle};
 
 use crate::access::{AccessPolicy, OpenAccess};
@@ -181,11 +183,12 @@ pub fn serve_on(
     })
 }
 
-/// The demo: the DrChrono and Zoom simulators in-process (one coherent practice) and a gateway
-/// over them, with Zoom's webhooks pointed at the gateway.
+/// The demo: the DrChrono, Zoom and Noa simulators in-process (one coherent practice) and a gateway
+/// over them, with Zoom's and Noa's webhooks pointed at the gateway.
 pub struct Demo {
     pub sim: SimHandle,
     pub zoom: ZoomSimHandle,
+    pub noa: Option<NoaSimHandle>,
     pub gateway: RunningGateway,
 }
 
@@ -221,12 +224,35 @@ pub fn zoom_for_sim(sim: &ZoomSimHandle) -> Result<ZoomConfig, String> {
     Ok(config)
 }
 
+/// The Noa adapter configuration that talks to a running Noa simulator, with `webhook_url` as the
+/// callback handed to Noa (the path secret is its last segment).
+pub fn noa_for_sim(sim: &NoaSimHandle, webhook_secret: &str, webhook_url: String) -> Result<NoaConfig, String> {
+    let c = sim.config();
+    let api = Url::parse(&format!("{}/", sim.api_base_url().trim_end_matches('/')))
+        .map_err(|e| format!("Noa simulator URL: {e}"))?;
+    let mut config = NoaConfig::new(c.client_id.clone(), c.client_secret.as_str(), webhook_secret)
+        .with_api_base(api)
+        .with_webhook_url(webhook_url);
+    config.api_version = c.api_version.clone();
+    config.default_timezone = c.timezone.parse().unwrap_or(Tz::UTC);
+    Ok(config)
+}
+
+/// A random URL-safe secret (for the demo's Noa callback path).
+fn random_secret() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    data_encoding::BASE32_NOPAD.encode(&bytes).to_ascii_lowercase()
+}
+
 /// Which simulators an in-process practice runs.
 #[derive(Debug, Clone)]
 pub struct PracticeConfig {
     pub drchrono: DrChronoSimConfig,
     /// The Zoom account, built from the DrChrono dataset (its `ehr` is filled in here).
     pub zoom: Option<fn(u64, chrono::NaiveDate, EhrRefs) -> ZoomSimConfig>,
+    /// The Noa consumer, built from the DrChrono dataset; `None` runs no Noa simulator.
+    pub noa: Option<fn(u64, chrono::NaiveDate, vendor_sim::noa::EhrRefs) -> NoaSimConfig>,
 }
 
 /// Starts the simulated practice and the gateway on `listen`.
@@ -262,11 +288,35 @@ pub async fn start_practice(
             .map_err(|e| e.to_string())?
             .with_resolver(resolver.clone()),
     ));
+    let noa = match practice.noa {
+        None => None,
+        Some(make_noa) => {
+            let secret = random_secret();
+            let callback = format!("http://{gateway_addr}/webhooks/noa/{secret}");
+            let mut noa_config = make_noa(seed, anchor, vendor_sim::noa::EhrRefs::from_drchrono(&sim.dataset()));
+            noa_config.default_webhook_url = Some(callback.clone());
+            let noa = NoaSim::new(noa_config)
+                .spawn(loopback)
+                .await
+                .map_err(|e| format!("cannot start the Noa simulator: {e}"))?;
+            adapters.push(Arc::new(
+                NoaAdapter::new(noa_for_sim(&noa, &secret, callback)?)
+                    .map_err(|e| e.to_string())?
+                    .with_resolver(resolver.clone()),
+            ));
+            Some(noa)
+        }
+    };
     let mut options = GatewayOptions::new(timezone);
     options.resolver = Some(resolver);
     tweak(&mut options);
     let gateway = serve_on(listener, adapters, options).map_err(|e| format!("cannot serve on {listen}: {e}"))?;
-    Ok(Demo { sim, zoom, gateway })
+    Ok(Demo {
+        sim,
+        zoom,
+        noa,
+        gateway,
+    })
 }
 
 /// Starts the demo practice (seeded, anchored on `sim_config.anchor`) and the gateway on `listen`.
@@ -276,6 +326,7 @@ pub async fn start_demo(listen: SocketAddr, sim_config: DrChronoSimConfig) -> Re
         PracticeConfig {
             drchrono: sim_config,
             zoom: Some(ZoomSimConfig::demo),
+            noa: Some(NoaSimConfig::demo),
         },
         |_| {},
     )
@@ -307,8 +358,17 @@ pub fn adapters_from_settings(settings: &Settings) -> Result<Configured, String>
                 .with_resolver(resolver.clone()),
         ));
     }
+    if let Some(n) = &settings.noa {
+        adapters.push(Arc::new(
+            NoaAdapter::new(n.clone())
+                .map_err(|e| e.to_string())?
+                .with_resolver(resolver.clone()),
+        ));
+    }
     if adapters.is_empty() {
-        return Err("setting `drchrono`: no vendor is configured; add a [drchrono] and/or [zoom] section".into());
+        return Err(
+            "setting `drchrono`: no vendor is configured; add a [drchrono], [zoom] and/or [noa] section".into(),
+        );
     }
     Ok(Configured { adapters, resolver })
 }
@@ -320,5 +380,10 @@ pub fn reference_sources() -> Result<Sources, String> {
     let drchrono = DrChronoAdapter::new(config).map_err(|e| e.to_string())?;
     let zoom = ZoomAdapter::new(ZoomConfig::new("reference", "reference", "reference", "reference"))
         .map_err(|e| e.to_string())?;
-    Ok(Sources::new(vec![Arc::new(drchrono), Arc::new(zoom)]))
+    let noa = NoaAdapter::new(
+        NoaConfig::new("reference", "reference", "reference-webhook-secret-of-32-characters")
+            .with_webhook_url("http://localhost/webhooks/noa/reference"),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Sources::new(vec![Arc::new(drchrono), Arc::new(zoom), Arc::new(noa)]))
 }

@@ -5,7 +5,9 @@
 //! resource, the caller may see what it changes); the adapter decides what its vendor can store and
 //! refuses anything else as a whole (`422` naming the element), so nothing is half-applied.
 
-use adapter::{AdapterError, FhirId, Interaction, Resource, ResourceType};
+use std::sync::Arc;
+
+use adapter::{AdapterError, FhirId, Interaction, OperationTarget, Resource, ResourceType};
 use serde_json::Value;
 
 use crate::access::{AccessPolicy, Caller};
@@ -181,7 +183,19 @@ pub async fn patch(
     answer(updated, caller, policy)
 }
 
-/// `POST /fhir/{type}/{id}/${name}`.
+/// What an operation answers: the resource, and for an asynchronous operation the resource
+/// (`Encounter/noa-…`) that reflects its completion.
+#[derive(Debug)]
+pub struct OperationAnswer {
+    pub body: Value,
+    /// `Some` for `202 Accepted`: the relative URL (`Encounter/noa-1`) for `Content-Location`, if the
+    /// adapter named one in its `follow` parameter.
+    pub accepted: Option<Option<String>>,
+}
+
+/// `POST /fhir/{type}/{id}/${name}`: run by the source owning the resource when it declares the
+/// operation, else by a source declaring it for any source's resources (Noa's `$start-scribe` on a
+/// DrChrono Appointment).
 pub async fn operation(
     engine: &Engine,
     t: ResourceType,
@@ -190,18 +204,27 @@ pub async fn operation(
     input: Option<Value>,
     caller: &Caller,
     policy: &dyn AccessPolicy,
-) -> Result<Value, GatewayError> {
+) -> Result<OperationAnswer, GatewayError> {
     let parsed = FhirId::parse(id).map_err(|_| not_found(t, id))?;
-    let adapter = engine
+    let owner = engine
         .sources
         .by_source(parsed.source())
         .ok_or_else(|| not_found(t, id))?;
-    let def = adapter
-        .capabilities()
-        .resource(t)
-        .and_then(|c| c.operations.iter().find(|o| o.name == name))
-        .copied()
-        .ok_or_else(|| GatewayError::NotFound(format!("the operation ${name} is not available on {t}/{id}")))?;
+    let declared = |a: &Arc<dyn adapter::Adapter>, target: OperationTarget| {
+        a.capabilities()
+            .resource(t)
+            .and_then(|c| c.operations.iter().find(|o| o.name == name && o.target == target))
+            .copied()
+    };
+    let (adapter, def) = match declared(owner, OperationTarget::Own) {
+        Some(def) => (owner, def),
+        None => engine
+            .sources
+            .all()
+            .iter()
+            .find_map(|a| declared(a, OperationTarget::AnySource).map(|def| (a, def)))
+            .ok_or_else(|| GatewayError::NotFound(format!("the operation ${name} is not available on {t}/{id}")))?,
+    };
     let interaction = if def.affects_state {
         Interaction::Update
     } else {
@@ -209,7 +232,7 @@ pub async fn operation(
     };
     policy.authorize(caller, interaction, t)?;
     // The caller must be able to see the resource it operates on.
-    engine.read(t, id, caller, policy).await?;
+    let target = engine.read(t, id, caller, policy).await?;
     let input =
         match input {
             None => None,
@@ -224,6 +247,27 @@ pub async fn operation(
                 })?)
             }
         };
-    let out = adapter.operation(t, parsed.native(), name, input).await?;
-    answer(out, caller, policy)
+    let out = match def.target {
+        OperationTarget::Own => adapter.operation(t, parsed.native(), name, input).await?,
+        OperationTarget::AnySource => {
+            let target = to_resource(&target, t)?;
+            adapter.operation_on(&parsed, &target, name, input).await?
+        }
+    };
+    let body = answer(out, caller, policy)?;
+    let accepted = def.asynchronous.then(|| follow_of(&body));
+    Ok(OperationAnswer { body, accepted })
+}
+
+/// The relative reference in the `follow` parameter of a `Parameters` answer.
+fn follow_of(parameters: &Value) -> Option<String> {
+    parameters
+        .get("parameter")?
+        .as_array()?
+        .iter()
+        .find(|p| p.get("name").and_then(Value::as_str) == Some("follow"))?
+        .pointer("/valueReference/reference")?
+        .as_str()
+        .filter(|r| r.split('/').count() == 2 && !r.contains(':'))
+        .map(str::to_owned)
 }

@@ -909,3 +909,176 @@ async fn webhooks_are_verified_by_the_source_and_published() {
     let (_, metrics, _) = call(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
     let _ = metrics;
 }
+
+/// A source that performs an operation on other sources' Appointments (as Noa's `$start-scribe`
+/// does on the EHR's) and an asynchronous one on its own Encounters.
+struct Scribe {
+    caps: Capabilities,
+    seen: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+const START_PARAMS: &[adapter::OperationParam] = &[adapter::OperationParam::new(
+    "encounter",
+    adapter::ParamUse::Out,
+    1,
+    Some(1),
+    "Reference",
+    "The session",
+)];
+
+impl Scribe {
+    fn new() -> Self {
+        let op = |name, target, asynchronous| adapter::OperationDef {
+            name,
+            description: "Scribe things",
+            affects_state: true,
+            target,
+            asynchronous,
+            parameters: START_PARAMS,
+        };
+        Self {
+            caps: Capabilities {
+                resources: vec![
+                    ResourceCapability {
+                        resource_type: ResourceType::Appointment,
+                        interactions: vec![],
+                        pushdown: vec![],
+                        profiles: vec![],
+                        operations: vec![op("start", adapter::OperationTarget::AnySource, false)],
+                    },
+                    ResourceCapability {
+                        resource_type: ResourceType::Encounter,
+                        interactions: vec![Interaction::Read],
+                        pushdown: vec![],
+                        profiles: vec![],
+                        operations: vec![op("redo", adapter::OperationTarget::Own, true)],
+                    },
+                ],
+            },
+            seen: Default::default(),
+        }
+    }
+}
+
+fn parameters(reference: &str, name: &str) -> Resource {
+    to_resource(&json!({"resourceType": "Parameters", "parameter": [
+        {"name": name, "valueReference": {"reference": reference}}]}))
+}
+
+#[async_trait::async_trait]
+impl Adapter for Scribe {
+    fn source(&self) -> &'static str {
+        "scribe"
+    }
+    fn account(&self) -> &str {
+        "scribe"
+    }
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+    async fn read(&self, t: ResourceType, native: &str) -> Result<Resource, AdapterError> {
+        if t == ResourceType::Encounter && native == "1" {
+            return Ok(to_resource(
+                &json!({"resourceType": "Encounter", "id": "scribe-1", "status": "finished", "class": {"code": "AMB"}}),
+            ));
+        }
+        Err(AdapterError::NotFound {
+            resource_type: t,
+            id: native.into(),
+        })
+    }
+    async fn search(&self, _: &SearchRequest, _: PageRequest) -> Result<Page, AdapterError> {
+        Ok(Page::default())
+    }
+    async fn check(&self) -> Result<(), AdapterError> {
+        Ok(())
+    }
+    async fn operation(
+        &self,
+        _: ResourceType,
+        native: &str,
+        name: &str,
+        _: Option<Resource>,
+    ) -> Result<Resource, AdapterError> {
+        assert_eq!((native, name), ("1", "redo"));
+        Ok(parameters("Encounter/scribe-1", "follow"))
+    }
+    async fn operation_on(
+        &self,
+        target_id: &adapter::FhirId,
+        target: &Resource,
+        name: &str,
+        _: Option<Resource>,
+    ) -> Result<Resource, AdapterError> {
+        let Resource::Appointment(a) = target else {
+            panic!("the target is handed over as read");
+        };
+        let id = a.id.as_ref().and_then(|i| i.value.clone()).unwrap_or_default();
+        self.seen.lock().unwrap().push((target_id.to_string(), id));
+        assert_eq!(name, "start");
+        Ok(parameters("Encounter/scribe-1", "encounter"))
+    }
+}
+
+#[tokio::test]
+async fn operations_on_other_sources_and_asynchronous_ones() {
+    let appointment = json!({"resourceType": "Appointment", "id": "alpha-9", "status": "booked",
+        "participant": [{"status": "accepted", "actor": {"reference": "Patient/alpha-1"}}]});
+    let alpha = Arc::new(Memory::new(
+        "alpha",
+        vec![patient("alpha", 1, "Smith", "1970-01-01"), appointment],
+        10,
+    ));
+    let scribe = Arc::new(Scribe::new());
+    let h = harness(vec![alpha, scribe.clone()]);
+    let post = |uri: &str| Request::post(uri).body(Body::empty()).unwrap();
+
+    // Another source's Appointment: the declaring source runs it, with the target as read.
+    let (s, b, _) = call(&h.app, post("/fhir/Appointment/alpha-9/$start")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["parameter"][0]["valueReference"]["reference"], "Encounter/scribe-1");
+    assert_eq!(
+        *scribe.seen.lock().unwrap(),
+        [("alpha-9".to_owned(), "alpha-9".to_owned())]
+    );
+    // A missing target is 404 and the operation never runs.
+    let (s, _, _) = call(&h.app, post("/fhir/Appointment/alpha-404/$start")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(scribe.seen.lock().unwrap().len(), 1);
+    // Not declared for that type → 404.
+    let (s, _, _) = call(&h.app, post("/fhir/Patient/alpha-1/$start")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Asynchronous: 202 with Content-Location from `follow`.
+    let (s, b, headers) = call(&h.app, post("/fhir/Encounter/scribe-1/$redo")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(headers["content-location"], "http://gw.test/fhir/Encounter/scribe-1");
+    assert_eq!(b["resourceType"], "Parameters");
+
+    // Definitions: served, listed, and referenced by the CapabilityStatement.
+    let (s, d) = get(&h.app, "/fhir/OperationDefinition/Appointment-start").await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["code"], "start");
+    assert_eq!(d["parameter"][0]["name"], "encounter");
+    let (s, list) = get(&h.app, "/fhir/OperationDefinition").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list["total"], 4, "touch on Patient and Appointment, start, redo");
+    assert_eq!(
+        get(&h.app, "/fhir/OperationDefinition/Patient-nothing").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, m) = get(&h.app, "/fhir/metadata").await;
+    let resources = m["rest"][0]["resource"].as_array().unwrap();
+    let appt = resources.iter().find(|x| x["type"] == "Appointment").unwrap();
+    let start = appt["operation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "start")
+        .unwrap();
+    assert_eq!(
+        start["definition"],
+        "http://gw.test/fhir/OperationDefinition/Appointment-start"
+    );
+    assert!(resources.iter().any(|x| x["type"] == "OperationDefinition"));
+}
