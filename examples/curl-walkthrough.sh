@@ -19,6 +19,17 @@ get "$fhir/Appointment?status=noshow&_summary=count"
 get "$fhir/Patient?birthdate=ge1980&birthdate=lt1990&gender=female&_total=accurate&_count=1" 600
 echo; echo "### strict handling of an unknown parameter (expect 400)"
 curl -sS -o /dev/null -w '%{http_code}\n' -H 'Prefer: handling=strict' "$fhir/Patient?shoe-size=9"
+echo; echo "### an AI-scribe session (Noa) for a booked DrChrono appointment"
+appt=$(curl -sS "$fhir/Appointment?status=booked&date=ge$(date +%F)&_count=20" | sed -n 's/.*"id":"\(drchrono-[0-9]*\)".*/\1/p' | head -1)
+if [ -n "$appt" ]; then
+  start=$(curl -sS -X POST -H 'content-type: application/fhir+json' \
+    -d '{"resourceType":"Parameters","parameter":[{"name":"language","valueCode":"en-US"}]}' \
+    "$fhir/Appointment/$appt/\$start-scribe")
+  echo "$start" | head -c 600; echo
+  enc=$(echo "$start" | sed -n 's/.*"reference":"\(Encounter\/noa-[0-9a-f-]*\)".*/\1/p' | head -1)
+  [ -n "$enc" ] && get "$fhir/$enc" 800
+fi
+get "$fhir/OperationDefinition/Appointment-start-scribe" 600
 echo "### readiness and metrics"
 curl -sS "$base/readyz"; echo
 curl -sS "$base/metrics" | grep -m3 fhir_gateway_vendor_calls_total
