@@ -1,0 +1,3 @@
+//! SMART on FHIR for the gateway.
+
+pub mod scopes;
