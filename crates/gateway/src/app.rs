@@ -557,10 +557,15 @@ async fn run_search(
                     message: "the paging link belongs to a search on another type".into(),
                 });
             }
-            let search = parse(state, t, &cursor.q, strict)?;
+            // The caller's compartment is forced on every page, whoever minted the link.
+            let mut q = cursor.q.clone();
+            q.extend(state.policy.search_filter(&caller, t));
+            let search = parse(state, t, &q, strict)?;
             (search, cursor.pos, cursor.q)
         }
         None => {
+            let mut pairs = pairs;
+            pairs.extend(state.policy.search_filter(&caller, t));
             let search = parse(state, t, &pairs, strict)?;
             let pos = state.engine.start(t, Engine::needs_all(&search));
             let q = search.canonical.clone();

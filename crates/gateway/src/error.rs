@@ -140,6 +140,9 @@ pub enum GatewayError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     PageExpired(String),
+    /// The caller's token does not allow this interaction (403).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Adapter(#[from] AdapterError),
     /// Several sources failed under `Prefer: handling=strict`; the first decides the status.
@@ -158,6 +161,7 @@ impl GatewayError {
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Adapter(e) => adapter_status(e),
         }
     }
@@ -175,6 +179,7 @@ impl GatewayError {
             Self::NotAcceptable(_) | Self::UnsupportedMediaType(_) => (IssueCode::NotSupported, None),
             Self::PageExpired(_) => (IssueCode::Expired, None),
             Self::Internal(_) => (IssueCode::Exception, None),
+            Self::Forbidden(_) => (IssueCode::Forbidden, None),
             Self::Adapter(e) => (adapter_issue_code(e), None),
         };
         let mut issue = Issue::new(Severity::Error, code, self.to_string());

@@ -34,6 +34,18 @@ fn answer(resource: Resource, caller: &Caller, policy: &dyn AccessPolicy) -> Res
     Ok(json)
 }
 
+/// A write may only produce what the caller could then see (a patient-context token cannot
+/// write into another patient's compartment).
+fn within_grant(resource: &Value, caller: &Caller, policy: &dyn AccessPolicy) -> Result<(), GatewayError> {
+    if policy.visible(caller, resource) {
+        Ok(())
+    } else {
+        Err(GatewayError::Forbidden(
+            "the access token does not allow writing this resource (outside its compartment or constraint)".into(),
+        ))
+    }
+}
+
 fn not_found(t: ResourceType, id: &str) -> GatewayError {
     GatewayError::NotFound(format!("{t}/{id} is not known"))
 }
@@ -56,6 +68,7 @@ pub async fn create(
 ) -> Result<Value, GatewayError> {
     policy.authorize(caller, Interaction::Create, t)?;
     let resource = to_resource(&body, t)?;
+    within_grant(&body, caller, policy)?;
     let adapters = engine.sources.serving(t, Interaction::Create);
     if adapters.is_empty() {
         return Err(not_allowed("POST", t, "GET"));
@@ -141,6 +154,7 @@ pub async fn update(
     }
     let resource = to_resource(&body, t)?;
     let (adapter, parsed, _) = owner(engine, t, id, Interaction::Update, caller, policy).await?;
+    within_grant(&body, caller, policy)?;
     let updated = adapter.update(t, parsed.native(), resource).await?;
     answer(updated, caller, policy)
 }
@@ -173,6 +187,7 @@ pub async fn patch(
             detail: "a patch cannot change the resource type or id".into(),
         }));
     }
+    within_grant(&current, caller, policy)?;
     let resource = to_resource(&current, t).map_err(|_| {
         GatewayError::Adapter(AdapterError::Unprocessable {
             element: t.as_str().into(),

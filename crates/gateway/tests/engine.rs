@@ -839,12 +839,7 @@ async fn provider_only_data_never_reaches_patient_callers() {
     resources.push(appt);
     let source: Arc<dyn Adapter> = Arc::new(Memory::new("alpha", resources, 10));
     let h = harness(vec![source.clone()]);
-    let patient_app = with_caller(
-        h.app.clone(),
-        gateway::access::Caller::Patient {
-            patient: "alpha-1".into(),
-        },
-    );
+    let patient_app = with_caller(h.app.clone(), gateway::access::Caller::patient("alpha-1"));
     for uri in [
         "/fhir/Appointment/alpha-v1",
         "/fhir/Appointment?_id=alpha-v1",
@@ -857,7 +852,10 @@ async fn provider_only_data_never_reaches_patient_callers() {
             "{uri} leaked the provider URL to a patient"
         );
         let (_, b) = get(
-            &with_caller(h.app.clone(), gateway::access::Caller::Practitioner { fhir_user: None }),
+            &with_caller(
+                h.app.clone(),
+                gateway::access::Caller::token("ehr", "user/*.rs", None, None),
+            ),
             uri,
         )
         .await;
@@ -1081,4 +1079,157 @@ async fn operations_on_other_sources_and_asynchronous_ones() {
         "http://gw.test/fhir/OperationDefinition/Appointment-start"
     );
     assert!(resources.iter().any(|x| x["type"] == "OperationDefinition"));
+}
+
+/// A practice of two patients with appointments and notes, behind the SMART policy.
+fn smart_harness() -> axum::Router {
+    let mut resources = patients("alpha", 3);
+    for (id, patient) in [("a1", "alpha-1"), ("a2", "alpha-2"), ("a3", "alpha-1")] {
+        resources.push(
+            json!({"resourceType": "Appointment", "id": format!("alpha-{id}"), "status": "booked",
+            "participant": [{"status": "accepted", "actor": {"reference": format!("Patient/{patient}")}},
+                            {"status": "accepted", "actor": {"reference": "Practitioner/alpha-doc"}}]}),
+        );
+    }
+    for (id, patient, category) in [
+        ("n1", "alpha-1", "clinical-note"),
+        ("n2", "alpha-1", "other"),
+        ("n3", "alpha-2", "clinical-note"),
+    ] {
+        resources.push(
+            json!({"resourceType": "DocumentReference", "id": format!("alpha-{id}"), "status": "current",
+            "subject": {"reference": format!("Patient/{patient}")},
+            "category": [{"coding": [{"system": "urn:test", "code": category}]}],
+            "content": [{"attachment": {"contentType": "text/plain"}}]}),
+        );
+    }
+    resources.push(json!({"resourceType": "Practitioner", "id": "alpha-doc"}));
+    let source: Arc<dyn Adapter> = Arc::new(Memory::new("alpha", resources, 10));
+    let options = GatewayOptions::new(Tz::UTC);
+    let st = state(
+        vec![source],
+        &options,
+        "http://gw.test",
+        Arc::new(gateway::access::SmartPolicy::new(Tz::UTC)),
+    );
+    gateway::app::app(st)
+}
+
+fn as_caller(app: &axum::Router, scopes: &str, patient: Option<&str>) -> axum::Router {
+    with_caller(
+        app.clone(),
+        gateway::access::Caller::token("app", scopes, patient, None),
+    )
+}
+
+#[tokio::test]
+async fn patient_tokens_see_only_their_compartment() {
+    let app = smart_harness();
+    let me = as_caller(&app, "patient/*.rs", Some("alpha-1"));
+    assert_eq!(get(&me, "/fhir/Patient/alpha-1").await.0, StatusCode::OK);
+    // Another patient by id: as missing.
+    let (s, b) = get(&me, "/fhir/Patient/alpha-2").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    assert_eq!(get(&me, "/fhir/Appointment/alpha-a2").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&me, "/fhir/DocumentReference/alpha-n3").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Searches are forced to the compartment; asking for another patient finds nothing.
+    let (s, b) = get(&me, "/fhir/Appointment").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ids(&b, "match"), ["alpha-a1", "alpha-a3"]);
+    let (_, b) = get(&me, "/fhir/Appointment?patient=alpha-2").await;
+    assert!(ids(&b, "match").is_empty(), "{b}");
+    let (_, b) = get(&me, "/fhir/Patient").await;
+    assert_eq!(ids(&b, "match"), ["alpha-1"]);
+    // Includes never pull in another patient; non-compartment resources come along.
+    let (_, b) = get(
+        &me,
+        "/fhir/Appointment?_include=Appointment:patient&_include=Appointment:practitioner",
+    )
+    .await;
+    let mut included = ids(&b, "include");
+    included.sort();
+    assert_eq!(included, ["alpha-1", "alpha-doc"]);
+    let (_, b) = get(&me, "/fhir/Patient?_id=alpha-2&_revinclude=Appointment:patient").await;
+    assert!(ids(&b, "match").is_empty() && ids(&b, "include").is_empty(), "{b}");
+    let (_, b) = get(&me, "/fhir/Patient?_revinclude=Appointment:patient").await;
+    assert_eq!(ids(&b, "include"), ["alpha-a1", "alpha-a3"]);
+    // Writes need write scopes.
+    let (s, _, _) = call(
+        &me,
+        Request::post("/fhir/Patient/alpha-1/$touch")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // patient/ scopes without a patient in context grant nothing.
+    let lost = as_caller(&app, "patient/*.rs", None);
+    assert_eq!(get(&lost, "/fhir/Patient/alpha-1").await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn each_interaction_needs_a_matching_scope() {
+    let app = smart_harness();
+    let reader = as_caller(&app, "system/Patient.r", None);
+    assert_eq!(get(&reader, "/fhir/Patient/alpha-2").await.0, StatusCode::OK);
+    let (s, b) = get(&reader, "/fhir/Patient?name=x").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "read is not search: {b}");
+    assert_eq!(b["issue"][0]["code"], "forbidden");
+    assert_eq!(get(&reader, "/fhir/Appointment").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(&reader, "/fhir/Appointment/alpha-a1").await.0,
+        StatusCode::FORBIDDEN
+    );
+    // v1 scopes work the same.
+    let v1 = as_caller(&app, "user/*.read", None);
+    let (s, b) = get(&v1, "/fhir/Appointment").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ids(&b, "match").len(), 3);
+    // No token at all is refused by the policy too (the auth layer answers 401 before this).
+    assert_eq!(get(&app, "/fhir/Patient/alpha-1").await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn constrained_scopes_show_only_matching_resources() {
+    let app = smart_harness();
+    let notes = as_caller(
+        &app,
+        "patient/DocumentReference.rs?category=clinical-note patient/Patient.rs",
+        Some("alpha-1"),
+    );
+    let (s, b) = get(&notes, "/fhir/DocumentReference").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(ids(&b, "match"), ["alpha-n1"]);
+    assert_eq!(
+        get(&notes, "/fhir/DocumentReference/alpha-n2").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&notes, "/fhir/DocumentReference/alpha-n3").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(get(&notes, "/fhir/Appointment").await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn patient_tokens_write_only_into_their_compartment() {
+    let app = smart_harness();
+    let me = as_caller(&app, "patient/*.cruds", Some("alpha-1"));
+    let create = |patient: &str| {
+        Request::post("/fhir/Appointment")
+            .header("content-type", "application/fhir+json")
+            .body(Body::from(
+                json!({"resourceType": "Appointment", "status": "booked",
+                    "participant": [{"status": "accepted", "actor": {"reference": format!("Patient/{patient}")}}]})
+                .to_string(),
+            ))
+            .unwrap()
+    };
+    let (s, b, _) = call(&me, create("alpha-2")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (s, b, _) = call(&me, create("alpha-1")).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
 }
