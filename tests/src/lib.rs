@@ -1,6 +1,8 @@
 //! End-to-end harness: the real DrChrono simulator and the real gateway (with the real DrChrono
 //! adapter) on loopback ports, and an HTTP client that talks to them like any FHIR client.
 
+pub mod webdriver;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -92,15 +94,30 @@ impl Env {
         Self::start_practice(ZoomSimConfig::small, Some(noa), options).await
     }
 
+    /// The small practice (DrChrono, Zoom, Noa) behind SMART on FHIR with the demo clients and users.
+    pub async fn start_secured() -> Env {
+        Self::start_practice_with(ZoomSimConfig::small, Some(NoaSimConfig::small), true, |_| {}).await
+    }
+
     async fn start_practice(
         zoom: fn(u64, NaiveDate, EhrRefs) -> ZoomSimConfig,
         noa: Option<fn(u64, NaiveDate, vendor_sim::noa::EhrRefs) -> NoaSimConfig>,
+        options: impl FnOnce(&mut GatewayOptions),
+    ) -> Env {
+        Self::start_practice_with(zoom, noa, false, options).await
+    }
+
+    async fn start_practice_with(
+        zoom: fn(u64, NaiveDate, EhrRefs) -> ZoomSimConfig,
+        noa: Option<fn(u64, NaiveDate, vendor_sim::noa::EhrRefs) -> NoaSimConfig>,
+        auth: bool,
         options: impl FnOnce(&mut GatewayOptions),
     ) -> Env {
         let practice = PracticeConfig {
             drchrono: DrChronoSimConfig::small(7, anchor()),
             zoom: Some(zoom),
             noa,
+            auth,
         };
         let demo = start_practice(loopback(), practice, options)
             .await

@@ -3,6 +3,7 @@
 //! simulator's own dataset (its truth), never from the adapter.
 
 mod noa;
+mod smart;
 mod zoom;
 
 use std::collections::BTreeSet;
@@ -849,9 +850,33 @@ async fn the_demo_serves_the_readme_examples() {
         .unwrap();
     let data = demo.sim.dataset();
     assert!(data.patients.len() >= 200 && data.appointments.len() >= 1000);
-    let http = reqwest::Client::new();
     let base = demo.gateway.fhir_base().to_owned();
     let family = &data.patients[0].last_name;
+    // The demo is behind SMART: nothing without a token; the demo backend client gets one.
+    let open = reqwest::Client::new()
+        .get(format!("{base}/Patient?family={family}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), StatusCode::UNAUTHORIZED);
+    let token: Value = reqwest::Client::new()
+        .post(format!("{}/auth/token", demo.gateway.base_url))
+        .basic_auth("demo-backend", Some("demo-secret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", "system/*.rs")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", token["access_token"].as_str().unwrap())
+            .parse()
+            .unwrap(),
+    );
+    let http = reqwest::Client::builder().default_headers(headers).build().unwrap();
     let b: Value = http
         .get(format!("{base}/Patient?family={family}"))
         .send()

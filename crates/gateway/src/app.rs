@@ -44,6 +44,9 @@ pub struct AppState {
     pub ready_timeout: Duration,
     /// Change events from vendor webhooks (the cache and subscriptions listen here).
     pub changes: tokio::sync::broadcast::Sender<adapter::ChangeEvent>,
+    /// SMART on FHIR, when configured: every `/fhir` route but the CapabilityStatement and the
+    /// OperationDefinitions needs a valid bearer token.
+    pub auth: Option<smart_auth::SmartAuth>,
 }
 
 type Shared = Arc<AppState>;
@@ -78,13 +81,50 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found);
+    let fhir = fhir.layer(middleware::from_fn_with_state(state.clone(), require_token));
     // The OpenAPI route is served by Swagger UI's router (same document, typed by utoipa).
-    fhir.merge(docs)
-        .route("/", get(root))
+    let router = fhir.merge(docs).route("/", get(root)).with_state(state.clone());
+    // The authorization server's own routes (discovery, /auth/*) sit beside, outside the token gate.
+    let router = match &state.auth {
+        Some(auth) => router.merge(auth.router()),
+        None => router,
+    };
+    router
         .layer(middleware::from_fn(fhir_errors_are_outcomes))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
-        .with_state(state)
+}
+
+/// True for the FHIR routes anyone may read: the CapabilityStatement (SMART clients discover the
+/// authorization server there) and the OperationDefinitions (no patient data).
+fn public_fhir_path(path: &str) -> bool {
+    path == "/fhir/metadata" || path == "/fhir/OperationDefinition" || path.starts_with("/fhir/OperationDefinition/")
+}
+
+/// With SMART configured, every other `/fhir` request needs a valid bearer token: its grant becomes
+/// the request's [`Caller`]; anything else is 401 with `WWW-Authenticate` and an OperationOutcome.
+async fn require_token(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
+    let Some(auth) = &state.auth else {
+        return next.run(request).await;
+    };
+    let path = request.uri().path();
+    if !path.starts_with("/fhir") || public_fhir_path(path) {
+        return next.run(request).await;
+    }
+    match auth.authenticate(request.headers()).await {
+        Ok(identity) => {
+            let grant = crate::access::Grant {
+                client_id: identity.client_id,
+                scopes: identity.scopes,
+                patient: identity.patient,
+                encounter: identity.encounter,
+                fhir_user: identity.fhir_user,
+            };
+            request.extensions_mut().insert(Caller::Token(Arc::new(grant)));
+            next.run(request).await
+        }
+        Err(unauthorized) => unauthorized.into_response(),
+    }
 }
 
 /// A panic is a bug; the client still gets an OperationOutcome (and the process keeps serving).
@@ -193,7 +233,11 @@ async fn metadata(
 ) -> Result<Response, GatewayError> {
     let pairs = pairs(q.as_deref());
     format::negotiate(&headers, first(&pairs, "_format"))?;
-    let cs = capability::capability_statement(&state.engine.sources, &state.fhir_base, state.limits, &state.started);
+    let mut cs =
+        capability::capability_statement(&state.engine.sources, &state.fhir_base, state.limits, &state.started);
+    if let Some(auth) = &state.auth {
+        cs["rest"][0]["security"] = capability::smart_security(&auth.smart_configuration());
+    }
     Ok(fhir_response(StatusCode::OK, &cs, pretty(&pairs)))
 }
 

@@ -123,3 +123,27 @@ pub fn capability_statement(sources: &Sources, base_url: &str, limits: CountLimi
         }],
     })
 }
+
+/// `rest.security` for a SMART-protected server: the SMART-on-FHIR service code and the
+/// `oauth-uris` extension with the same endpoints as `/.well-known/smart-configuration`.
+pub fn smart_security(config: &Value) -> Value {
+    let mut uris = Vec::new();
+    for (name, key) in [
+        ("authorize", "authorization_endpoint"),
+        ("token", "token_endpoint"),
+        ("introspect", "introspection_endpoint"),
+        ("revoke", "revocation_endpoint"),
+    ] {
+        if let Some(url) = config.get(key).and_then(Value::as_str) {
+            uris.push(json!({"url": name, "valueUri": url}));
+        }
+    }
+    json!({
+        "cors": false,
+        "service": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+            "code": "SMART-on-FHIR", "display": "SMART-on-FHIR"}]}],
+        "description": "SMART App Launch 2.x and Backend Services: OAuth 2.0 bearer tokens; see /.well-known/smart-configuration",
+        "extension": [{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", "extension": uris}],
+    })
+}

@@ -100,12 +100,76 @@ impl Default for PagingSection {
     }
 }
 
-/// `[auth]` — the seam the SMART on FHIR layer plugs into.
+/// `[auth]`: SMART on FHIR.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSection {
-    /// `none` is the only mode this build has; `serve` refuses it without `--insecure-no-auth`.
+    /// `smart` (the embedded authorization server, and/or an external IdP) or `none` (`serve`
+    /// refuses it without `--insecure-no-auth`).
     pub mode: Option<String>,
+    /// Where a generated signing key is kept across restarts.
+    pub data_dir: Option<String>,
+    /// The token signing key (PKCS#8 PEM, EC P-256 → ES256 or RSA → RS256); usually `signing_key_file`.
+    pub signing_key: Option<String>,
+    pub access_token_ttl_secs: Option<u64>,
+    pub refresh_token_ttl_secs: Option<u64>,
+    pub clients: Vec<ClientSection>,
+    pub users: Vec<UserSection>,
+    pub external: Option<ExternalSection>,
+}
+
+/// `[[auth.clients]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSection {
+    pub client_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `public`, `client_secret_basic` or `private_key_jwt`.
+    pub auth: String,
+    /// argon2 PHC string of the secret (`client_secret_basic`; `fhir-gateway hash-password` makes one).
+    #[serde(default)]
+    pub secret_hash: Option<String>,
+    /// The client's public keys as a JWKS JSON document (`private_key_jwt`), or
+    #[serde(default)]
+    pub jwks: Option<String>,
+    /// where to fetch them.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub allow_loopback_any_port: bool,
+    /// The most it may be granted.
+    pub scopes: String,
+    /// `authorization_code`, `refresh_token`, `client_credentials`.
+    pub grant_types: Vec<String>,
+}
+
+/// `[[auth.users]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSection {
+    pub username: String,
+    pub password_hash: String,
+    pub display_name: String,
+    /// `Practitioner/drchrono-1` or `Patient/drchrono-9`.
+    pub fhir_user: String,
+}
+
+/// `[auth.external]`: accept tokens of another authorization server too.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalSection {
+    pub issuer: String,
+    pub jwks_url: String,
+    /// Default: the gateway's FHIR base URL.
+    #[serde(default)]
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub patient_claim: Option<String>,
+    #[serde(default)]
+    pub fhir_user_claim: Option<String>,
 }
 
 /// `[drchrono]`
@@ -232,6 +296,9 @@ pub struct Settings {
     pub paging_secret: Option<Secret>,
     pub link_ttl: Duration,
     pub auth_configured: bool,
+    /// The SMART settings when `auth.mode = "smart"` (the base URL is set again when the listener is
+    /// known).
+    pub auth: Option<smart_auth::AuthSettings>,
     pub drchrono: Option<DrChronoConfig>,
     pub zoom: Option<adapter_zoom::ZoomConfig>,
     pub noa: Option<adapter_noa::NoaConfig>,
@@ -330,6 +397,124 @@ fn resolve_files(table: &mut toml::Table, prefix: &str) -> Result<(), ConfigErro
         );
     }
     Ok(())
+}
+
+/// Validates `[auth]` (mode `smart`) into the SMART settings.
+fn auth_settings(a: AuthSection, base: Url) -> Result<smart_auth::AuthSettings, ConfigError> {
+    use smart_auth::{ClientAuth, ClientRegistration, ExternalIdp, GrantType, UserAccount};
+    let mut s = smart_auth::AuthSettings::new(base);
+    s.data_dir = a.data_dir.map(std::path::PathBuf::from);
+    s.signing_key_pem = a.signing_key;
+    if let Some(t) = a.access_token_ttl_secs {
+        if !(60..=86_400).contains(&t) {
+            return Err(invalid("auth.access_token_ttl_secs", "must be between 60 and 86400"));
+        }
+        s.access_token_ttl = Duration::from_secs(t);
+    }
+    if let Some(t) = a.refresh_token_ttl_secs {
+        if t < 60 {
+            return Err(invalid("auth.refresh_token_ttl_secs", "must be at least 60"));
+        }
+        s.refresh_token_ttl = Duration::from_secs(t);
+    }
+    for (i, c) in a.clients.into_iter().enumerate() {
+        let at = |key: &str| format!("auth.clients[{i}].{key}");
+        if c.client_id.trim().is_empty() {
+            return Err(invalid(&at("client_id"), "must not be empty"));
+        }
+        let auth = match c.auth.as_str() {
+            "public" => ClientAuth::Public,
+            "client_secret_basic" => ClientAuth::SecretBasic {
+                secret_hash: c
+                    .secret_hash
+                    .filter(|h| h.starts_with("$argon2"))
+                    .ok_or_else(|| invalid(&at("secret_hash"), "must be an argon2 PHC string"))?,
+            },
+            "private_key_jwt" => {
+                let jwks = match &c.jwks {
+                    None => None,
+                    Some(text) => Some(
+                        serde_json::from_str::<serde_json::Value>(text)
+                            .map_err(|_| invalid(&at("jwks"), "must be a JWKS JSON document"))?,
+                    ),
+                };
+                if jwks.is_none() && c.jwks_url.is_none() {
+                    return Err(invalid(&at("jwks"), "a private_key_jwt client needs jwks or jwks_url"));
+                }
+                ClientAuth::PrivateKeyJwt {
+                    jwks,
+                    jwks_url: c.jwks_url,
+                }
+            }
+            other => {
+                return Err(invalid(
+                    &at("auth"),
+                    format!("'{other}' is not one of public, client_secret_basic, private_key_jwt"),
+                ));
+            }
+        };
+        if smart_auth::scopes::ScopeSet::parse(&c.scopes).is_err() {
+            return Err(invalid(&at("scopes"), "holds a scope that is not valid SMART syntax"));
+        }
+        let mut grant_types = Vec::new();
+        for g in &c.grant_types {
+            grant_types.push(GrantType::parse(g).ok_or_else(|| {
+                invalid(
+                    &at("grant_types"),
+                    format!("'{g}' is not one of authorization_code, refresh_token, client_credentials"),
+                )
+            })?);
+        }
+        s.clients.push(ClientRegistration {
+            name: c.name.unwrap_or_else(|| c.client_id.clone()),
+            client_id: c.client_id,
+            auth,
+            redirect_uris: c.redirect_uris,
+            allow_loopback_any_port: c.allow_loopback_any_port,
+            scopes: c.scopes,
+            grant_types,
+        });
+    }
+    for (i, u) in a.users.into_iter().enumerate() {
+        if !u.password_hash.starts_with("$argon2") {
+            return Err(invalid(
+                &format!("auth.users[{i}].password_hash"),
+                "must be an argon2 PHC string",
+            ));
+        }
+        if !(u.fhir_user.starts_with("Practitioner/") || u.fhir_user.starts_with("Patient/")) {
+            return Err(invalid(
+                &format!("auth.users[{i}].fhir_user"),
+                "must be Practitioner/{id} or Patient/{id}",
+            ));
+        }
+        s.users.push(UserAccount {
+            username: u.username,
+            password_hash: u.password_hash,
+            display_name: u.display_name,
+            fhir_user: u.fhir_user,
+        });
+    }
+    if let Some(e) = a.external {
+        let audience = e
+            .audience
+            .unwrap_or_else(|| format!("{}/fhir", s.base_url.as_str().trim_end_matches('/')));
+        let mut idp = ExternalIdp::new(e.issuer, e.jwks_url, audience);
+        if let Some(c) = e.patient_claim {
+            idp.patient_claim = c;
+        }
+        if e.fhir_user_claim.is_some() {
+            idp.fhir_user_claim = e.fhir_user_claim;
+        }
+        s.external = Some(idp);
+    }
+    if s.clients.is_empty() && s.external.is_none() {
+        return Err(invalid(
+            "auth.clients",
+            "mode 'smart' needs at least one [[auth.clients]] or an [auth.external] issuer",
+        ));
+    }
+    Ok(s)
 }
 
 /// Validates `[noa]`: the callback URL is built from `server.public_url`, which Noa must reach.
@@ -445,15 +630,23 @@ impl RawConfig {
         if self.paging.link_ttl_secs <= 0 {
             return Err(invalid("paging.link_ttl_secs", "must be positive"));
         }
-        let auth_configured = match self.auth.mode.as_deref() {
-            None | Some("none") => false,
+        let auth = match self.auth.mode.as_deref() {
+            None | Some("none") => None,
+            Some("smart") => {
+                let base = public_url
+                    .clone()
+                    .or_else(|| Url::parse(&format!("http://{listen}")).ok())
+                    .ok_or_else(|| invalid("server.public_url", "must be set"))?;
+                Some(auth_settings(self.auth, base)?)
+            }
             Some(other) => {
                 return Err(invalid(
                     "auth.mode",
-                    format!("'{other}' is not available in this build (only 'none')"),
+                    format!("'{other}' is not a mode: use 'smart' or 'none'"),
                 ));
             }
         };
+        let auth_configured = auth.is_some();
         let drchrono = match self.drchrono {
             None => None,
             Some(d) => {
@@ -569,6 +762,7 @@ impl RawConfig {
             paging_secret,
             link_ttl: Duration::from_secs(self.paging.link_ttl_secs as u64),
             auth_configured,
+            auth,
             drchrono,
         })
     }
@@ -655,9 +849,88 @@ timezone = "America/Chicago"
         );
         assert!(err(&GOOD.replace("client_id = \"cid\"\n", ""), &[]).contains("drchrono"));
         assert!(err(GOOD, &[("FHIR_GATEWAY__FHIR__DEFAULT_COUNT", "0")]).contains("fhir.default_count"));
-        assert!(err(GOOD, &[("FHIR_GATEWAY__AUTH__MODE", "smart")]).contains("auth.mode"));
+        assert!(err(GOOD, &[("FHIR_GATEWAY__AUTH__MODE", "smart")]).contains("auth.clients"));
+        assert!(err(GOOD, &[("FHIR_GATEWAY__AUTH__MODE", "kerberos")]).contains("auth.mode"));
         assert!(err(GOOD, &[("FHIR_GATEWAY__DRCHRONO__BASE_URL", "ftp://x")]).contains("drchrono.base_url"));
         assert!(err("[server", &[]).contains("TOML"));
+    }
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$6Cg4CrTvFGyY5w0P3uT1Y0k0lZ5qf8Qw2QJt0s6X1fI";
+
+    fn smart(body: &str) -> Result<Settings, ConfigError> {
+        let text = format!(
+            "[server]\npublic_url = \"https://gw.example\"\n[drchrono]\nclient_id = \"c\"\nclient_secret = \"s\"\nrefresh_token = \"r\"\nredirect_uri = \"https://gw.example/cb\"\n[auth]\nmode = \"smart\"\n{body}"
+        );
+        Settings::from_toml(&text, &BTreeMap::new())
+    }
+
+    #[test]
+    fn smart_clients_users_and_an_external_issuer() {
+        let s = smart(&format!(
+            r#"[[auth.clients]]
+client_id = "ehr"
+auth = "client_secret_basic"
+secret_hash = "{HASH}"
+scopes = "system/*.rs launch"
+grant_types = ["client_credentials"]
+[[auth.clients]]
+client_id = "app"
+auth = "public"
+redirect_uris = ["https://app.example/cb"]
+scopes = "openid fhirUser launch/patient patient/*.rs offline_access"
+grant_types = ["authorization_code", "refresh_token"]
+[[auth.users]]
+username = "dr"
+password_hash = "{HASH}"
+display_name = "Dr"
+fhir_user = "Practitioner/drchrono-1"
+[auth.external]
+issuer = "https://idp.example"
+jwks_url = "https://idp.example/jwks"
+"#
+        ))
+        .unwrap();
+        assert!(s.auth_configured);
+        let auth = s.auth.unwrap();
+        assert_eq!(auth.clients.len(), 2);
+        assert_eq!(auth.users[0].fhir_user, "Practitioner/drchrono-1");
+        let external = auth.external.unwrap();
+        assert_eq!(external.audience, "https://gw.example/fhir");
+        assert_eq!(auth.base_url.as_str(), "https://gw.example/");
+    }
+
+    #[test]
+    fn bad_auth_settings_are_named() {
+        let client = |extra: &str| {
+            format!(
+                "[[auth.clients]]\nclient_id = \"x\"\nscopes = \"system/*.rs\"\ngrant_types = [\"client_credentials\"]\n{extra}"
+            )
+        };
+        let e = smart(&client("auth = \"telepathy\"")).unwrap_err().to_string();
+        assert!(e.contains("auth.clients[0].auth"), "{e}");
+        let e = smart(&client("auth = \"client_secret_basic\"\nsecret_hash = \"plain\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.clients[0].secret_hash"), "{e}");
+        let e = smart(&client("auth = \"private_key_jwt\"")).unwrap_err().to_string();
+        assert!(e.contains("auth.clients[0].jwks"), "{e}");
+        let e = smart(&client("auth = \"public\"").replace("system/*.rs", "patient/Appointment.sr"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.clients[0].scopes"), "{e}");
+        let e = smart(&format!(
+            "[[auth.users]]\nusername = \"u\"\npassword_hash = \"{HASH}\"\ndisplay_name = \"U\"\nfhir_user = \"Device/1\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("auth.users[0].fhir_user"), "{e}");
+        let e = smart("access_token_ttl_secs = 5\n").unwrap_err().to_string();
+        assert!(e.contains("auth.access_token_ttl_secs"), "{e}");
     }
 }
 

@@ -51,6 +51,7 @@ pub struct SearchPage {
 }
 
 /// The search and read engine.
+#[derive(Clone)]
 pub struct Engine {
     pub sources: Sources,
     pub tz: Tz,

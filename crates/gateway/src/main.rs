@@ -42,6 +42,9 @@ enum Command {
     },
     /// Print the OpenAPI document of the demo configuration.
     Openapi,
+    /// Hash a password or client secret for `[[auth.users]]`/`[[auth.clients]]` (argon2id; reads it
+    /// from standard input so it stays out of the shell history).
+    HashPassword,
 }
 
 #[tokio::main]
@@ -60,6 +63,16 @@ async fn main() -> anyhow::Result<()> {
             listen,
             insecure_no_auth,
         } => serve(config, listen, insecure_no_auth).await,
+        Command::HashPassword => {
+            let mut secret = String::new();
+            std::io::stdin().read_line(&mut secret)?;
+            let secret = secret.trim_end_matches(['\n', '\r']);
+            if secret.is_empty() {
+                bail!("no password on standard input");
+            }
+            println!("{}", smart_auth::hash_password(secret));
+            Ok(())
+        }
         Command::Openapi => {
             let sources = run::reference_sources().map_err(anyhow::Error::msg)?;
             println!(
@@ -84,12 +97,33 @@ async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
     );
     println!("  FHIR base URL: {base}/fhir");
     println!("  API docs:      {base}/docs/");
-    println!("  Try:           curl '{base}/fhir/Patient?family=Nguyen'");
     println!(
-        "                 curl '{base}/fhir/Appointment?_count=5&_sort=-date'   (DrChrono visits and Zoom virtual visits)"
+        "  SMART:         {base}/.well-known/smart-configuration   (every /fhir route but /fhir/metadata needs a token)"
+    );
+    println!("    demo-backend  client_secret_basic, secret `demo-secret`, system/*.rs (client_credentials)");
+    println!(
+        "    demo-jwt      private_key_jwt, key examples/keys/demo-jwt.private.pem, system/*.cruds:  cargo run -p gateway --example backend-client -- {base}"
     );
     println!(
-        "  AI scribe:     curl -X POST '{base}/fhir/Appointment/drchrono-<id>/$start-scribe'   (then watch Encounter/noa-<session>)"
+        "    demo-app      public + PKCE, redirect http://localhost|127.0.0.1:<any port>/callback, patient/ and user/ scopes"
+    );
+    println!("    users         dr.demo / demo-password (practitioner), patient.demo / demo-password (patient)");
+    match demo_token(base).await {
+        Ok(token) => {
+            println!("  Ready token (demo-backend, system/*.rs, valid 1 hour):");
+            println!("    export TOKEN={token}");
+        }
+        Err(e) => println!("  (no ready token: {e})"),
+    }
+    println!("  Try:           curl -H \"Authorization: Bearer $TOKEN\" '{base}/fhir/Patient?family=Nguyen'");
+    println!(
+        "                 curl -H \"Authorization: Bearer $TOKEN\" '{base}/fhir/Appointment?_count=5&_sort=-date'"
+    );
+    println!(
+        "  AI scribe:     export WRITE_TOKEN=$(cargo run -q -p gateway --example backend-client -- {base} --token)   (demo-jwt, system/*.cruds)"
+    );
+    println!(
+        "                 curl -X POST -H \"Authorization: Bearer $WRITE_TOKEN\" '{base}/fhir/Appointment/drchrono-<id>/$start-scribe'   (then watch Encounter/noa-<session>)"
     );
     println!(
         "                 curl -X POST '{noa}/_sim/sessions/<session>/approve' -d '{{\"empty\": false}}'   (the doctor approves in Noa's widget)"
@@ -97,13 +131,29 @@ async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
     println!(
         "  Webhooks:      Zoom delivers signed events to {base}/webhooks/zoom; Noa calls a secret URL under {base}/webhooks/noa/"
     );
-    println!("  Auth:          none (demo mode only; SMART on FHIR arrives with the auth layer)");
     println!("Press Ctrl-C to stop.");
     tokio::select! {
         _ = demo.gateway.wait() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(())
+}
+
+/// A client-credentials token for `demo-backend`, from the demo's own token endpoint.
+async fn demo_token(base: &str) -> anyhow::Result<String> {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/auth/token"))
+        .basic_auth("demo-backend", Some("demo-secret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", "system/*.rs")])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    answer["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("the token endpoint answered without an access_token")
 }
 
 async fn serve(config: PathBuf, listen: Option<SocketAddr>, insecure_no_auth: bool) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapter::Adapter;
+use adapter::{Adapter, ResourceType};
 use adapter_drchrono::{DrChronoAdapter, DrChronoConfig};
 use adapter_noa::{NoaAdapter, NoaConfig};
 use adapter_zoom::{ZoomAdapter, ZoomConfig};
@@ -17,7 +17,7 @@ use vendor_sim::drchrono::{DrChronoSim, DrChronoSimConfig, SimHandle};
 use vendor_sim::noa::{NoaSim, NoaSimConfig, NoaSimHandle};
 use vendor_sim::zoom::{EhrRefs, ZoomSim, ZoomSimConfig, ZoomSimHandle};
 
-use crate::access::{AccessPolicy, OpenAccess};
+use crate::access::{AccessPolicy, Caller, OpenAccess, SmartPolicy};
 use crate::app::{AppState, app};
 use crate::config::Settings;
 use crate::engine::{Engine, EngineLimits};
@@ -40,6 +40,9 @@ pub struct GatewayOptions {
     pub link_ttl: Duration,
     /// The resolver adapters were built with (bound to the sources once they exist).
     pub resolver: Option<Arc<GatewayResolver>>,
+    /// SMART on FHIR; `None` serves openly (demo tests, `--insecure-no-auth`). Its base URL is
+    /// replaced by the gateway's own when the listener is known.
+    pub auth: Option<smart_auth::AuthSettings>,
 }
 
 impl GatewayOptions {
@@ -53,6 +56,7 @@ impl GatewayOptions {
             paging_key: random_key(),
             link_ttl: Duration::from_secs(1800),
             resolver: None,
+            auth: None,
         }
     }
 
@@ -76,6 +80,7 @@ impl GatewayOptions {
                 .map_or_else(random_key, |k| k.expose().as_bytes().to_vec()),
             link_ttl: s.link_ttl,
             resolver: None,
+            auth: s.auth.clone(),
         }
     }
 }
@@ -86,6 +91,100 @@ fn random_key() -> Vec<u8> {
     key
 }
 
+/// Builds the shared state for a set of adapters, open or (with `options.auth`) behind SMART on FHIR.
+pub fn secured_state(
+    adapters: Vec<Arc<dyn Adapter>>,
+    options: &GatewayOptions,
+    base_url: &str,
+) -> Result<Arc<AppState>, String> {
+    let Some(settings) = &options.auth else {
+        return Ok(state(adapters, options, base_url, Arc::new(OpenAccess)));
+    };
+    let mut settings = settings.clone();
+    settings.base_url = Url::parse(base_url).map_err(|e| format!("setting `server.public_url`: {e}"))?;
+    let mut st = build_state(
+        adapters,
+        options,
+        base_url,
+        Arc::new(SmartPolicy::new(options.timezone)),
+    );
+    let patients = Arc::new(EnginePatients {
+        engine: st.engine.clone(),
+        tz: options.timezone,
+    });
+    let auth = smart_auth::SmartAuth::new(settings, patients).map_err(|e| match e {
+        smart_auth::AuthError::Config { setting, reason } => format!("setting `auth.{setting}`: {reason}"),
+        other => format!("setting `auth`: {other}"),
+    })?;
+    st.auth = Some(auth);
+    Ok(Arc::new(st))
+}
+
+/// The patient picker's view of the gateway: Patient searches by name and reads, as the server.
+struct EnginePatients {
+    engine: Engine,
+    tz: Tz,
+}
+
+#[smart_auth::async_trait]
+impl smart_auth::PatientDirectory for EnginePatients {
+    async fn search(&self, text: &str, limit: usize) -> Vec<smart_auth::PatientChoice> {
+        let limit = limit.clamp(1, 100) as u32;
+        let mut pairs = vec![("_count".to_owned(), limit.to_string())];
+        if !text.trim().is_empty() {
+            pairs.push(("name".to_owned(), text.trim().to_owned()));
+        }
+        let limits = CountLimits {
+            default: limit,
+            max: limit,
+        };
+        let Ok(search) = crate::query::parse(ResourceType::Patient, &pairs, false, limits, self.tz, "") else {
+            return Vec::new();
+        };
+        let start = self.engine.start(ResourceType::Patient, false);
+        let Ok(page) = self
+            .engine
+            .search(&search, start, false, &Caller::Unauthenticated, &OpenAccess)
+            .await
+        else {
+            return Vec::new();
+        };
+        page.matches.iter().filter_map(patient_choice).collect()
+    }
+
+    async fn exists(&self, patient_id: &str) -> bool {
+        self.engine
+            .read(ResourceType::Patient, patient_id, &Caller::Unauthenticated, &OpenAccess)
+            .await
+            .is_ok()
+    }
+}
+
+/// "Family, Given (1970-01-31)" for the picker.
+fn patient_choice(p: &serde_json::Value) -> Option<smart_auth::PatientChoice> {
+    let id = p.get("id")?.as_str()?.to_owned();
+    let name = p.pointer("/name/0");
+    let family = name
+        .and_then(|n| n.get("family"))
+        .and_then(|f| f.as_str())
+        .unwrap_or("");
+    let given: Vec<&str> = name
+        .and_then(|n| n.get("given"))
+        .and_then(|g| g.as_array())
+        .map(|g| g.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    let mut display = match (family.is_empty(), given.is_empty()) {
+        (true, true) => id.clone(),
+        (false, true) => family.to_owned(),
+        (true, false) => given.join(" "),
+        (false, false) => format!("{family}, {}", given.join(" ")),
+    };
+    if let Some(birth) = p.get("birthDate").and_then(|b| b.as_str()) {
+        display.push_str(&format!(" ({birth})"));
+    }
+    Some(smart_auth::PatientChoice { id, display })
+}
+
 /// Builds the shared state for a set of adapters.
 pub fn state(
     adapters: Vec<Arc<dyn Adapter>>,
@@ -93,6 +192,15 @@ pub fn state(
     base_url: &str,
     policy: Arc<dyn AccessPolicy>,
 ) -> Arc<AppState> {
+    Arc::new(build_state(adapters, options, base_url, policy))
+}
+
+fn build_state(
+    adapters: Vec<Arc<dyn Adapter>>,
+    options: &GatewayOptions,
+    base_url: &str,
+    policy: Arc<dyn AccessPolicy>,
+) -> AppState {
     let metrics = Arc::new(Metrics::default());
     let metered: Vec<Arc<dyn Adapter>> = adapters
         .into_iter()
@@ -103,7 +211,7 @@ pub fn state(
         resolver.bind(sources.clone());
     }
     let openapi = openapi::document_json(&sources);
-    Arc::new(AppState {
+    AppState {
         engine: Engine {
             sources,
             tz: options.timezone,
@@ -118,7 +226,8 @@ pub fn state(
         openapi,
         ready_timeout: Duration::from_secs(5),
         changes: tokio::sync::broadcast::channel(1024).0,
-    })
+        auth: None,
+    }
 }
 
 /// A gateway listening on a socket.
@@ -168,7 +277,7 @@ pub fn serve_on(
         || format!("http://{addr}"),
         |u| u.as_str().trim_end_matches('/').to_owned(),
     );
-    let state = state(adapters, &options, &base_url, Arc::new(OpenAccess));
+    let state = secured_state(adapters, &options, &base_url).map_err(std::io::Error::other)?;
     let router = app(state.clone());
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -253,6 +362,29 @@ pub struct PracticeConfig {
     pub zoom: Option<fn(u64, chrono::NaiveDate, EhrRefs) -> ZoomSimConfig>,
     /// The Noa consumer, built from the DrChrono dataset; `None` runs no Noa simulator.
     pub noa: Option<fn(u64, chrono::NaiveDate, vendor_sim::noa::EhrRefs) -> NoaSimConfig>,
+    /// Protect the gateway with SMART on FHIR and the demo clients and users
+    /// ([`smart_auth::demo_settings`]; the practitioner and patient are the practice's first).
+    pub auth: bool,
+}
+
+/// The demo's SMART settings: clients `demo-backend`, `demo-jwt`, `demo-app`; users `dr.demo`
+/// (the practice's first doctor) and `patient.demo` (its first patient with an appointment). The
+/// signing key is kept in the system's temporary directory.
+pub fn demo_auth(base_url: &str, dataset: &vendor_sim::drchrono::Dataset) -> Result<smart_auth::AuthSettings, String> {
+    let base = Url::parse(base_url).map_err(|e| format!("demo URL: {e}"))?;
+    let doctor = dataset.doctors.first().map(|d| d.id).unwrap_or_default();
+    let patient = dataset
+        .appointments
+        .iter()
+        .find_map(|a| a.patient)
+        .or_else(|| dataset.patients.first().map(|p| p.id))
+        .unwrap_or_default();
+    Ok(smart_auth::demo_settings(
+        base,
+        Some(std::env::temp_dir().join("fhir-gateway-demo")),
+        &format!("Practitioner/drchrono-{doctor}"),
+        &format!("Patient/drchrono-{patient}"),
+    ))
 }
 
 /// Starts the simulated practice and the gateway on `listen`.
@@ -309,6 +441,9 @@ pub async fn start_practice(
     };
     let mut options = GatewayOptions::new(timezone);
     options.resolver = Some(resolver);
+    if practice.auth {
+        options.auth = Some(demo_auth(&format!("http://{gateway_addr}"), &sim.dataset())?);
+    }
     tweak(&mut options);
     let gateway = serve_on(listener, adapters, options).map_err(|e| format!("cannot serve on {listen}: {e}"))?;
     Ok(Demo {
@@ -327,6 +462,7 @@ pub async fn start_demo(listen: SocketAddr, sim_config: DrChronoSimConfig) -> Re
             drchrono: sim_config,
             zoom: Some(ZoomSimConfig::demo),
             noa: Some(NoaSimConfig::demo),
+            auth: true,
         },
         |_| {},
     )
