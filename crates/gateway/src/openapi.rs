@@ -17,7 +17,18 @@ fn errors() -> Map<String, Value> {
     let mut m = Map::new();
     for (code, text) in [
         ("400", "Malformed request or parameter value (OperationOutcome)"),
-        ("404", "Unknown resource type or id (OperationOutcome)"),
+        (
+            "401",
+            "SMART mode: the bearer token is missing, invalid, expired or revoked (OperationOutcome; WWW-Authenticate)",
+        ),
+        (
+            "403",
+            "SMART mode: the token's scopes do not allow this interaction on this type (OperationOutcome)",
+        ),
+        (
+            "404",
+            "Unknown resource type or id, or outside the token's patient compartment (OperationOutcome)",
+        ),
         ("406", "Unsupported Accept or _format (OperationOutcome)"),
         ("410", "Deleted resource or expired paging link (OperationOutcome)"),
         ("429", "Vendor rate limit exhausted; see Retry-After (OperationOutcome)"),
@@ -94,6 +105,74 @@ pub fn document(sources: &Sources) -> OpenApi {
         tracing::error!(error = %e, "the OpenAPI document does not convert to utoipa's model");
         OpenApi::default()
     })
+}
+
+/// The authorization server's endpoints (served in SMART mode).
+fn smart_paths(paths: &mut Map<String, Value>) {
+    let json_answer =
+        |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"type": "object"}}}});
+    let form = |fields: &[&str]| {
+        let props: Map<String, Value> = fields
+            .iter()
+            .map(|f| ((*f).to_owned(), json!({"type": "string"})))
+            .collect();
+        json!({"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": props}}}})
+    };
+    let tag = ["SMART on FHIR"];
+    let authorize_params: Vec<Value> = [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "aud",
+        "code_challenge",
+        "code_challenge_method",
+        "launch",
+    ]
+    .iter()
+    .map(|n| json!({"name": n, "in": "query", "required": *n != "launch", "schema": {"type": "string"}}))
+    .collect();
+    paths.insert(
+        "/.well-known/smart-configuration".into(),
+        json!({"get": {"tags": tag, "operationId": "smartConfiguration", "summary": "SMART discovery: endpoints, grant types, PKCE methods, capabilities",
+            "responses": {"200": json_answer("The discovery document")}}}),
+    );
+    paths.insert(
+        "/auth/authorize".into(),
+        json!({"get": {"tags": tag, "operationId": "authorize",
+            "summary": "Authorization code + PKCE (S256): the login, patient picker and consent pages; redirects with `code` and `state`",
+            "parameters": authorize_params,
+            "responses": {"200": {"description": "An HTML page of the flow"}, "302": {"description": "Back to the app's redirect URI"}}}}),
+    );
+    paths.insert(
+        "/auth/token".into(),
+        json!({"post": {"tags": tag, "operationId": "token",
+            "summary": "Tokens: authorization_code (PKCE verifier), refresh_token (rotated), client_credentials (client_secret_basic or private_key_jwt)",
+            "requestBody": form(&["grant_type", "code", "redirect_uri", "code_verifier", "client_id", "refresh_token", "scope", "client_assertion_type", "client_assertion"]),
+            "responses": {"200": json_answer("access_token, token_type, expires_in, scope, patient/encounter/fhirUser, id_token, refresh_token"),
+                          "400": json_answer("OAuth error (invalid_grant, invalid_scope, …)"), "401": json_answer("invalid_client")}}}),
+    );
+    paths.insert(
+        "/auth/introspect".into(),
+        json!({"post": {"tags": tag, "operationId": "introspect", "summary": "RFC 7662 introspection (a confidential client, or a system-scoped bearer)",
+            "requestBody": form(&["token"]), "responses": {"200": json_answer("active, scope, client_id, exp, patient, fhirUser, …")}}}),
+    );
+    paths.insert(
+        "/auth/revoke".into(),
+        json!({"post": {"tags": tag, "operationId": "revoke", "summary": "RFC 7009 revocation (a refresh token revokes its family)",
+            "requestBody": form(&["token"]), "responses": {"200": {"description": "Revoked (or unknown)"}}}}),
+    );
+    paths.insert(
+        "/auth/jwks".into(),
+        json!({"get": {"tags": tag, "operationId": "jwks", "summary": "The gateway's token-signing public keys (old keys stay until their tokens expire)",
+            "responses": {"200": json_answer("A JWKS")}}}),
+    );
+    paths.insert(
+        "/auth/launch".into(),
+        json!({"post": {"tags": tag, "operationId": "launch", "summary": "EHR launch: an EHR (a confidential client) mints a launch context for a patient",
+            "requestBody": form(&["patient", "encounter"]), "responses": {"200": json_answer("{\"launch\": \"…\"}")}}}),
+    );
 }
 
 /// An operation's description: what it does, whose resources it runs on, its parameters.
@@ -311,13 +390,29 @@ pub fn document_json(sources: &Sources) -> Value {
                               "400": {"description": "Verified but not understood"}}}}),
         );
     }
+    smart_paths(&mut paths);
+    // FHIR routes need a token in SMART mode; the CapabilityStatement, the OperationDefinitions, the
+    // auth endpoints, webhooks and operations routes do not.
+    for (path, item) in paths.iter_mut() {
+        let public =
+            !path.starts_with("/fhir/") || path == "/fhir/metadata" || path.starts_with("/fhir/OperationDefinition");
+        if public && let Some(methods) = item.as_object_mut() {
+            for op in methods.values_mut() {
+                op["security"] = json!([]);
+            }
+        }
+    }
     json!({
         "openapi": "3.1.0",
         "info": {"title": "FHIR facade gateway", "version": env!("CARGO_PKG_VERSION"),
                  "description": "One FHIR R4 API in front of a clinic's vendor systems. Resources are built on the fly from vendor calls; ids are {source}-{native}.",
                  "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
         "paths": paths,
-        "components": {"schemas": {
+        "security": [{"smart": []}],
+        "components": {
+        "securitySchemes": {"smart": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+            "description": "SMART on FHIR access tokens (when `auth.mode = \"smart\"`; the demo runs with it and prints a ready token). Get one at /auth/token: authorization_code + PKCE from /auth/authorize, refresh_token, or client_credentials (client_secret_basic or private_key_jwt). Scopes: SMART v2 (`patient/Appointment.rs`, `user/*.cruds`, `system/*.rs`, `?`-constrained) and v1 (`.read`, `.write`, `.*`)."}},
+        "schemas": {
             "Resource": {"type": "object", "description": "A FHIR R4 resource (see http://hl7.org/fhir/R4/)", "required": ["resourceType"],
                          "properties": {"resourceType": {"type": "string"}, "id": {"type": "string"}}, "additionalProperties": true},
             "Bundle": {"type": "object", "description": "A FHIR R4 searchset Bundle", "required": ["resourceType", "type"],

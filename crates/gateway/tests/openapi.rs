@@ -15,10 +15,12 @@ fn the_committed_openapi_document_is_current() {
     let sources = reference_sources().unwrap();
     let typed = serde_json::to_value(openapi::document(&sources)).unwrap();
     // Nothing of the generated document is lost in utoipa's model.
-    assert_eq!(
-        typed,
-        openapi::document_json(&sources),
-        "utoipa's model dropped or changed part of the document"
+    let raw = openapi::document_json(&sources);
+    let mut differences = Vec::new();
+    diff("", &typed, &raw, &mut differences);
+    assert!(
+        differences.is_empty(),
+        "utoipa's model dropped or changed part of the document at: {differences:?}"
     );
     let current = format!("{}\n", serde_json::to_string_pretty(&typed).unwrap());
     let path = committed_path();
@@ -57,4 +59,26 @@ fn the_committed_openapi_document_is_current() {
         "Zoom notes are completed by PATCH"
     );
     assert!(typed["paths"]["/fhir/Appointment/{id}/$admit"]["post"].is_object());
+}
+
+/// The JSON pointers where two documents differ.
+fn diff(at: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => diff(&format!("{at}/{k}"), p, q, out),
+                    _ => out.push(format!("{at}/{k}")),
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                diff(&format!("{at}/{i}"), p, q, out);
+            }
+        }
+        _ if a == b => {}
+        _ => out.push(at.to_owned()),
+    }
 }
