@@ -394,51 +394,21 @@ fn with_trailing_slash(mut url: Url) -> Url {
 }
 
 /// Reads a body up to [`MAX_BODY_BYTES`].
-async fn read_body(mut response: Response) -> Result<Vec<u8>, AdapterError> {
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(unmappable("a Noa response is too large"));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) if e.is_timeout() => return Err(AdapterError::Timeout { vendor: VENDOR }),
-            Err(_) => return Err(unmappable("a Noa response body was cut short")),
-        }
-    }
+async fn read_body(response: Response) -> Result<Vec<u8>, AdapterError> {
+    adapter::http::read_body(VENDOR, response, MAX_BODY_BYTES).await
 }
 
 /// The `Retry-After` of a 429.
 fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    adapter::http::retry_after(headers.get(header::RETRY_AFTER)?.to_str().ok()?, now)
+    adapter::http::retry_after_header(headers, now)
 }
 
 fn transport_error(error: &reqwest::Error) -> AdapterError {
-    if error.is_timeout() {
-        AdapterError::Timeout { vendor: VENDOR }
-    } else if error.is_connect() {
-        AdapterError::Unavailable {
-            vendor: VENDOR,
-            detail: "could not connect".into(),
-        }
-    } else if error.is_body() || error.is_decode() {
-        unmappable("a Noa response body was cut short")
-    } else {
-        AdapterError::Unavailable {
-            vendor: VENDOR,
-            detail: "the request failed".into(),
-        }
-    }
+    adapter::http::transport_error(VENDOR, error)
 }
 
 pub(crate) fn unmappable(detail: impl Into<String>) -> AdapterError {
-    AdapterError::Unmappable {
-        vendor: VENDOR,
-        detail: detail.into(),
-    }
+    adapter::http::unmappable(VENDOR, detail)
 }
 
 #[cfg(test)]

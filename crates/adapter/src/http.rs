@@ -17,6 +17,71 @@ pub fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     Some((when.with_timezone(&Utc) - now).to_std().unwrap_or(Duration::ZERO))
 }
 
+#[cfg(feature = "client")]
+pub use self::client::{read_body, retry_after_header, transport_error, unmappable};
+
+#[cfg(feature = "client")]
+mod client {
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use reqwest::Response;
+    use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+    use crate::AdapterError;
+
+    /// A vendor sent something that cannot be read as it promised.
+    pub fn unmappable(vendor: &'static str, detail: impl Into<String>) -> AdapterError {
+        AdapterError::Unmappable {
+            vendor,
+            detail: detail.into(),
+        }
+    }
+
+    /// The `Retry-After` header of a 429 or 503, as a delay.
+    pub fn retry_after_header(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+        super::retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?, now)
+    }
+
+    /// A failure below HTTP (timeout, refused connection, a body cut short) as an [`AdapterError`];
+    /// never the vendor's text.
+    pub fn transport_error(vendor: &'static str, error: &reqwest::Error) -> AdapterError {
+        if error.is_timeout() {
+            AdapterError::Timeout { vendor }
+        } else if error.is_connect() {
+            AdapterError::Unavailable {
+                vendor,
+                detail: "could not connect".into(),
+            }
+        } else if error.is_body() || error.is_decode() {
+            unmappable(vendor, format!("a {vendor} response body was cut short"))
+        } else {
+            AdapterError::Unavailable {
+                vendor,
+                detail: "the request failed".into(),
+            }
+        }
+    }
+
+    /// Reads a response body of at most `max` bytes (a larger one is refused, not buffered).
+    pub async fn read_body(vendor: &'static str, mut response: Response, max: usize) -> Result<Vec<u8>, AdapterError> {
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > max {
+                        return Err(unmappable(vendor, format!("a {vendor} response is too large")));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) if e.is_timeout() => return Err(AdapterError::Timeout { vendor }),
+                Err(_) => return Err(unmappable(vendor, format!("a {vendor} response body was cut short"))),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
