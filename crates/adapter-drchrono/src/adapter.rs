@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use adapter::{
     Adapter, AdapterError, Capabilities, Continuation, Interaction, MapCtx, Page, PageRequest, Resource,
-    ResourceCapability, ResourceType, SearchRequest, SourceName, systems,
+    ResourceCapability, ResourceType, SearchRequest, SourceName, WebhookReceiver, systems,
 };
 use chrono::Utc;
 use chrono_tz::Tz;
@@ -28,6 +28,7 @@ use self::plan::{ListQuery, Plan, PlanCtx, numeric};
 use crate::client::{DrChronoClient, VENDOR, unmappable};
 use crate::config::{ConfigError, DrChronoConfig, Secret};
 use crate::map::{self, DrCtx, ids};
+use crate::webhook::DrChronoWebhooks;
 use crate::wire;
 
 /// Vendor calls one `search` call makes at most while it finds only empty pages.
@@ -54,6 +55,8 @@ pub struct DrChronoAdapter {
     zone_refresh: Duration,
     capabilities: Capabilities,
     zones: Mutex<Option<ZoneCache>>,
+    /// Present when the configuration has a webhook secret token.
+    webhooks: Option<DrChronoWebhooks>,
 }
 
 impl std::fmt::Debug for DrChronoAdapter {
@@ -75,6 +78,10 @@ impl DrChronoAdapter {
     /// Validates `config` and builds the adapter. No request is made here.
     pub fn new(config: DrChronoConfig) -> Result<Self, ConfigError> {
         let client = DrChronoClient::new(&config)?;
+        let webhooks = config
+            .webhook_secret
+            .clone()
+            .map(|secret| DrChronoWebhooks::new(secret, config.account.clone()));
         Ok(Self {
             client,
             account: config.account,
@@ -83,6 +90,7 @@ impl DrChronoAdapter {
             zone_refresh: config.doctor_refresh_interval,
             capabilities: capabilities(),
             zones: Mutex::new(None),
+            webhooks,
         })
     }
 
@@ -494,6 +502,10 @@ impl Adapter for DrChronoAdapter {
 
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities
+    }
+
+    fn webhooks(&self) -> Option<&dyn WebhookReceiver> {
+        self.webhooks.as_ref().map(|w| w as &dyn WebhookReceiver)
     }
 
     async fn read(&self, resource_type: ResourceType, native_id: &str) -> Result<Resource, AdapterError> {

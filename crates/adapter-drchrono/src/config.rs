@@ -36,6 +36,10 @@ pub struct DrChronoConfig {
     pub account: String,
     /// How long the doctors' time zones are kept before `/api/doctors` is read again.
     pub doctor_refresh_interval: Duration,
+    /// The "secret token" of the application's webhook (`API Webhooks`): the HMAC key of the `msg`
+    /// verification and the value of every hook's `X-drchrono-signature`. Without it the adapter
+    /// receives no webhooks.
+    pub webhook_secret: Option<Secret>,
 }
 
 /// A setting that cannot work; the message names it.
@@ -78,7 +82,14 @@ impl DrChronoConfig {
             page_size: MAX_PAGE_SIZE,
             request_timeout: Duration::from_secs(30),
             doctor_refresh_interval: Duration::from_secs(15 * 60),
+            webhook_secret: None,
         }
+    }
+
+    /// The same configuration receiving the webhooks signed with `secret` (the webhook's secret token).
+    pub fn with_webhook_secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.webhook_secret = Some(secret.into());
+        self
     }
 
     /// The same configuration against another origin (a simulator, a regional host).
@@ -129,6 +140,9 @@ impl DrChronoConfig {
         if self.doctor_refresh_interval.is_zero() {
             return Err(ConfigError::invalid("doctor_refresh_interval", "must be positive"));
         }
+        if self.webhook_secret.as_ref().is_some_and(Secret::is_empty) {
+            return Err(ConfigError::invalid("webhook_secret", "is empty"));
+        }
         Ok(())
     }
 }
@@ -143,10 +157,13 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let c = config();
+        let c = config().with_webhook_secret("hook-token-value");
         let printed = format!("{c:?} {} {}", c.client_secret, c.refresh_token);
         assert!(!printed.contains("s3cret-value"), "{printed}");
         assert!(!printed.contains("refresh-value"), "{printed}");
+        assert!(!printed.contains("hook-token-value"), "{printed}");
+        assert!(printed.contains("webhook_secret: Some(***)"), "{printed}");
+        assert_eq!(c.validate(), Ok(()));
         assert!(printed.contains("***"));
         assert_eq!(c.client_secret.expose(), "s3cret-value");
     }
@@ -156,6 +173,7 @@ mod tests {
         let c = config();
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(c.account, "app");
+        assert!(c.webhook_secret.is_none());
         assert_eq!(c.base_url.as_str(), "https://drchrono.com/");
     }
 
@@ -188,6 +206,7 @@ mod tests {
                 "doctor_refresh_interval",
                 Box::new(|c| c.doctor_refresh_interval = Duration::ZERO),
             ),
+            ("webhook_secret", Box::new(|c| c.webhook_secret = Some(" ".into()))),
         ];
         for (setting, break_it) in cases {
             let mut c = config();

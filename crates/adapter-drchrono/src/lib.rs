@@ -6,6 +6,8 @@
 //!   the configured origin, vendor failures as [`AdapterError`](::adapter::AdapterError)s.
 //! - [`wire`]: DrChrono's JSON objects, in the vendor's shape.
 //! - [`map`]: pure wire → FHIR mappings (no I/O, no clock).
+//! - [`DrChronoWebhooks`]: verification of DrChrono's webhooks (the `msg` handshake and the
+//!   `X-drchrono-signature` secret) and their change events.
 //! - [`DrChronoAdapter`]: the [`Adapter`](::adapter::Adapter) the gateway talks to. It plans each FHIR search
 //!   into DrChrono list queries (pushing down what DrChrono can filter on without narrowing the
 //!   search), walks them with continuations, and maps every record through `wire` and `map`.
@@ -28,7 +30,9 @@ mod adapter;
 pub mod client;
 pub mod config;
 pub mod map;
+pub mod webhook;
 pub mod wire;
 
 pub use crate::adapter::DrChronoAdapter;
 pub use crate::config::{ConfigError, DrChronoConfig, Secret};
+pub use crate::webhook::DrChronoWebhooks;

@@ -1201,3 +1201,173 @@ async fn shutdown_stops_serving() {
     }
     assert!(refused);
 }
+
+// ---- webhooks ----
+
+/// One request a capturing callback URL got: method, target, lower-case headers, body.
+type Captured = (String, String, Vec<(String, String)>, String);
+
+/// A loopback callback URL that records every request and answers the `msg` verification with
+/// `secret` (or a wrong token when `secret` is `None`), and every POST with 200.
+async fn callback(secret: Option<&'static str>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Captured>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hooks", listener.local_addr().expect("addr"));
+    let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = captured.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut buf = [0u8; 8192];
+                let head_end = loop {
+                    if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+                let mut lines = head.lines();
+                let mut first = lines.next().unwrap_or_default().split(' ');
+                let method = first.next().unwrap_or_default().to_owned();
+                let target = first.next().unwrap_or_default().to_owned();
+                let headers: Vec<(String, String)> = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                    .collect();
+                let length: usize = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                while data.len() < head_end + length {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = String::from_utf8_lossy(&data[head_end..head_end + length]).into_owned();
+                let answer = if method == "GET" {
+                    let msg = target
+                        .split_once("?msg=")
+                        .map(|(_, m)| m.to_owned())
+                        .unwrap_or_default();
+                    let token = match secret {
+                        Some(secret) => vendor_sim::drchrono::verification_token(secret, &msg),
+                        None => "0".repeat(64),
+                    };
+                    serde_json::json!({ "secret_token": token }).to_string()
+                } else {
+                    String::new()
+                };
+                log.lock().expect("log").push((method, target, headers, body));
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (url, captured)
+}
+
+#[tokio::test]
+async fn webhooks_are_verified_then_sent_with_the_documented_headers() {
+    use vendor_sim::drchrono::{DeliveryOutcome, VERIFICATION};
+    let sim = spawn(DrChronoSimConfig::small(11, anchor())).await;
+    let secret = "drchrono-sim-webhook-secret";
+    assert_eq!(sim.config().webhook_secret, secret);
+    assert_eq!(DrChronoSimConfig::demo(1, anchor()).webhook_secret, secret);
+    let (url, captured) = callback(Some("drchrono-sim-webhook-secret")).await;
+    sim.set_webhook_url(Some(url.clone()));
+
+    assert!(sim.verify_webhook_url().await);
+    let object = serde_json::json!({"id": 9001, "patient": 5});
+    sim.fire_webhook("APPOINTMENT_MODIFY", object.clone());
+    sim.fire_webhook("PING", serde_json::json!({}));
+    assert!(sim.wait_for_webhooks(Duration::from_secs(10)).await);
+
+    let log = sim.webhook_log();
+    let summary: Vec<(&str, DeliveryOutcome)> = log.iter().map(|d| (d.event.as_str(), d.outcome)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (VERIFICATION, DeliveryOutcome::Verified),
+            ("APPOINTMENT_MODIFY", DeliveryOutcome::Delivered),
+            ("PING", DeliveryOutcome::Delivered),
+        ]
+    );
+    assert!(log.iter().all(|d| d.url.as_deref() == Some(url.as_str())));
+    assert_ne!(log[1].delivery_id, log[2].delivery_id);
+
+    let captured = captured.lock().expect("captured").clone();
+    assert_eq!(captured.len(), 3);
+    let (method, target, _, _) = &captured[0];
+    assert_eq!(method, "GET");
+    assert_eq!(target, &format!("/hooks?msg={}", log[0].body));
+    assert_eq!(log[0].body.len(), 32);
+    for ((method, _, headers, body), (event, delivery)) in captured[1..]
+        .iter()
+        .zip([("APPOINTMENT_MODIFY", &log[1]), ("PING", &log[2])])
+    {
+        assert_eq!(method, "POST");
+        let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        assert_eq!(header("x-drchrono-event").as_deref(), Some(event));
+        assert_eq!(header("x-drchrono-signature").as_deref(), Some(secret));
+        assert_eq!(header("x-drchrono-delivery"), Some(delivery.delivery_id.to_string()));
+        assert_eq!(body, &delivery.body);
+        let sent: Value = serde_json::from_str(body).expect("json body");
+        assert!(sent["receiver"].is_object(), "{sent}");
+        assert!(!body.contains(secret), "the secret travels in the header only");
+    }
+    let sent: Value = serde_json::from_str(&captured[1].3).expect("json body");
+    assert_eq!(sent["object"], object);
+}
+
+#[tokio::test]
+async fn webhooks_go_only_to_a_verified_callback_url() {
+    use vendor_sim::drchrono::DeliveryOutcome;
+    let sim = spawn(DrChronoSimConfig::small(11, anchor())).await;
+    // No URL at all.
+    sim.fire_webhook("PATIENT_CREATE", serde_json::json!({"id": 1}));
+    assert!(sim.wait_for_webhooks(Duration::from_secs(10)).await);
+    assert!(!sim.verify_webhook_url().await);
+    // A URL that answers the verification wrongly.
+    let (wrong, wrong_captured) = callback(None).await;
+    sim.set_webhook_url(Some(wrong));
+    assert!(!sim.verify_webhook_url().await);
+    sim.fire_webhook("PATIENT_CREATE", serde_json::json!({"id": 1}));
+    assert!(sim.wait_for_webhooks(Duration::from_secs(10)).await);
+    // A verified URL, then a change of URL: verification is needed again.
+    let (good, good_captured) = callback(Some("drchrono-sim-webhook-secret")).await;
+    sim.set_webhook_url(Some(good));
+    assert!(sim.verify_webhook_url().await);
+    let (other, _) = callback(Some("drchrono-sim-webhook-secret")).await;
+    sim.set_webhook_url(Some(other));
+    sim.fire_webhook("PATIENT_CREATE", serde_json::json!({"id": 1}));
+    assert!(sim.wait_for_webhooks(Duration::from_secs(10)).await);
+
+    let outcomes: Vec<DeliveryOutcome> = sim.webhook_log().iter().map(|d| d.outcome).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            DeliveryOutcome::NotConfigured,
+            DeliveryOutcome::NotConfigured,
+            DeliveryOutcome::VerificationFailed,
+            DeliveryOutcome::Refused,
+            DeliveryOutcome::Verified,
+            DeliveryOutcome::Refused,
+        ]
+    );
+    // Only verifications were sent anywhere.
+    assert!(wrong_captured.lock().expect("log").iter().all(|c| c.0 == "GET"));
+    assert!(good_captured.lock().expect("log").iter().all(|c| c.0 == "GET"));
+    sim.clear_webhook_log();
+    assert!(sim.webhook_log().is_empty());
+}

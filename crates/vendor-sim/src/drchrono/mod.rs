@@ -2,7 +2,8 @@
 //!
 //! It serves a deterministic synthetic practice over real HTTP with the vendor's OAuth flow,
 //! paginated and filtered `GET` endpoints, the `verbose` parameter, the hourly rate limit,
-//! 302 redirects, and injectable faults.
+//! 302 redirects, injectable faults, and webhooks (the `msg` verification, then hooks carrying
+//! `X-drchrono-event` and `X-drchrono-signature`; see [`SimHandle::fire_webhook`]).
 //!
 //! # Example
 //!
@@ -20,6 +21,7 @@ mod api;
 mod data;
 mod gate;
 mod oauth;
+mod webhooks;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -34,6 +36,7 @@ use chrono::NaiveDate;
 use tokio::sync::watch;
 
 pub use self::data::{APPOINTMENT_STATUSES, Dataset, ETHNICITIES, LANGUAGES, RACES};
+pub use self::webhooks::{DeliveryOutcome, VERIFICATION, WebhookDelivery, verification_token};
 use crate::faults::FaultDice;
 pub use crate::faults::Faults;
 
@@ -71,6 +74,11 @@ pub struct DrChronoSimConfig {
     /// `Location` is the target followed by the rest of the path and the query.
     pub redirects: Vec<(String, String)>,
     pub faults: Faults,
+    /// The webhook's callback URL (none: hooks are logged as not configured).
+    pub webhook_url: Option<String>,
+    /// The webhook's secret token: HMAC key of the `msg` verification and the value of every
+    /// hook's `X-drchrono-signature`.
+    pub webhook_secret: String,
 }
 
 impl DrChronoSimConfig {
@@ -109,6 +117,8 @@ impl DrChronoSimConfig {
             hourly_rate_limit: 500,
             redirects: Vec::new(),
             faults: Faults::default(),
+            webhook_url: None,
+            webhook_secret: "drchrono-sim-webhook-secret".into(),
         }
     }
 }
@@ -125,6 +135,7 @@ pub(crate) struct Shared {
     rate: Mutex<gate::RateWindow>,
     hits: Mutex<BTreeMap<String, u64>>,
     token_grants: AtomicU64,
+    webhooks: webhooks::Webhooks,
 }
 
 impl Shared {
@@ -164,6 +175,7 @@ impl DrChronoSim {
         let dice = FaultDice::new(config.seed);
         let rate = gate::RateWindow::new(config.hourly_rate_limit);
         let faults = config.faults.clone();
+        let webhooks = webhooks::Webhooks::new(&config);
         Self {
             shared: Arc::new(Shared {
                 config,
@@ -175,6 +187,7 @@ impl DrChronoSim {
                 rate: Mutex::new(rate),
                 hits: Mutex::new(BTreeMap::new()),
                 token_grants: AtomicU64::new(0),
+                webhooks,
             }),
         }
     }
@@ -318,8 +331,45 @@ impl SimHandle {
         self.shared.token_grants.load(Ordering::SeqCst)
     }
 
-    /// Stops accepting connections and ends the server task once in-flight requests finish.
+    /// Points the webhook at another callback URL (or nowhere). Hooks go only to a URL that passed
+    /// [`SimHandle::verify_webhook_url`].
+    pub fn set_webhook_url(&self, url: Option<String>) {
+        self.shared.webhooks.set_url(url);
+    }
+
+    /// The "Verify webhook" button: `GET {callback}?msg=<random>`, passed when the answer is a 200
+    /// JSON whose `secret_token` is the hex HMAC-SHA256 of `msg` keyed with the secret token.
+    /// Logged as a [`VERIFICATION`].
+    pub fn verify_webhook_url(&self) -> impl Future<Output = bool> + Send + '_ {
+        self.shared.webhooks.verify()
+    }
+
+    /// Queues a hook for `event` (`APPOINTMENT_CREATE`, `CLINICAL_NOTE_LOCK`, `PING`, …):
+    /// `POST {callback}` with `X-drchrono-event`, `X-drchrono-signature` (the secret token) and
+    /// `X-drchrono-delivery`, body `{"receiver": {"id", "callback_url"}, "object": object}`.
+    /// Not sent (but logged) when the callback URL is not verified.
+    pub fn fire_webhook(&self, event: &str, object: serde_json::Value) {
+        self.shared.webhooks.fire(event, object);
+    }
+
+    /// Every verification and hook so far (the newest 10 000), oldest first.
+    pub fn webhook_log(&self) -> Vec<WebhookDelivery> {
+        self.shared.webhooks.log()
+    }
+
+    pub fn clear_webhook_log(&self) {
+        self.shared.webhooks.clear_log();
+    }
+
+    /// Waits until every fired hook is delivered or given up on; `false` on timeout.
+    pub async fn wait_for_webhooks(&self, timeout: Duration) -> bool {
+        self.shared.webhooks.wait_idle(timeout).await
+    }
+
+    /// Stops accepting connections and ends the server task once in-flight requests finish; stops
+    /// webhook delivery once the queued hooks are sent.
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
+        self.shared.webhooks.close();
     }
 }
