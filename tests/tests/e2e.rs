@@ -945,3 +945,48 @@ async fn swagger_ui_renders_offline_in_headless_chromium() {
         assert!(html.contains(text), "the rendered page lacks {text}");
     }
 }
+
+/// DrChrono verifies the gateway's webhook URL (`?msg=` → HMAC) and then delivers signed events,
+/// which become change events; a forged call is refused and produces none.
+#[tokio::test]
+async fn drchrono_webhooks_are_verified_and_forged_ones_refused() {
+    let env = Env::start_with_zoom(vendor_sim::zoom::ZoomSimConfig::small, |_| {}).await;
+    let mut changes = env.gw.state.changes.subscribe();
+    // The practice verified the URL at start-up; again now, explicitly.
+    assert!(env.sim.verify_webhook_url().await);
+    let appointment = visible_appointments(&env.sim.dataset())[0].id.clone();
+    env.sim.fire_webhook(
+        "APPOINTMENT_MODIFY",
+        serde_json::json!({"id": appointment, "status": "Arrived"}),
+    );
+    assert!(env.sim.wait_for_webhooks(std::time::Duration::from_secs(10)).await);
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), changes.recv())
+        .await
+        .expect("a change event")
+        .unwrap();
+    assert_eq!(event.source, "drchrono");
+    assert_eq!(event.resource_type, adapter::ResourceType::Appointment);
+    assert_eq!(event.native_id, appointment);
+    assert_eq!(event.kind, adapter::ChangeKind::Updated);
+
+    // Forged: a wrong or missing signature is 401 and nothing is published.
+    for signature in [Some("not-the-secret"), None] {
+        let mut req = env
+            .http
+            .post(format!("{}/webhooks/drchrono", env.gw.base_url))
+            .header("x-drchrono-event", "PATIENT_MODIFY")
+            .header("content-type", "application/json")
+            .body(serde_json::json!({"receiver": {"id": 1}, "object": {"id": 1}}).to_string());
+        if let Some(s) = signature {
+            req = req.header("x-drchrono-signature", s);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), changes.recv())
+            .await
+            .is_err(),
+        "a refused call publishes nothing"
+    );
+}

@@ -182,6 +182,9 @@ pub struct DrChronoSection {
     pub client_secret: String,
     pub refresh_token: String,
     pub redirect_uri: String,
+    /// The secret token of the DrChrono webhook (verifies `/webhooks/drchrono`); no webhooks without it.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
     #[serde(default)]
     pub timezone: Option<String>,
     #[serde(default)]
@@ -669,6 +672,9 @@ impl RawConfig {
                     d.redirect_uri,
                 )
                 .with_base_url(base);
+                if let Some(secret) = &d.webhook_secret {
+                    c = c.with_webhook_secret(secret.as_str());
+                }
                 if let Some(tz) = &d.timezone {
                     c.default_timezone = parse_tz("drchrono.timezone", tz)?;
                 } else {
@@ -949,6 +955,7 @@ mod sample_tests {
             ("fhir-gateway-paging", "0123456789abcdef0123456789abcdef"),
             ("drchrono-client-secret", "secret"),
             ("drchrono-refresh-token", "refresh"),
+            ("drchrono-webhook-secret", "dhook"),
             ("zoom-client-secret", "zsecret"),
             ("zoom-webhook-secret", "zhook"),
             ("noa-client-secret", "nsecret"),
@@ -959,7 +966,9 @@ mod sample_tests {
             text = text.replace(&format!("/run/secrets/{name}"), &path.display().to_string());
         }
         let s = Settings::from_toml(&text, &BTreeMap::new()).unwrap();
-        assert_eq!(s.drchrono.unwrap().refresh_token.expose(), "refresh");
+        let drchrono = s.drchrono.unwrap();
+        assert_eq!(drchrono.refresh_token.expose(), "refresh");
+        assert_eq!(drchrono.webhook_secret.as_ref().map(|w| w.expose()), Some("dhook"));
         let zoom = s.zoom.unwrap();
         assert_eq!(
             (zoom.client_secret.expose(), zoom.webhook_secret.expose()),

@@ -311,7 +311,8 @@ pub fn drchrono_for_sim(sim: &SimHandle) -> Result<DrChronoConfig, String> {
         c.initial_refresh_token.as_str(),
         c.redirect_uri.clone(),
     )
-    .with_base_url(base);
+    .with_base_url(base)
+    .with_webhook_secret(c.webhook_secret.as_str());
     config.default_timezone = c.timezone.parse().unwrap_or(Tz::UTC);
     Ok(config)
 }
@@ -446,6 +447,11 @@ pub async fn start_practice(
     }
     tweak(&mut options);
     let gateway = serve_on(listener, adapters, options).map_err(|e| format!("cannot serve on {listen}: {e}"))?;
+    // DrChrono verifies a webhook URL before it sends anything to it.
+    sim.set_webhook_url(Some(format!("http://{gateway_addr}/webhooks/drchrono")));
+    if !sim.verify_webhook_url().await {
+        return Err("the DrChrono simulator could not verify the gateway's webhook URL".into());
+    }
     Ok(Demo {
         sim,
         zoom,
@@ -512,7 +518,8 @@ pub fn adapters_from_settings(settings: &Settings) -> Result<Configured, String>
 /// The built-in adapters, configured but never connected: their declared capabilities are what the
 /// committed OpenAPI document describes (`fhir-gateway openapi`).
 pub fn reference_sources() -> Result<Sources, String> {
-    let config = DrChronoConfig::new("reference", "reference", "reference", "http://localhost/callback");
+    let config = DrChronoConfig::new("reference", "reference", "reference", "http://localhost/callback")
+        .with_webhook_secret("reference");
     let drchrono = DrChronoAdapter::new(config).map_err(|e| e.to_string())?;
     let zoom = ZoomAdapter::new(ZoomConfig::new("reference", "reference", "reference", "reference"))
         .map_err(|e| e.to_string())?;
