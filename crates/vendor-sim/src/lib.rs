@@ -4,6 +4,7 @@
 //! Each simulator serves a deterministic synthetic dataset over real HTTP on loopback and can
 //! inject the failures a production integration meets (see [`faults`]).
 
+mod delivery;
 pub mod drchrono;
 pub mod faults;
 pub mod noa;

@@ -10,7 +10,7 @@
 //! Hooks are queued and sent in order by one tokio task, once each (DrChrono's redeliveries come
 //! hours later); every delivery and verification is logged.
 
-use std::collections::VecDeque;
+use crate::delivery::DeliveryLog;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +20,7 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::{DrChronoSimConfig, lock};
 
@@ -78,22 +78,16 @@ struct Inner {
     secret: String,
     /// The URL that last passed verification.
     verified: Mutex<Option<String>>,
-    log: Mutex<VecDeque<WebhookDelivery>>,
-    /// Hooks fired and not yet delivered or given up on.
-    pending: watch::Sender<usize>,
+    deliveries: DeliveryLog<WebhookDelivery>,
 }
 
 impl Inner {
     fn record(&self, entry: WebhookDelivery) {
-        let mut log = lock(&self.log);
-        if log.len() >= LOG_CAPACITY {
-            log.pop_front();
-        }
-        log.push_back(entry);
+        self.deliveries.record(entry);
     }
 
     fn done(&self) {
-        self.pending.send_modify(|n| *n = n.saturating_sub(1));
+        self.deliveries.done();
     }
 }
 
@@ -106,14 +100,12 @@ pub(crate) struct Webhooks {
 
 impl Webhooks {
     pub(crate) fn new(config: &DrChronoSimConfig) -> Self {
-        let (pending, _) = watch::channel(0usize);
         Self {
             inner: Arc::new(Inner {
                 url: Mutex::new(config.webhook_url.clone().filter(|u| !u.trim().is_empty())),
                 secret: config.webhook_secret.clone(),
                 verified: Mutex::new(None),
-                log: Mutex::new(VecDeque::new()),
-                pending,
+                deliveries: DeliveryLog::new(LOG_CAPACITY),
             }),
             sender: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -132,19 +124,15 @@ impl Webhooks {
     }
 
     pub(crate) fn log(&self) -> Vec<WebhookDelivery> {
-        lock(&self.inner.log).iter().cloned().collect()
+        self.inner.deliveries.entries()
     }
 
     pub(crate) fn clear_log(&self) {
-        lock(&self.inner.log).clear();
+        self.inner.deliveries.clear();
     }
 
     pub(crate) async fn wait_idle(&self, timeout: Duration) -> bool {
-        let mut pending = self.inner.pending.subscribe();
-        matches!(
-            tokio::time::timeout(timeout, pending.wait_for(|n| *n == 0)).await,
-            Ok(Ok(_))
-        )
+        self.inner.deliveries.wait_idle(timeout).await
     }
 
     /// The "Verify webhook" button: a `GET {url}?msg=…`; logs it and says whether it passed.
@@ -222,7 +210,7 @@ impl Webhooks {
             self.inner.record(not_sent(&job, None, DeliveryOutcome::NotConfigured));
             return;
         }
-        self.inner.pending.send_modify(|n| *n += 1);
+        self.inner.deliveries.queued();
         let mut sender = lock(&self.sender);
         if sender.is_none() {
             *sender = spawn_worker(self.inner.clone());

@@ -3,12 +3,12 @@
 //! task sends them in the order they were queued; a failed attempt (no answer, or a status
 //! other than 2xx) is retried twice after a short pause. Every delivery is logged.
 
-use std::collections::VecDeque;
+use crate::delivery::DeliveryLog;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::lock;
 use super::wire::WebhookEvent;
@@ -53,22 +53,16 @@ struct Job {
 }
 
 struct Inner {
-    log: Mutex<VecDeque<WebhookDelivery>>,
-    /// Deliveries queued and not yet attempted to the end.
-    pending: watch::Sender<usize>,
+    deliveries: DeliveryLog<WebhookDelivery>,
 }
 
 impl Inner {
     fn record(&self, entry: WebhookDelivery) {
-        let mut log = lock(&self.log);
-        if log.len() >= LOG_CAPACITY {
-            log.pop_front();
-        }
-        log.push_back(entry);
+        self.deliveries.record(entry);
     }
 
     fn done(&self) {
-        self.pending.send_modify(|n| *n = n.saturating_sub(1));
+        self.deliveries.done();
     }
 }
 
@@ -80,11 +74,9 @@ pub(crate) struct Webhooks {
 
 impl Webhooks {
     pub(crate) fn new() -> Self {
-        let (pending, _) = watch::channel(0usize);
         Self {
             inner: Arc::new(Inner {
-                log: Mutex::new(VecDeque::new()),
-                pending,
+                deliveries: DeliveryLog::new(LOG_CAPACITY),
             }),
             sender: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -106,19 +98,15 @@ impl Webhooks {
     }
 
     pub(crate) fn log(&self) -> Vec<WebhookDelivery> {
-        lock(&self.inner.log).iter().cloned().collect()
+        self.inner.deliveries.entries()
     }
 
     pub(crate) fn clear_log(&self) {
-        lock(&self.inner.log).clear();
+        self.inner.deliveries.clear();
     }
 
     pub(crate) async fn wait_idle(&self, timeout: Duration) -> bool {
-        let mut pending = self.inner.pending.subscribe();
-        matches!(
-            tokio::time::timeout(timeout, pending.wait_for(|n| *n == 0)).await,
-            Ok(Ok(_))
-        )
+        self.inner.deliveries.wait_idle(timeout).await
     }
 
     /// Queues `event` for `url` (logged as not configured when there is none).
@@ -136,7 +124,7 @@ impl Webhooks {
             });
             return;
         };
-        self.inner.pending.send_modify(|n| *n += 1);
+        self.inner.deliveries.queued();
         let job = Job { url, event, body };
         let mut sender = lock(&self.sender);
         if sender.is_none() {

@@ -6,7 +6,7 @@
 //!
 //! Events are queued and sent in order by one tokio task; every attempt is logged.
 
-use std::collections::VecDeque;
+use crate::delivery::DeliveryLog;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,7 +16,7 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::wire::events;
 use super::{ZoomSimConfig, lock};
@@ -68,22 +68,16 @@ struct Inner {
     timeout: Duration,
     /// The URL that last passed validation.
     validated: Mutex<Option<String>>,
-    log: Mutex<VecDeque<WebhookDelivery>>,
-    /// Events fired and not yet delivered or given up on.
-    pending: watch::Sender<usize>,
+    deliveries: DeliveryLog<WebhookDelivery>,
 }
 
 impl Inner {
     fn record(&self, entry: WebhookDelivery) {
-        let mut log = lock(&self.log);
-        if log.len() >= LOG_CAPACITY {
-            log.pop_front();
-        }
-        log.push_back(entry);
+        self.deliveries.record(entry);
     }
 
     fn done(&self) {
-        self.pending.send_modify(|n| *n = n.saturating_sub(1));
+        self.deliveries.done();
     }
 }
 
@@ -95,7 +89,6 @@ pub(crate) struct Webhooks {
 
 impl Webhooks {
     pub(crate) fn new(config: &ZoomSimConfig) -> Self {
-        let (pending, _) = watch::channel(0usize);
         Self {
             inner: Arc::new(Inner {
                 url: Mutex::new(config.webhook_url.clone().filter(|u| !u.trim().is_empty())),
@@ -104,8 +97,7 @@ impl Webhooks {
                 retry_delay: config.webhook_retry_delay,
                 timeout: config.webhook_timeout,
                 validated: Mutex::new(None),
-                log: Mutex::new(VecDeque::new()),
-                pending,
+                deliveries: DeliveryLog::new(LOG_CAPACITY),
             }),
             sender: Mutex::new(None),
             closed: AtomicBool::new(false),
@@ -131,19 +123,15 @@ impl Webhooks {
     }
 
     pub(crate) fn log(&self) -> Vec<WebhookDelivery> {
-        lock(&self.inner.log).iter().cloned().collect()
+        self.inner.deliveries.entries()
     }
 
     pub(crate) fn clear_log(&self) {
-        lock(&self.inner.log).clear();
+        self.inner.deliveries.clear();
     }
 
     pub(crate) async fn wait_idle(&self, timeout: Duration) -> bool {
-        let mut pending = self.inner.pending.subscribe();
-        matches!(
-            tokio::time::timeout(timeout, pending.wait_for(|n| *n == 0)).await,
-            Ok(Ok(_))
-        )
+        self.inner.deliveries.wait_idle(timeout).await
     }
 
     /// Queues `{"event", "event_ts", "payload": {"account_id", "object"}}`.
@@ -162,7 +150,7 @@ impl Webhooks {
             self.inner.record(not_sent(&job, None, DeliveryOutcome::NotConfigured));
             return;
         }
-        self.inner.pending.send_modify(|n| *n += 1);
+        self.inner.deliveries.queued();
         let mut sender = lock(&self.sender);
         if sender.is_none() {
             *sender = spawn_worker(self.inner.clone());
