@@ -990,3 +990,62 @@ async fn drchrono_webhooks_are_verified_and_forged_ones_refused() {
         "a refused call publishes nothing"
     );
 }
+
+/// With the cache on, 200 concurrent cold reads of one patient make one vendor call, and a DrChrono
+/// webhook about that patient makes the next read go to the vendor again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cached_reads_collapse_and_webhooks_evict() {
+    let env = Env::start_with_zoom(vendor_sim::zoom::ZoomSimConfig::small, |o| {
+        o.cache = Some(Default::default())
+    })
+    .await;
+    let natives: Vec<String> = env.sim.dataset().patients.iter().map(|p| p.id.to_string()).collect();
+    // A patient whose vendor path is no prefix of another's, so its hits count alone.
+    let native = natives
+        .iter()
+        .find(|id| natives.iter().filter(|other| other.starts_with(id.as_str())).count() == 1)
+        .expect("a patient")
+        .clone();
+    let vendor_path = format!("/api/patients/{native}");
+    let path = format!("/fhir/Patient/{}", dr(&native));
+    env.sim.reset_hits();
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let (http, url) = (env.http.clone(), format!("{}{path}", env.gw.base_url));
+        reads.spawn(async move {
+            let r = http.get(url).send().await.expect("the gateway answers");
+            (r.status(), r.json::<Value>().await.unwrap_or_default())
+        });
+    }
+    while let Some(answer) = reads.join_next().await {
+        let (status, body) = answer.expect("the read task ends");
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["id"], dr(&native));
+    }
+    assert_eq!(
+        env.sim.hits_for(&vendor_path),
+        1,
+        "one vendor read for 200 concurrent ones"
+    );
+    assert_eq!(env.get(&path).await.status, StatusCode::OK);
+    assert_eq!(env.sim.hits_for(&vendor_path), 1, "a warm read makes no vendor call");
+
+    env.sim.fire_webhook(
+        "PATIENT_MODIFY",
+        serde_json::json!({"id": native.parse::<i64>().unwrap()}),
+    );
+    assert!(env.sim.wait_for_webhooks(Duration::from_secs(10)).await);
+    // The change event reaches the cache asynchronously: read until it has.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while env.sim.hits_for(&vendor_path) == 1 && std::time::Instant::now() < deadline {
+        assert_eq!(env.get(&path).await.status, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        env.sim.hits_for(&vendor_path),
+        2,
+        "the read after the webhook went to the vendor"
+    );
+    assert_eq!(env.get(&path).await.status, StatusCode::OK);
+    assert_eq!(env.sim.hits_for(&vendor_path), 2, "and is cached again");
+}

@@ -44,6 +44,8 @@ pub struct AppState {
     pub ready_timeout: Duration,
     /// Change events from vendor webhooks (the cache and subscriptions listen here).
     pub changes: tokio::sync::broadcast::Sender<adapter::ChangeEvent>,
+    /// The caches in front of the sources, when caching is on (they apply [`Self::changes`]).
+    pub caches: Vec<Arc<crate::cache::Cached>>,
     /// SMART on FHIR, when configured: every `/fhir` route but the CapabilityStatement and the
     /// OperationDefinitions needs a valid bearer token.
     pub auth: Option<smart_auth::SmartAuth>,

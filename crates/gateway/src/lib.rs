@@ -7,12 +7,14 @@
 //!   [`paging`] signs paging links.
 //! - [`capability`] and [`openapi`] describe the API from the same tables.
 //! - [`sources`]: the wired adapters, each metered, and the cross-source [`sources::GatewayResolver`];
-//!   [`access`]: the auth seam; [`write`]: create, update, patch, operations.
+//!   [`cache`]: the opt-in caching decorator; [`access`]: the auth seam; [`write`]: create, update, patch,
+//!   operations.
 //! - [`run`]: wiring for `serve` and `demo`.
 
 pub mod access;
 pub mod app;
 pub mod bundle;
+pub mod cache;
 pub mod capability;
 pub mod config;
 pub mod engine;

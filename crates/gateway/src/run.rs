@@ -19,6 +19,7 @@ use vendor_sim::zoom::{EhrRefs, ZoomSim, ZoomSimConfig, ZoomSimHandle};
 
 use crate::access::{AccessPolicy, Caller, OpenAccess, SmartPolicy};
 use crate::app::{AppState, app};
+use crate::cache::{CacheSettings, Cached};
 use crate::config::Settings;
 use crate::engine::{Engine, EngineLimits};
 use crate::metrics::Metrics;
@@ -43,6 +44,8 @@ pub struct GatewayOptions {
     /// SMART on FHIR; `None` serves openly (demo tests, `--insecure-no-auth`). Its base URL is
     /// replaced by the gateway's own when the listener is known.
     pub auth: Option<smart_auth::AuthSettings>,
+    /// Cache reads and search pages in front of every source; `None` calls the vendors every time.
+    pub cache: Option<CacheSettings>,
 }
 
 impl GatewayOptions {
@@ -57,6 +60,7 @@ impl GatewayOptions {
             link_ttl: Duration::from_secs(1800),
             resolver: None,
             auth: None,
+            cache: None,
         }
     }
 
@@ -81,6 +85,7 @@ impl GatewayOptions {
             link_ttl: s.link_ttl,
             resolver: None,
             auth: s.auth.clone(),
+            cache: None,
         }
     }
 }
@@ -206,7 +211,19 @@ fn build_state(
         .into_iter()
         .map(|a| Arc::new(Metered::new(a, metrics.clone())) as Arc<dyn Adapter>)
         .collect();
-    let sources = Sources::new(metered);
+    // Cached(Metered(adapter)): vendor-call metrics count only the misses.
+    let caches: Vec<Arc<Cached>> = match &options.cache {
+        Some(settings) => metered
+            .iter()
+            .map(|a| Arc::new(Cached::new(a.clone(), settings)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let sources = if caches.is_empty() {
+        Sources::new(metered)
+    } else {
+        Sources::new(caches.iter().map(|c| c.clone() as Arc<dyn Adapter>).collect())
+    };
     if let Some(resolver) = &options.resolver {
         resolver.bind(sources.clone());
     }
@@ -226,6 +243,7 @@ fn build_state(
         openapi,
         ready_timeout: Duration::from_secs(5),
         changes: tokio::sync::broadcast::channel(1024).0,
+        caches,
         auth: None,
     }
 }
@@ -278,6 +296,9 @@ pub fn serve_on(
         |u| u.as_str().trim_end_matches('/').to_owned(),
     );
     let state = secured_state(adapters, &options, &base_url).map_err(std::io::Error::other)?;
+    if !state.caches.is_empty() {
+        tokio::spawn(apply_changes(state.changes.subscribe(), state.caches.clone()));
+    }
     let router = app(state.clone());
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -290,6 +311,28 @@ pub fn serve_on(
         state,
         task,
     })
+}
+
+/// Applies every change event to every cache until the state is gone; when events were lost, forgets
+/// everything.
+async fn apply_changes(mut changes: tokio::sync::broadcast::Receiver<adapter::ChangeEvent>, caches: Vec<Arc<Cached>>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match changes.recv().await {
+            Ok(event) => {
+                for cache in &caches {
+                    cache.apply(&event).await;
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "change events were lost; clearing the caches");
+                for cache in &caches {
+                    cache.clear();
+                }
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 /// The demo: the DrChrono, Zoom and Noa simulators in-process (one coherent practice) and a gateway
@@ -444,6 +487,8 @@ pub async fn start_practice(
     options.resolver = Some(resolver);
     if practice.auth {
         options.auth = Some(demo_auth(&format!("http://{gateway_addr}"), &sim.dataset())?);
+        // The demo caches; tests opt in through `tweak`.
+        options.cache = Some(CacheSettings::default());
     }
     tweak(&mut options);
     let gateway = serve_on(listener, adapters, options).map_err(|e| format!("cannot serve on {listen}: {e}"))?;

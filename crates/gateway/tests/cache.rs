@@ -1,0 +1,370 @@
+//! The caching decorator over an in-memory adapter that counts its calls.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use adapter::search::{SearchParam, SearchRequest, SearchValue};
+use adapter::{
+    Adapter, AdapterError, Capabilities, ChangeEvent, ChangeKind, Page, PageRequest, Resource, ResourceType,
+};
+use gateway::cache::{CacheSettings, Cached};
+use serde_json::json;
+
+/// Patients by native id; versions bump on every update.
+struct Counting {
+    patients: Mutex<HashMap<String, u64>>,
+    /// Padding added to every patient's name, to make resources large.
+    padding: usize,
+    reads: AtomicU64,
+    searches: AtomicU64,
+    fail: AtomicBool,
+    caps: Capabilities,
+}
+
+impl Counting {
+    fn new(ids: &[&str]) -> Arc<Self> {
+        Self::padded(ids, 0)
+    }
+
+    fn padded(ids: &[&str], padding: usize) -> Arc<Self> {
+        Arc::new(Self {
+            patients: Mutex::new(ids.iter().map(|id| ((*id).to_owned(), 1)).collect()),
+            padding,
+            reads: AtomicU64::new(0),
+            searches: AtomicU64::new(0),
+            fail: AtomicBool::new(false),
+            caps: Capabilities { resources: vec![] },
+        })
+    }
+
+    fn patient(&self, id: &str, version: u64) -> Resource {
+        let v = json!({
+            "resourceType": "Patient",
+            "id": format!("mem-{id}"),
+            "meta": {"versionId": version.to_string()},
+            "name": [{"family": format!("Family{}", "x".repeat(self.padding))}],
+        });
+        fhirbolt::json::from_str(&v.to_string(), None).expect("a valid Patient")
+    }
+
+    /// Changes a patient at the "vendor" (as a webhook would report).
+    fn touch(&self, id: &str) {
+        if let Some(v) = self.patients.lock().expect("lock").get_mut(id) {
+            *v += 1;
+        }
+    }
+
+    fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    fn searches(&self) -> u64 {
+        self.searches.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl Adapter for Counting {
+    fn source(&self) -> &'static str {
+        "mem"
+    }
+
+    fn account(&self) -> &str {
+        "acct"
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    async fn read(&self, resource_type: ResourceType, native_id: &str) -> Result<Resource, AdapterError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        // The vendor answers with the state as it was when the request reached it.
+        let version = self.patients.lock().expect("lock").get(native_id).copied();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(AdapterError::Unavailable {
+                vendor: "mem",
+                detail: "down".into(),
+            });
+        }
+        match (resource_type, version) {
+            (ResourceType::Patient, Some(v)) => Ok(self.patient(native_id, v)),
+            _ => Err(AdapterError::NotFound {
+                resource_type,
+                id: native_id.to_owned(),
+            }),
+        }
+    }
+
+    async fn search(&self, _request: &SearchRequest, _page: PageRequest) -> Result<Page, AdapterError> {
+        self.searches.fetch_add(1, Ordering::SeqCst);
+        let mut all: Vec<(String, u64)> = self
+            .patients
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        all.sort();
+        Ok(Page {
+            resources: all.iter().map(|(id, v)| self.patient(id, *v)).collect(),
+            next: None,
+        })
+    }
+
+    async fn check(&self) -> Result<(), AdapterError> {
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        resource_type: ResourceType,
+        native_id: &str,
+        _resource: Resource,
+    ) -> Result<Resource, AdapterError> {
+        self.touch(native_id);
+        self.read(resource_type, native_id).await
+    }
+}
+
+fn version(resource: &Resource) -> String {
+    let bytes = fhirbolt::json::to_vec(resource, None).expect("serializes");
+    let v: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    v["meta"]["versionId"].as_str().unwrap_or_default().to_owned()
+}
+
+fn event(source: &'static str, account: &str, id: &str) -> ChangeEvent {
+    ChangeEvent {
+        source,
+        account: account.into(),
+        resource_type: ResourceType::Patient,
+        native_id: id.into(),
+        kind: ChangeKind::Updated,
+    }
+}
+
+fn patients_named(name: &str) -> SearchRequest {
+    SearchRequest {
+        resource_type: Some(ResourceType::Patient),
+        params: vec![SearchParam {
+            name: "name".into(),
+            modifier: None,
+            values: vec![SearchValue::String(name.into())],
+        }],
+    }
+}
+
+fn first_page() -> PageRequest {
+    PageRequest { cursor: None, size: 50 }
+}
+
+fn cached(inner: &Arc<Counting>) -> Cached {
+    Cached::new(inner.clone(), &CacheSettings::default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cold_reads_make_one_inner_call() {
+    let inner = Counting::new(&["1"]);
+    let cache = cached(&inner);
+    let reads = (0..200).map(|_| cache.read(ResourceType::Patient, "1"));
+    let results = futures::future::join_all(reads).await;
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert_eq!(inner.reads(), 1);
+    assert!(cache.read(ResourceType::Patient, "1").await.is_ok());
+    assert_eq!(inner.reads(), 1, "the second read is a hit");
+    let stats = cache.stats();
+    assert_eq!(stats.misses, 1);
+    assert_eq!(stats.hits, 200);
+}
+
+#[tokio::test]
+async fn errors_are_not_cached() {
+    let inner = Counting::new(&["1"]);
+    let cache = cached(&inner);
+    inner.fail.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        cache.read(ResourceType::Patient, "1").await,
+        Err(AdapterError::Unavailable { .. })
+    ));
+    assert!(matches!(
+        cache.read(ResourceType::Patient, "2").await,
+        Err(AdapterError::Unavailable { .. })
+    ));
+    inner.fail.store(false, Ordering::SeqCst);
+    assert!(cache.read(ResourceType::Patient, "1").await.is_ok());
+    assert_eq!(inner.reads(), 3, "the read after an error calls again");
+    assert!(matches!(
+        cache.read(ResourceType::Patient, "2").await,
+        Err(AdapterError::NotFound { .. })
+    ));
+    assert!(matches!(
+        cache.read(ResourceType::Patient, "2").await,
+        Err(AdapterError::NotFound { .. })
+    ));
+    assert_eq!(inner.reads(), 5, "not-found is an error too: not cached");
+}
+
+#[tokio::test]
+async fn a_change_event_evicts_the_read() {
+    let inner = Counting::new(&["1"]);
+    let cache = cached(&inner);
+    assert_eq!(
+        version(&cache.read(ResourceType::Patient, "1").await.expect("read")),
+        "1"
+    );
+    inner.touch("1");
+    assert_eq!(
+        version(&cache.read(ResourceType::Patient, "1").await.expect("read")),
+        "1",
+        "cached until told"
+    );
+    cache.apply(&event("mem", "acct", "1")).await;
+    assert_eq!(
+        version(&cache.read(ResourceType::Patient, "1").await.expect("read")),
+        "2"
+    );
+    assert_eq!(inner.reads(), 2);
+}
+
+#[tokio::test]
+async fn an_update_through_the_cache_evicts() {
+    let inner = Counting::new(&["1"]);
+    let cache = cached(&inner);
+    let before = cache.read(ResourceType::Patient, "1").await.expect("read");
+    assert_eq!(version(&before), "1");
+    let updated = cache.update(ResourceType::Patient, "1", before).await.expect("update");
+    assert_eq!(version(&updated), "2");
+    let reads = inner.reads();
+    assert_eq!(
+        version(&cache.read(ResourceType::Patient, "1").await.expect("read")),
+        "2"
+    );
+    assert_eq!(inner.reads(), reads + 1, "the read after the update misses");
+}
+
+#[tokio::test]
+async fn search_pages_are_cached_and_warm_reads() {
+    let inner = Counting::new(&["1", "2"]);
+    let cache = cached(&inner);
+    let page = cache.search(&patients_named("a"), first_page()).await.expect("search");
+    assert_eq!(page.resources.len(), 2);
+    let again = cache.search(&patients_named("a"), first_page()).await.expect("search");
+    assert_eq!(again.resources.len(), 2);
+    assert_eq!(inner.searches(), 1, "the identical search is a hit");
+    cache.search(&patients_named("b"), first_page()).await.expect("search");
+    assert_eq!(inner.searches(), 2, "another request misses");
+    cache
+        .search(&patients_named("a"), PageRequest { cursor: None, size: 10 })
+        .await
+        .expect("search");
+    assert_eq!(inner.searches(), 3, "another page size misses");
+    assert!(cache.read(ResourceType::Patient, "1").await.is_ok());
+    assert!(cache.read(ResourceType::Patient, "2").await.is_ok());
+    assert_eq!(inner.reads(), 0, "reads after a search are warm");
+}
+
+#[tokio::test]
+async fn parameter_order_does_not_matter() {
+    let inner = Counting::new(&["1"]);
+    let cache = cached(&inner);
+    let param = |name: &str, value: &str| SearchParam {
+        name: name.into(),
+        modifier: None,
+        values: vec![SearchValue::String(value.into())],
+    };
+    let ab = SearchRequest {
+        resource_type: Some(ResourceType::Patient),
+        params: vec![param("family", "x"), param("given", "y")],
+    };
+    let ba = SearchRequest {
+        resource_type: Some(ResourceType::Patient),
+        params: vec![param("given", "y"), param("family", "x")],
+    };
+    cache.search(&ab, first_page()).await.expect("search");
+    cache.search(&ba, first_page()).await.expect("search");
+    assert_eq!(inner.searches(), 1);
+}
+
+#[tokio::test]
+async fn a_change_event_for_the_type_makes_searches_miss() {
+    let inner = Counting::new(&["1"]);
+    let cache = cached(&inner);
+    cache.search(&patients_named("a"), first_page()).await.expect("search");
+    cache.apply(&event("mem", "acct", "1")).await;
+    cache.search(&patients_named("a"), first_page()).await.expect("search");
+    assert_eq!(inner.searches(), 2);
+}
+
+#[tokio::test]
+async fn events_of_other_accounts_or_sources_evict_nothing() {
+    let inner = Counting::new(&["1"]);
+    let cache = cached(&inner);
+    cache.read(ResourceType::Patient, "1").await.expect("read");
+    cache.search(&patients_named("a"), first_page()).await.expect("search");
+    cache.apply(&event("mem", "other-account", "1")).await;
+    cache.apply(&event("other", "acct", "1")).await;
+    cache.read(ResourceType::Patient, "1").await.expect("read");
+    cache.search(&patients_named("a"), first_page()).await.expect("search");
+    assert_eq!(inner.reads(), 1);
+    assert_eq!(inner.searches(), 1);
+}
+
+#[tokio::test]
+async fn clear_forgets_everything() {
+    let inner = Counting::new(&["1"]);
+    let cache = cached(&inner);
+    cache.read(ResourceType::Patient, "1").await.expect("read");
+    cache.search(&patients_named("a"), first_page()).await.expect("search");
+    cache.clear();
+    cache.read(ResourceType::Patient, "1").await.expect("read");
+    cache.search(&patients_named("a"), first_page()).await.expect("search");
+    assert_eq!(inner.reads(), 2);
+    assert_eq!(inner.searches(), 2);
+}
+
+#[tokio::test]
+async fn the_byte_bound_holds() {
+    let ids: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let inner = Counting::padded(&refs, 4_000);
+    let settings = CacheSettings {
+        max_bytes: 64 * 1024,
+        ..CacheSettings::default()
+    };
+    let cache = Cached::new(inner.clone(), &settings);
+    for id in &ids {
+        cache.read(ResourceType::Patient, id).await.expect("read");
+    }
+    cache.run_pending_tasks().await;
+    let stats = cache.stats();
+    assert!(stats.weighted_bytes <= settings.max_bytes, "{stats:?}");
+    assert!(stats.weighted_bytes > 0, "{stats:?}");
+    assert!(stats.evictions > 0, "{stats:?}");
+    assert!(stats.entries < 200, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_in_flight_during_an_eviction_never_caches_the_old_version() {
+    let inner = Counting::new(&["1"]);
+    let cache = Arc::new(cached(&inner));
+    let in_flight = {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.read(ResourceType::Patient, "1").await })
+    };
+    // The read has reached the vendor (version 1) when the change happens and is announced.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    inner.touch("1");
+    cache.apply(&event("mem", "acct", "1")).await;
+    let old = in_flight.await.expect("join").expect("read");
+    assert_eq!(
+        version(&old),
+        "1",
+        "the read that was under way answers what the vendor said"
+    );
+    let after = cache.read(ResourceType::Patient, "1").await.expect("read");
+    assert_eq!(version(&after), "2", "nothing read after the event is the old version");
+    assert_eq!(inner.reads(), 2);
+}
