@@ -1048,4 +1048,20 @@ async fn cached_reads_collapse_and_webhooks_evict() {
     );
     assert_eq!(env.get(&path).await.status, StatusCode::OK);
     assert_eq!(env.sim.hits_for(&vendor_path), 2, "and is cached again");
+    // The cache's figures are in /metrics.
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.gw.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "fhir_gateway_cache_hits_total{source=\"drchrono\"}",
+        "fhir_gateway_cache_bytes{source=\"drchrono\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} in /metrics");
+    }
 }

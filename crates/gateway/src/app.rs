@@ -768,8 +768,12 @@ async fn readyz(State(state): State<Shared>) -> Response {
 }
 
 async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
+    let mut text = state.metrics.render();
+    if !state.caches.is_empty() {
+        text.push_str(&crate::cache::render_metrics(&state.caches));
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
+        text,
     )
 }

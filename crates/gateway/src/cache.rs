@@ -506,3 +506,44 @@ impl Adapter for Cached {
         self.inner.webhooks()
     }
 }
+
+/// The caches' figures in the Prometheus text format, one series per source.
+pub fn render_metrics(caches: &[Arc<Cached>]) -> String {
+    let mut out = String::new();
+    type Series = (&'static str, &'static str, &'static str, fn(&CacheStats) -> u64);
+    let series: [Series; 5] = [
+        (
+            "fhir_gateway_cache_hits_total",
+            "counter",
+            "Reads and searches answered from the cache.",
+            |s| s.hits,
+        ),
+        (
+            "fhir_gateway_cache_misses_total",
+            "counter",
+            "Reads and searches that called the vendor.",
+            |s| s.misses,
+        ),
+        (
+            "fhir_gateway_cache_evictions_total",
+            "counter",
+            "Entries removed by the byte bound or their TTL.",
+            |s| s.evictions,
+        ),
+        ("fhir_gateway_cache_entries", "gauge", "Entries held.", |s| s.entries),
+        (
+            "fhir_gateway_cache_bytes",
+            "gauge",
+            "Serialized FHIR JSON bytes held (the bound is on this).",
+            |s| s.weighted_bytes,
+        ),
+    ];
+    let stats: Vec<(&str, CacheStats)> = caches.iter().map(|c| (c.source(), c.stats())).collect();
+    for (name, kind, help, value) in series {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (source, s) in &stats {
+            out.push_str(&format!("{name}{{source=\"{source}\"}} {}\n", value(s)));
+        }
+    }
+    out
+}

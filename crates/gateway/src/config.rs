@@ -118,6 +118,29 @@ pub struct AuthSection {
     pub external: Option<ExternalSection>,
 }
 
+/// `[cache]`: vendor answers kept in memory (reads and search pages).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    pub enabled: bool,
+    /// The bound on what is held, in MiB of serialized FHIR JSON.
+    pub max_mb: u64,
+    pub search_ttl_secs: u64,
+    /// Per resource type (`Patient = 600`); types not named keep their default.
+    pub read_ttl_secs: BTreeMap<String, u64>,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_mb: 64,
+            search_ttl_secs: 60,
+            read_ttl_secs: BTreeMap::new(),
+        }
+    }
+}
+
 /// `[[auth.clients]]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -284,6 +307,7 @@ pub struct RawConfig {
     pub drchrono: Option<DrChronoSection>,
     pub zoom: Option<ZoomSection>,
     pub noa: Option<NoaSection>,
+    pub cache: CacheSection,
 }
 
 /// Validated settings.
@@ -305,6 +329,8 @@ pub struct Settings {
     pub drchrono: Option<DrChronoConfig>,
     pub zoom: Option<adapter_zoom::ZoomConfig>,
     pub noa: Option<adapter_noa::NoaConfig>,
+    /// `None` when `cache.enabled = false`.
+    pub cache: Option<crate::cache::CacheSettings>,
 }
 
 impl Settings {
@@ -400,6 +426,37 @@ fn resolve_files(table: &mut toml::Table, prefix: &str) -> Result<(), ConfigErro
         );
     }
     Ok(())
+}
+
+/// Validates `[cache]`.
+fn cache_settings(c: &CacheSection) -> Result<Option<crate::cache::CacheSettings>, ConfigError> {
+    if !c.enabled {
+        return Ok(None);
+    }
+    if !(1..=65_536).contains(&c.max_mb) {
+        return Err(invalid("cache.max_mb", "must be between 1 and 65536"));
+    }
+    if c.search_ttl_secs == 0 {
+        return Err(invalid("cache.search_ttl_secs", "must be at least 1"));
+    }
+    let mut settings = crate::cache::CacheSettings {
+        max_bytes: c.max_mb * 1024 * 1024,
+        search_ttl: Duration::from_secs(c.search_ttl_secs),
+        ..Default::default()
+    };
+    for (name, secs) in &c.read_ttl_secs {
+        let t: adapter::ResourceType = name.parse().map_err(|_| {
+            invalid(
+                &format!("cache.read_ttl_secs.{name}"),
+                "is not a resource type the gateway serves",
+            )
+        })?;
+        if *secs == 0 {
+            return Err(invalid(&format!("cache.read_ttl_secs.{name}"), "must be at least 1"));
+        }
+        settings.read_ttl.insert(t, Duration::from_secs(*secs));
+    }
+    Ok(Some(settings))
 }
 
 /// Validates `[auth]` (mode `smart`) into the SMART settings.
@@ -751,6 +808,7 @@ impl RawConfig {
                 Some(c)
             }
         };
+        let cache = cache_settings(&self.cache)?;
         let noa = match self.noa {
             None => None,
             Some(n) => Some(noa_config(n, public_url.as_ref(), timezone)?),
@@ -758,6 +816,7 @@ impl RawConfig {
         Ok(Settings {
             zoom,
             noa,
+            cache,
             listen,
             public_url,
             default_count: self.fhir.default_count,
@@ -908,6 +967,29 @@ jwks_url = "https://idp.example/jwks"
         let external = auth.external.unwrap();
         assert_eq!(external.audience, "https://gw.example/fhir");
         assert_eq!(auth.base_url.as_str(), "https://gw.example/");
+    }
+
+    #[test]
+    fn the_cache_is_on_by_default_and_configurable() {
+        let on = smart("[[auth.clients]]\nclient_id = \"x\"\nauth = \"public\"\nscopes = \"patient/*.rs\"\ngrant_types = [\"authorization_code\"]\n")
+            .unwrap();
+        assert_eq!(on.cache.unwrap().max_bytes, 64 * 1024 * 1024);
+        let base = "[server]\npublic_url = \"https://gw.example\"\n[drchrono]\nclient_id = \"c\"\nclient_secret = \"s\"\nrefresh_token = \"r\"\nredirect_uri = \"https://gw.example/cb\"\n";
+        let load = |extra: &str| Settings::from_toml(&format!("{base}{extra}"), &BTreeMap::new());
+        assert!(load("[cache]\nenabled = false\n").unwrap().cache.is_none());
+        let c = load("[cache]\nmax_mb = 8\nsearch_ttl_secs = 5\n[cache.read_ttl_secs]\nPatient = 30\n")
+            .unwrap()
+            .cache
+            .unwrap();
+        assert_eq!(c.max_bytes, 8 * 1024 * 1024);
+        assert_eq!(c.search_ttl, Duration::from_secs(5));
+        assert_eq!(c.read_ttl[&adapter::ResourceType::Patient], Duration::from_secs(30));
+        let e = load("[cache.read_ttl_secs]\nObservation = 30\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cache.read_ttl_secs.Observation"), "{e}");
+        let e = load("[cache]\nmax_mb = 0\n").unwrap_err().to_string();
+        assert!(e.contains("cache.max_mb"), "{e}");
     }
 
     #[test]

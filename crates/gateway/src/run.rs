@@ -85,7 +85,7 @@ impl GatewayOptions {
             link_ttl: s.link_ttl,
             resolver: None,
             auth: s.auth.clone(),
-            cache: None,
+            cache: s.cache.clone(),
         }
     }
 }
