@@ -11,6 +11,7 @@ mod capability;
 mod change;
 pub mod codes;
 mod ctx;
+pub mod ehr;
 mod error;
 pub mod format;
 pub mod http;

@@ -2,20 +2,18 @@
 //! of deliveries still under way, so tests can wait until every queued hook was attempted.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::watch;
+
+use crate::lock;
 
 /// A bounded log of deliveries and the number still pending.
 pub(crate) struct DeliveryLog<T> {
     entries: Mutex<VecDeque<T>>,
     capacity: usize,
     pending: watch::Sender<usize>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<T: Clone> DeliveryLog<T> {

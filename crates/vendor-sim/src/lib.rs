@@ -9,3 +9,9 @@ pub mod drchrono;
 pub mod faults;
 pub mod noa;
 pub mod zoom;
+
+/// Locks a mutex, carrying on with the data if a panicking thread poisoned it (every simulator's
+/// state is plain data a panic cannot leave half-written in a way that matters to a test).
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -13,8 +13,7 @@
 //! under the EHR's native-id system (`urn:fhir-gateway:id:drchrono:patient`, the identifier the
 //! EHR adapter publishes its own resources under) and a `display`.
 
-use adapter::fhir::types::{Identifier, Reference};
-use adapter::systems;
+use adapter::fhir::types::Reference;
 
 use super::{MapError, ZoomCtx, present};
 use crate::wire;
@@ -57,43 +56,31 @@ pub(crate) struct EhrRef {
 impl EhrRef {
     /// The gateway's literal reference (`Patient/drchrono-12`), when the id can be made.
     pub fn literal(&self, ehr_source: &str) -> Option<String> {
-        let id = adapter::id::fhir_id(ehr_source, &self.native).ok()?;
-        Some(format!("{}/{id}", self.kind.resource_type()))
+        adapter::ehr::literal(self.kind.resource_type(), ehr_source, &self.native)
     }
 
     /// The reference: literal when resolved, logical otherwise.
     pub fn reference(&self, ctx: &ZoomCtx) -> Reference {
         match self.literal(&ctx.ehr_source).filter(|l| ctx.is_resolved(l)) {
-            Some(literal) => Reference {
-                reference: Some(literal.into()),
-                ..Default::default()
-            },
+            Some(literal) => adapter::ehr::literal_reference(literal),
             None => self.logical(&ctx.ehr_source),
         }
     }
 
     /// The logical reference: type, identifier under the EHR's native-id system, display.
     pub fn logical(&self, ehr_source: &str) -> Reference {
-        let kind = self.kind.identifier_kind();
-        Reference {
-            r#type: Some(self.kind.resource_type().into()),
-            identifier: Some(Box::new(Identifier {
-                system: Some(systems::native_id_system(ehr_source, kind).into()),
-                value: Some(self.native.as_str().into()),
-                ..Default::default()
-            })),
-            display: Some(format!("{ehr_source} {kind} {} (not resolved)", self.native).into()),
-            ..Default::default()
-        }
+        adapter::ehr::logical(
+            self.kind.resource_type(),
+            self.kind.identifier_kind(),
+            ehr_source,
+            &self.native,
+        )
     }
 
     /// The reference only when it resolved.
     pub fn resolved_reference(&self, ctx: &ZoomCtx) -> Option<Reference> {
         let literal = self.literal(&ctx.ehr_source).filter(|l| ctx.is_resolved(l))?;
-        Some(Reference {
-            reference: Some(literal.into()),
-            ..Default::default()
-        })
+        Some(adapter::ehr::literal_reference(literal))
     }
 }
 
