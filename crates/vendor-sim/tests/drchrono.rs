@@ -1371,3 +1371,61 @@ async fn webhooks_go_only_to_a_verified_callback_url() {
     sim.clear_webhook_log();
     assert!(sim.webhook_log().is_empty());
 }
+
+#[tokio::test]
+async fn rate_limit_bursts_spikes_and_dropped_connections() {
+    let env = Env::small().await;
+    // A burst of two: the real throttled answer, then service again.
+    env.sim.set_rate_limit_burst(2);
+    for _ in 0..2 {
+        let response = env.get("/api/doctors").await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let body: Value = response.json().await.expect("JSON");
+        assert!(body["detail"].as_str().expect("detail").contains("throttled"));
+    }
+    assert_eq!(env.sim.faults().rate_limit_burst, 0);
+    assert_eq!(env.get("/api/doctors").await.status(), StatusCode::OK);
+
+    env.sim.set_faults(Faults {
+        rate_limit_rate: 1.0,
+        ..Faults::default()
+    });
+    assert_eq!(env.get("/api/doctors").await.status(), StatusCode::TOO_MANY_REQUESTS);
+    // OAuth is never faulted.
+    let response = env
+        .http
+        .get(env.url("/o/authorize"))
+        .query(&[
+            ("client_id", env.sim.config().client_id.as_str()),
+            ("redirect_uri", env.sim.config().redirect_uri.as_str()),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::FOUND);
+
+    env.sim.set_faults(Faults {
+        spike_rate: 1.0,
+        spike_latency: Duration::from_millis(300),
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    assert_eq!(env.get("/api/doctors").await.status(), StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    env.sim.set_faults(Faults {
+        drop_rate: 1.0,
+        ..Faults::default()
+    });
+    let error = env
+        .http
+        .get(env.url("/api/doctors"))
+        .bearer_auth(&env.token)
+        .send()
+        .await
+        .expect_err("the connection is dropped");
+    assert!(error.status().is_none() && !error.is_timeout(), "{error:?}");
+    env.sim.set_faults(Faults::default());
+    assert_eq!(env.get("/api/doctors").await.status(), StatusCode::OK);
+}

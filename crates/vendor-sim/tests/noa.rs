@@ -1598,3 +1598,58 @@ async fn demo_clock_runs_by_itself() {
     assert!(env.sim.now() > start);
     env.sim.shutdown();
 }
+
+#[tokio::test]
+async fn rate_limit_bursts_spikes_and_dropped_connections() {
+    let env = Env::small().await;
+    env.sim.set_rate_limit_burst(2);
+    for _ in 0..2 {
+        let response = env
+            .http
+            .get(env.url("/consumers/sessions"))
+            .query(&[V])
+            .bearer_auth(&env.token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let body: Value = response.json().await.expect("problem JSON");
+        assert_eq!(body["status"], 429);
+    }
+    assert_eq!(env.sim.faults().rate_limit_burst, 0);
+    assert_eq!(env.get("/consumers/sessions", &[]).await.0, StatusCode::OK);
+    // The sign-in is never faulted.
+    env.sim.set_faults(Faults {
+        rate_limit_rate: 1.0,
+        ..Faults::default()
+    });
+    let response = sign_in(&env.sim, &env.http, &env.sim.config().client_secret).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    env.sim.set_faults(Faults {
+        spike_rate: 1.0,
+        spike_latency: Duration::from_millis(300),
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    assert_eq!(env.get("/consumers/sessions", &[]).await.0, StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    env.sim.set_faults(Faults {
+        drop_rate: 1.0,
+        ..Faults::default()
+    });
+    let error = env
+        .http
+        .get(env.url("/consumers/sessions"))
+        .query(&[V])
+        .bearer_auth(&env.token)
+        .send()
+        .await
+        .expect_err("the connection is dropped");
+    assert!(error.status().is_none() && !error.is_timeout(), "{error:?}");
+    env.sim.set_faults(Faults::default());
+    assert_eq!(env.get("/consumers/sessions", &[]).await.0, StatusCode::OK);
+    env.sim.shutdown();
+}

@@ -1689,3 +1689,52 @@ async fn control_routes_drive_the_lifecycle_over_http() {
     assert!(sim.now() - before >= chrono::TimeDelta::hours(2));
     sim.shutdown();
 }
+
+#[tokio::test]
+async fn rate_limit_bursts_spikes_and_dropped_connections() {
+    let env = Env::small().await;
+    let path = "/healthcare/providers";
+    env.sim.set_rate_limit_burst(2);
+    for _ in 0..2 {
+        let response = env.get(path, &[]).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()["retry-after"], "1");
+        assert_eq!(response.headers()["x-ratelimit-category"], "Medium");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(code(&body), 429);
+    }
+    assert_eq!(env.sim.faults().rate_limit_burst, 0);
+    assert_eq!(env.get(path, &[]).await.status(), StatusCode::OK);
+
+    env.sim.set_faults(Faults {
+        rate_limit_rate: 1.0,
+        ..Faults::default()
+    });
+    assert_eq!(env.get(path, &[]).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    // OAuth is never faulted.
+    assert!(!fetch_token(&env.sim, &env.http).await.is_empty());
+
+    env.sim.set_faults(Faults {
+        spike_rate: 1.0,
+        spike_latency: Duration::from_millis(300),
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    assert_eq!(env.get(path, &[]).await.status(), StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    env.sim.set_faults(Faults {
+        drop_rate: 1.0,
+        ..Faults::default()
+    });
+    let error = env
+        .http
+        .get(env.url(path))
+        .bearer_auth(&env.token)
+        .send()
+        .await
+        .expect_err("the connection is dropped");
+    assert!(error.status().is_none() && !error.is_timeout(), "{error:?}");
+    env.sim.set_faults(Faults::default());
+    assert_eq!(env.get(path, &[]).await.status(), StatusCode::OK);
+}

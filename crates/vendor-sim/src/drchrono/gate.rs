@@ -1,5 +1,6 @@
 //! What happens to a request before a handler sees it: configured redirects, then (for `/api`)
-//! hit counting, latency, bearer-token check, the hourly rate limit and fault injection.
+//! hit counting, latency, bearer-token check, the hourly rate limit and fault injection (a fault
+//! 429 is the real throttled answer with `Retry-After: 1`).
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{Shared, lock};
-use crate::faults::{self, FaultAction};
+use crate::faults;
 
 /// Requests counted in the current wall-clock hour.
 pub(crate) struct RateWindow {
@@ -81,26 +82,12 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, request: Request, ne
     if let Err(retry_after) = lock(&shared.rate).admit(now) {
         return throttled(retry_after);
     }
-    let action = {
+    let plan = {
         let mut guard = lock(&shared.faults);
         let (faults, dice) = &mut *guard;
         dice.roll(faults)
     };
-    match action {
-        FaultAction::Serve => next.run(request).await,
-        FaultAction::ServerError(status) => {
-            tracing::debug!(%path, %status, "injecting a server error");
-            faults::server_error_response(status)
-        }
-        FaultAction::Malformed => {
-            tracing::debug!(%path, "injecting a malformed body");
-            faults::malformed_response()
-        }
-        FaultAction::Truncated => {
-            tracing::debug!(%path, "injecting a truncated body");
-            faults::truncate_response(next.run(request).await).await
-        }
-    }
+    faults::apply(plan, &path, || throttled(1), next.run(request)).await
 }
 
 fn is_api(path: &str) -> bool {

@@ -312,6 +312,17 @@ impl SimHandle {
         lock(&self.shared.faults).0 = faults;
     }
 
+    /// The fault knobs as they are now (a 429 burst counts down as requests use it).
+    pub fn faults(&self) -> Faults {
+        lock(&self.shared.faults).0.clone()
+    }
+
+    /// The next `n` API requests are answered 429 (see [`Faults::rate_limit_burst`]); the other
+    /// knobs stay as they are.
+    pub fn set_rate_limit_burst(&self, n: u32) {
+        lock(&self.shared.faults).0.rate_limit_burst = n;
+    }
+
     /// Changes the hourly limit; requests already counted this hour stay counted.
     pub fn set_hourly_rate_limit(&self, limit: u32) {
         lock(&self.shared.rate).set_limit(limit);

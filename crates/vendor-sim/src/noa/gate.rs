@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -14,7 +14,7 @@ use super::api::ApiProblem;
 use super::auth::{Scope, TokenState};
 use super::lifecycle::is_uuid;
 use super::{Shared, lock};
-use crate::faults::{self, FaultAction};
+use crate::faults;
 
 const API_PREFIX: &str = "/api/v1";
 
@@ -60,26 +60,23 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, request: Request, ne
     if let Err(problem) = authorize(&shared, request.headers(), &needs) {
         return problem.into_response();
     }
-    let action = {
+    let plan = {
         let mut guard = lock(&shared.faults);
         let (faults, dice) = &mut *guard;
         dice.roll(faults)
     };
-    match action {
-        FaultAction::Serve => next.run(request).await,
-        FaultAction::ServerError(status) => {
-            tracing::debug!(%path, %status, "injecting a server error");
-            faults::server_error_response(status)
-        }
-        FaultAction::Malformed => {
-            tracing::debug!(%path, "injecting a malformed body");
-            faults::malformed_response()
-        }
-        FaultAction::Truncated => {
-            tracing::debug!(%path, "injecting a truncated body");
-            faults::truncate_response(next.run(request).await).await
-        }
-    }
+    faults::apply(plan, &path, throttled, next.run(request)).await
+}
+
+/// A rate-limit answer (for fault injection: Noa documents no rate limit of its own), as ASP.NET's
+/// rate limiter answers: problem details and `Retry-After`.
+fn throttled() -> Response {
+    let mut response =
+        ApiProblem::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests. Try again later.").into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// `?api-version=` must be present and equal to the configured version.

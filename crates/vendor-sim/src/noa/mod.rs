@@ -16,8 +16,8 @@
 //!   with webhooks posted on every status change except to New;
 //! - a deterministic dataset coherent with an EHR described by [`EhrRefs`] (usually the DrChrono
 //!   simulator's, see [`EhrRefs::from_drchrono`]): every session is for one of its appointments;
-//! - injectable faults (latency, 5xx, malformed and truncated bodies) on `/api/v1/*` except the
-//!   sign-in, as for the other simulators' OAuth endpoints;
+//! - injectable faults (latency and spikes, 5xx, 429, malformed and truncated bodies, dropped
+//!   connections) on `/api/v1/*` except the sign-in, as for the other simulators' OAuth endpoints;
 //! - control routes for tests and demos (no auth): `POST /_sim/sessions/{id}/approve`
 //!   (`{"empty": false}`), `POST /_sim/sessions/{id}/start-recording`,
 //!   `POST /_sim/clock/advance` (`{"seconds": N}`), `GET /_sim/clock`; and a bare HTML page at
@@ -532,6 +532,17 @@ impl NoaSimHandle {
     /// Replaces the fault knobs for the following requests.
     pub fn set_faults(&self, faults: Faults) {
         lock(&self.shared.faults).0 = faults;
+    }
+
+    /// The fault knobs as they are now (a 429 burst counts down as requests use it).
+    pub fn faults(&self) -> Faults {
+        lock(&self.shared.faults).0.clone()
+    }
+
+    /// The next `n` API requests are answered 429 (see [`Faults::rate_limit_burst`]); the other
+    /// knobs stay as they are.
+    pub fn set_rate_limit_burst(&self, n: u32) {
+        lock(&self.shared.faults).0.rate_limit_burst = n;
     }
 
     /// Every consumer and session token issued so far expires now (401 from then on).

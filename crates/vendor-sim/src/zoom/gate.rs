@@ -125,29 +125,20 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, request: Request, ne
     let admitted = lock(&shared.rate).admit(label, now);
     let quota = match admitted {
         Ok(quota) => quota,
-        Err(limit) => return throttled(label, limit),
+        Err(limit) => return throttled(label, Some(limit)),
     };
-    let action = {
+    let plan = {
         let mut guard = lock(&shared.faults);
         let (faults, dice) = &mut *guard;
         dice.roll(faults)
     };
-    let mut response = match action {
-        FaultAction::Serve => next.run(request).await,
-        FaultAction::ServerError(status) => {
-            tracing::debug!(%path, %status, "injecting a server error");
-            faults::server_error_response(status)
-        }
-        FaultAction::Malformed => {
-            tracing::debug!(%path, "injecting a malformed body");
-            faults::malformed_response()
-        }
-        FaultAction::Truncated => {
-            tracing::debug!(%path, "injecting a truncated body");
-            faults::truncate_response(next.run(request).await).await
-        }
-    };
-    rate_headers(response.headers_mut(), label, quota);
+    // A fault 429 is the real per-second answer, as if this label's quota were spent.
+    let limited = plan.action == FaultAction::RateLimited;
+    let limit = quota.map(|(limit, _)| limit);
+    let mut response = faults::apply(plan, &path, || throttled(label, limit), next.run(request)).await;
+    if !limited {
+        rate_headers(response.headers_mut(), label, quota);
+    }
     response
 }
 
@@ -179,14 +170,14 @@ fn rate_headers(headers: &mut HeaderMap, label: Label, quota: Option<(u32, u32)>
     }
 }
 
-fn throttled(label: Label, limit: u32) -> Response {
+fn throttled(label: Label, limit: Option<u32>) -> Response {
     let mut response = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         codes::RATE_LIMITED,
         "You have reached the maximum per-second rate limit for this API. Try again later.",
     )
     .into_response();
-    rate_headers(response.headers_mut(), label, Some((limit, 0)));
+    rate_headers(response.headers_mut(), label, limit.map(|limit| (limit, 0)));
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -507,6 +507,17 @@ impl ZoomSimHandle {
         lock(&self.shared.faults).0 = faults;
     }
 
+    /// The fault knobs as they are now (a 429 burst counts down as requests use it).
+    pub fn faults(&self) -> Faults {
+        lock(&self.shared.faults).0.clone()
+    }
+
+    /// The next `n` API requests are answered 429 (see [`Faults::rate_limit_burst`]); the other
+    /// knobs stay as they are.
+    pub fn set_rate_limit_burst(&self, n: u32) {
+        lock(&self.shared.faults).0.rate_limit_burst = n;
+    }
+
     /// Replaces the per-second limits; the current second's counts stay.
     pub fn set_rate_limits(&self, limits: RateLimits) {
         lock(&self.shared.rate).set_limits(limits);
