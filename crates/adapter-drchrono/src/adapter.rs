@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use adapter::{
     Adapter, AdapterError, Capabilities, Continuation, Interaction, MapCtx, Page, PageRequest, Resource,
-    ResourceCapability, ResourceType, SearchRequest, SourceName, WebhookReceiver, systems,
+    ResourceCapability, ResourceType, SearchRequest, SourceName, VendorHealth, WebhookReceiver, systems,
 };
 use chrono::Utc;
 use chrono_tz::Tz;
@@ -506,6 +506,10 @@ impl Adapter for DrChronoAdapter {
 
     fn webhooks(&self) -> Option<&dyn WebhookReceiver> {
         self.webhooks.as_ref().map(|w| w as &dyn WebhookReceiver)
+    }
+
+    fn health(&self) -> Option<VendorHealth> {
+        Some(self.client.health())
     }
 
     async fn read(&self, resource_type: ResourceType, native_id: &str) -> Result<Resource, AdapterError> {

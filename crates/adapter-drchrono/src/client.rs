@@ -10,7 +10,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapter::AdapterError;
+use adapter::resilience::Guard;
+use adapter::{AdapterError, VendorHealth};
 use chrono::{DateTime, Utc};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
@@ -18,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use url::Url;
 
-use crate::config::{ConfigError, DrChronoConfig, Secret};
+use crate::config::{ConfigError, DrChronoConfig, HOURLY_BUDGET, Secret};
 
 /// The vendor name in errors.
 pub const VENDOR: &str = "drchrono";
@@ -59,6 +60,7 @@ pub struct DrChronoClient {
     redirect_uri: String,
     tokens: Mutex<Tokens>,
     observer: Option<RefreshTokenObserver>,
+    guard: Guard,
 }
 
 impl std::fmt::Debug for DrChronoClient {
@@ -111,7 +113,13 @@ impl DrChronoClient {
                 access: None,
             }),
             observer: None,
+            guard: Guard::new(VENDOR, config.guard_settings()),
         })
+    }
+
+    /// The circuit breaker, retries and the hourly budget of the calls made so far.
+    pub fn health(&self) -> VendorHealth {
+        self.guard.health()
     }
 
     /// Calls `observer` with every rotated refresh token.
@@ -242,29 +250,37 @@ impl DrChronoClient {
         auth.set_sensitive(true);
         headers.insert(header::AUTHORIZATION, auth);
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        self.send(Method::GET, url.clone(), headers, None).await
+        self.send(Method::GET, url.clone(), headers, None, Some(HOURLY_BUDGET))
+            .await
     }
 
     /// Sends a request, following redirects by hand: the same method, headers and body to the new
-    /// `Location`, only on the configured origin, at most [`MAX_REDIRECTS`] hops.
+    /// `Location`, only on the configured origin, at most [`MAX_REDIRECTS`] hops. Each hop goes
+    /// through the guard (deadline, breaker, the `budget` named, retries of GETs).
     async fn send(
         &self,
         method: Method,
         mut url: Url,
         headers: HeaderMap,
         body: Option<Vec<u8>>,
+        budget: Option<&str>,
     ) -> Result<(Url, Response), AdapterError> {
+        let idempotent = method == Method::GET || method == Method::HEAD;
         for _ in 0..=MAX_REDIRECTS {
             self.check_origin(&url)?;
-            let mut request = self.http.request(method.clone(), url.clone()).headers(headers.clone());
-            if let Some(body) = &body {
-                request = request.body(body.clone());
-            }
-            let response = request.send().await.map_err(|e| {
-                let error = transport_error(&e);
-                tracing::debug!(%method, path = url.path(), error = %error, "DrChrono request failed");
-                error
-            })?;
+            let response = self
+                .guard
+                .send(idempotent, budget, || {
+                    let mut request = self.http.request(method.clone(), url.clone()).headers(headers.clone());
+                    if let Some(body) = &body {
+                        request = request.body(body.clone());
+                    }
+                    request.send()
+                })
+                .await
+                .inspect_err(|error| {
+                    tracing::debug!(%method, path = url.path(), error = %error, "DrChrono request failed");
+                })?;
             let status = response.status();
             tracing::debug!(%method, path = url.path(), status = status.as_u16(), "DrChrono answered");
             if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
@@ -325,7 +341,9 @@ impl DrChronoClient {
         );
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         let requested = Instant::now();
-        let (_, response) = self.send(Method::POST, url, headers, Some(body.into_bytes())).await?;
+        let (_, response) = self
+            .send(Method::POST, url, headers, Some(body.into_bytes()), None)
+            .await?;
         let status = response.status();
         match status.as_u16() {
             200..=299 => {}
@@ -417,10 +435,6 @@ async fn read_body(response: Response) -> Result<Vec<u8>, AdapterError> {
 /// The `Retry-After` of a 429.
 pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     adapter::http::retry_after_header(headers, now)
-}
-
-fn transport_error(error: &reqwest::Error) -> AdapterError {
-    adapter::http::transport_error(VENDOR, error)
 }
 
 pub(crate) fn unmappable(detail: impl Into<String>) -> AdapterError {

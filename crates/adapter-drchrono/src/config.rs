@@ -11,7 +11,15 @@ pub const DEFAULT_BASE_URL: &str = "https://drchrono.com";
 /// DrChrono's largest page (`Responses`: "The page size defaults to 250").
 pub const MAX_PAGE_SIZE: u32 = 250;
 
+/// DrChrono's default hourly limit (`Rate Limits`: "By default, applications are limited to 500
+/// calls per hour").
+pub const DEFAULT_HOURLY_LIMIT: u32 = 500;
+
+/// The label of the hourly rate budget.
+pub const HOURLY_BUDGET: &str = "hourly";
+
 pub use adapter::Secret;
+pub use adapter::resilience::{RateBudget, ResilienceSettings};
 
 /// How to reach one DrChrono account.
 #[derive(Debug, Clone)]
@@ -40,6 +48,11 @@ pub struct DrChronoConfig {
     /// verification and the value of every hook's `X-drchrono-signature`. Without it the adapter
     /// receives no webhooks.
     pub webhook_secret: Option<Secret>,
+    /// The API calls the gateway allows itself per wall-clock hour (the application's limit at
+    /// DrChrono, which "reset[s] at the top of each hour"); 0 = no client-side budget.
+    pub hourly_limit: u32,
+    /// Deadline, retries, circuit breaker and any further rate budgets of the calls to DrChrono.
+    pub resilience: ResilienceSettings,
 }
 
 /// A setting that cannot work; the message names it.
@@ -63,7 +76,7 @@ impl ConfigError {
 impl DrChronoConfig {
     /// A configuration for the public DrChrono API with the defaults: UTC as the fallback time zone,
     /// pages of 250, a 30 s request timeout, the client id as the account name, doctors re-read every
-    /// 15 minutes.
+    /// 15 minutes, 500 calls per hour, the default [`ResilienceSettings`].
     pub fn new(
         client_id: impl Into<String>,
         client_secret: impl Into<Secret>,
@@ -83,7 +96,22 @@ impl DrChronoConfig {
             request_timeout: Duration::from_secs(30),
             doctor_refresh_interval: Duration::from_secs(15 * 60),
             webhook_secret: None,
+            hourly_limit: DEFAULT_HOURLY_LIMIT,
+            resilience: ResilienceSettings::default(),
         }
+    }
+
+    /// The resilience settings of the client: [`Self::resilience`] with the hourly budget added.
+    pub fn guard_settings(&self) -> ResilienceSettings {
+        let mut settings = self.resilience.clone();
+        if self.hourly_limit > 0 {
+            settings.budgets.push(RateBudget::new(
+                HOURLY_BUDGET,
+                self.hourly_limit,
+                Duration::from_secs(3600),
+            ));
+        }
+        settings
     }
 
     /// The same configuration receiving the webhooks signed with `secret` (the webhook's secret token).
@@ -143,6 +171,15 @@ impl DrChronoConfig {
         if self.webhook_secret.as_ref().is_some_and(Secret::is_empty) {
             return Err(ConfigError::invalid("webhook_secret", "is empty"));
         }
+        if self.resilience.budgets.iter().any(|b| b.label == HOURLY_BUDGET) {
+            return Err(ConfigError::invalid(
+                "resilience",
+                format!("`budgets.{HOURLY_BUDGET}` is set by `hourly_limit`"),
+            ));
+        }
+        self.guard_settings()
+            .validate()
+            .map_err(|reason| ConfigError::invalid("resilience", reason))?;
         Ok(())
     }
 }
@@ -177,6 +214,18 @@ mod tests {
         assert_eq!(c.base_url.as_str(), "https://drchrono.com/");
     }
 
+    #[test]
+    fn the_hourly_limit_becomes_a_budget_aligned_on_the_hour() {
+        let mut c = config();
+        assert_eq!(
+            c.guard_settings().budgets,
+            vec![RateBudget::new("hourly", 500, Duration::from_secs(3600))]
+        );
+        c.hourly_limit = 0;
+        assert!(c.guard_settings().budgets.is_empty());
+        assert_eq!(c.validate(), Ok(()));
+    }
+
     type Breaker = Box<dyn Fn(&mut DrChronoConfig)>;
 
     #[test]
@@ -207,6 +256,15 @@ mod tests {
                 Box::new(|c| c.doctor_refresh_interval = Duration::ZERO),
             ),
             ("webhook_secret", Box::new(|c| c.webhook_secret = Some(" ".into()))),
+            ("resilience", Box::new(|c| c.resilience.deadline = Duration::ZERO)),
+            (
+                "resilience",
+                Box::new(|c| c.resilience.backoff_base = Duration::from_secs(60)),
+            ),
+            (
+                "resilience",
+                Box::new(|c| c.resilience.budgets = vec![RateBudget::new("hourly", 1, Duration::from_secs(60))]),
+            ),
         ];
         for (setting, break_it) in cases {
             let mut c = config();

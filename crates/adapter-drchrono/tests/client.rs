@@ -393,3 +393,78 @@ async fn a_refused_fresh_token_is_a_vendor_auth_error() {
     let gets = requests.iter().filter(|r| r.starts_with("GET")).count();
     assert_eq!((tokens, gets), (2, 2), "one refresh and one retry, no more");
 }
+
+#[tokio::test]
+async fn server_errors_of_gets_are_retried_and_the_breaker_opens() {
+    let server = tiny_vendor(|_| Some(("503 Service Unavailable", "text/html", "<h1>down</h1>".into()))).await;
+    let gets = |server: &TinyServer| {
+        let requests = server.requests.lock().unwrap();
+        requests.iter().filter(|r| r.starts_with("GET /api/doctors")).count()
+    };
+    let mut config = DrChronoConfig::new("id", "secret", "tiny-refresh-1", "http://localhost/cb")
+        .with_base_url(Url::parse(&server.origin).unwrap());
+    config.resilience.backoff_base = Duration::from_millis(1);
+    config.resilience.backoff_max = Duration::from_millis(5);
+    config.resilience.breaker_failures = 2;
+    let client = DrChronoClient::new(&config).unwrap();
+    let error = client.get_json("/api/doctors").await.unwrap_err();
+    assert!(matches!(error, AdapterError::Unavailable { .. }), "{error:?}");
+    assert_eq!(gets(&server), 4, "the request and three retries");
+    assert_eq!(client.health().retries, 3);
+    client.get_json("/api/doctors").await.unwrap_err();
+    assert_eq!(client.health().breaker, adapter::BreakerState::Open);
+    // Open: refused without reaching DrChrono.
+    let error = client.get_json("/api/doctors").await.unwrap_err();
+    assert!(matches!(error, AdapterError::Unavailable { .. }), "{error:?}");
+    assert_eq!(gets(&server), 8);
+    assert_eq!(client.health().breaker_rejections, 1);
+}
+
+#[tokio::test]
+async fn the_token_request_is_not_retried() {
+    let server = tiny_server(|line| {
+        if line.starts_with("POST /o/token/") {
+            Some(("503 Service Unavailable", "application/json", "{}".into()))
+        } else {
+            Some(("200 OK", "application/json", "{}".into()))
+        }
+    })
+    .await;
+    let client = tiny_client(&server, Duration::from_secs(5));
+    let error = client.get_json("/api/doctors").await.unwrap_err();
+    assert!(matches!(error, AdapterError::Unavailable { .. }), "{error:?}");
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_hourly_budget_refuses_before_drchrono_does() {
+    // Keep clear of the top of the hour, where the budget's window turns.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if 3600 - secs % 3600 < 3 {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+    let sim = spawn_sim(|_| {}).await;
+    let mut config = config_for(&sim);
+    config.hourly_limit = 2;
+    config.resilience.deadline = Duration::from_secs(1);
+    let client = DrChronoClient::new(&config).unwrap();
+    client.get_json("/api/doctors").await.unwrap();
+    client.get_json("/api/offices").await.unwrap();
+    let budget = &client.health().budgets[0];
+    assert_eq!(
+        (budget.label.as_str(), budget.limit, budget.remaining),
+        ("hourly", 2, 0)
+    );
+    match client.get_json("/api/doctors").await.unwrap_err() {
+        AdapterError::RateLimited {
+            vendor: "drchrono",
+            retry_after: Some(wait),
+        } => assert!(wait > Duration::from_secs(1) && wait <= Duration::from_secs(3600)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sim.hits(), 2, "the third call never reached DrChrono");
+    assert_eq!(client.health().budget_rejections, 1);
+}

@@ -5,7 +5,9 @@
 //! session list one vendor page per adapter page, with what Noa can filter on pushed down
 //! ([`plan`]) and the patient checked in the adapter before any summary is fetched. The EHR facts
 //! of a session (its patient, and which EHR resources exist) come from the gateway's
-//! [`Resolver`].
+//! [`Resolver`]. When the EHR fails, a session whose patient must be read from its episode's
+//! Appointment cannot be mapped, and the call fails ([`ehr_failure`]) rather than answer it
+//! without its subject; a reference the EHR could not check stays literal (the session names it).
 //!
 //! Summaries the doctor verified no longer change unless recovered or regenerated: they are kept
 //! in a bounded memo (filled by reads, searches and the verification webhook) and served from it
@@ -28,7 +30,7 @@ use adapter::fhir::types::Reference;
 use adapter::{
     Adapter, AdapterError, Capabilities, FhirId, Interaction, MapCtx, OperationDef, OperationParam, OperationTarget,
     Page, PageRequest, ParamUse, Resolver, Resource, ResourceCapability, ResourceType, SearchRequest, SourceName,
-    WebhookReceiver, systems,
+    VendorHealth, WebhookReceiver, systems,
 };
 use chrono::Utc;
 use chrono_tz::Tz;
@@ -273,9 +275,11 @@ impl NoaAdapter {
         })
     }
 
-    /// Follows the sessions' EHR facts through `resolver`: which EHR resources exist (only those
-    /// become literal references), the patient of an episode whose session names none, and the
-    /// Appointment, Practitioner and Locations `$start-scribe` needs. Without a resolver every EHR
+    /// Follows the sessions' EHR facts through `resolver`: which EHR resources exist (those, and
+    /// those it cannot check because the EHR fails, become literal references), the patient of an
+    /// episode whose session names none, and the Appointment, Practitioner and Locations
+    /// `$start-scribe` needs. When the EHR fails to answer for an episode's patient or for
+    /// `$start-scribe`, the call fails with a transient error. Without a resolver every EHR
     /// reference stays logical, a session without a patient in its metadata has no subject, and
     /// `$start-scribe` is refused.
     pub fn with_resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
@@ -338,13 +342,13 @@ impl NoaAdapter {
     // ---- EHR facts ---------------------------------------------------------------------------
 
     /// The mapping context of `sessions`: their episodes' patients and the EHR references that
-    /// exist.
-    async fn ctx(&self, sessions: &[wire::Session]) -> NoaCtx {
+    /// exist. Fails when an episode's patient cannot be read because the EHR fails.
+    async fn ctx(&self, sessions: &[wire::Session]) -> Result<NoaCtx, AdapterError> {
         let mut ctx = self.base_ctx();
-        ctx.episode_patients = self.episode_patients(sessions, &ctx).await;
+        ctx.episode_patients = self.episode_patients(sessions, &ctx).await?;
         let references = sessions.iter().flat_map(|s| map::session_references(s, &ctx)).collect();
         ctx.resolved = self.resolve(references).await;
-        ctx
+        Ok(ctx)
     }
 
     fn base_ctx(&self) -> NoaCtx {
@@ -355,8 +359,15 @@ impl NoaAdapter {
     }
 
     /// The EHR patient of each episode of `sessions` whose metadata names none: from the memo,
-    /// else from the episode's Appointment read through the resolver.
-    async fn episode_patients(&self, sessions: &[wire::Session], ctx: &NoaCtx) -> HashMap<String, String> {
+    /// else from the episode's Appointment read through the resolver. An Appointment the EHR
+    /// does not know (or one without an EHR patient) gives no patient; an EHR failing to answer
+    /// fails the whole call (nothing is remembered then), since the session's subject, and so
+    /// whether it matches a `patient=` search, would silently be lost.
+    async fn episode_patients(
+        &self,
+        sessions: &[wire::Session],
+        ctx: &NoaCtx,
+    ) -> Result<HashMap<String, String>, AdapterError> {
         let mut out = HashMap::new();
         let mut wanted: Vec<String> = Vec::new();
         for s in sessions {
@@ -373,29 +384,38 @@ impl NoaAdapter {
             }
         }
         let Some(resolver) = &self.resolver else {
-            return out;
+            return Ok(out);
         };
         let found: Vec<Option<(String, String)>> = stream::iter(wanted)
             .map(|episode| {
                 let resolver = resolver.clone();
                 async move {
-                    let id = adapter::id::fhir_id(&self.ehr_source, &episode).ok()?;
-                    let appointment = resolver.read(ResourceType::Appointment, &id).await?;
-                    let patient = appointment_patient(&appointment, &self.ehr_source)?;
-                    Some((episode, patient))
+                    let Ok(id) = adapter::id::fhir_id(&self.ehr_source, &episode) else {
+                        return Ok(None);
+                    };
+                    let appointment = resolver
+                        .read(ResourceType::Appointment, &id)
+                        .await
+                        .map_err(|error| ehr_failure(error, &self.ehr_source, "a session's episode"))?;
+                    Ok(appointment
+                        .and_then(|a| appointment_patient(&a, &self.ehr_source))
+                        .map(|patient| (episode, patient)))
                 }
             })
             .buffer_unordered(CONCURRENT_RESOLVES)
-            .collect()
-            .await;
+            .try_collect()
+            .await?;
         for (episode, patient) in found.into_iter().flatten() {
             self.episodes.insert(&episode, &patient);
             out.insert(episode, patient);
         }
-        out
+        Ok(out)
     }
 
     /// Asks the resolver, concurrently and once per reference, which `Type/id` references exist.
+    /// A reference whose source fails to answer is kept literal: the session names that id, only
+    /// the check could not be made (a logical reference would silently take the resource out of
+    /// the gateway's `patient=` searches).
     async fn resolve(&self, mut references: Vec<String>) -> HashSet<String> {
         let Some(resolver) = &self.resolver else {
             return HashSet::new();
@@ -408,7 +428,17 @@ impl NoaAdapter {
                 async move {
                     let (type_name, id) = reference.split_once('/')?;
                     let resource_type: ResourceType = type_name.parse().ok()?;
-                    resolver.exists(resource_type, id).await.then_some(reference)
+                    match resolver.exists(resource_type, id).await {
+                        Ok(found) => found.then_some(reference),
+                        Err(error) => {
+                            tracing::debug!(
+                                %resource_type,
+                                transient = error.is_transient(),
+                                "an EHR reference could not be checked; kept literal"
+                            );
+                            Some(reference)
+                        }
+                    }
                 }
             })
             .buffer_unordered(CONCURRENT_RESOLVES)
@@ -461,7 +491,7 @@ impl NoaAdapter {
             return Ok(None);
         };
         let sessions = [session];
-        let ctx = self.ctx(&sessions).await;
+        let ctx = self.ctx(&sessions).await?;
         let mut out = match resource_type {
             ResourceType::Encounter => self.encounters(&sessions, &ctx)?,
             _ => self.documents(&sessions, &ctx).await?,
@@ -508,7 +538,7 @@ impl NoaAdapter {
 
         let mut sessions = list.items;
         let mut ctx = self.base_ctx();
-        ctx.episode_patients = self.episode_patients(&sessions, &ctx).await;
+        ctx.episode_patients = self.episode_patients(&sessions, &ctx).await?;
         if let Some(patients) = &q.patients {
             sessions.retain(|s| ctx.patient_of(s).is_some_and(|p| patients.contains(&p)));
         }
@@ -632,11 +662,14 @@ impl NoaAdapter {
         scribe::scribe_outcome(&created, status == 200, Utc::now(), self.default_tz)
     }
 
-    /// The doctor's name: the Practitioner's, else the appointment's display of it.
+    /// The doctor's name: the Practitioner's, else the appointment's display of it. The EHR
+    /// failing to answer fails the operation (it may be retried), rather than register the doctor
+    /// under a display name.
     async fn doctor_name(&self, resolver: &dyn Resolver, t: &ScribeTarget) -> Result<String, AdapterError> {
         let read = resolver
             .read(ResourceType::Practitioner, &t.practitioner.to_string())
-            .await;
+            .await
+            .map_err(|error| ehr_failure(error, &self.ehr_source, "the appointment's practitioner"))?;
         let name = match read {
             Some(Resource::Practitioner(p)) => scribe::practitioner_name(&p),
             _ => None,
@@ -649,10 +682,16 @@ impl NoaAdapter {
     }
 
     /// The facility (an office) of the appointment: its first Location that can be read, or the
-    /// Location that one is part of (an exam room's office); native id and name.
+    /// Location that one is part of (an exam room's office); native id and name. The EHR failing
+    /// to answer fails the operation (it may be retried).
     async fn facility(&self, resolver: &dyn Resolver, t: &ScribeTarget) -> Result<(String, String), AdapterError> {
+        let failed = |error| ehr_failure(error, &self.ehr_source, "the appointment's location");
         for (location, display) in &t.locations {
-            let Some(Resource::Location(l)) = resolver.read(ResourceType::Location, &location.to_string()).await else {
+            let read = resolver
+                .read(ResourceType::Location, &location.to_string())
+                .await
+                .map_err(failed)?;
+            let Some(Resource::Location(l)) = read else {
                 continue;
             };
             match scribe::location_step(&l, &self.ehr_source) {
@@ -663,7 +702,11 @@ impl NoaAdapter {
                     return Ok((location.native().to_owned(), name));
                 }
                 LocationStep::PartOf { id, display } => {
-                    let name = match resolver.read(ResourceType::Location, &id.to_string()).await {
+                    let name = match resolver
+                        .read(ResourceType::Location, &id.to_string())
+                        .await
+                        .map_err(failed)?
+                    {
                         Some(Resource::Location(office)) => match scribe::location_step(&office, &self.ehr_source) {
                             LocationStep::Facility { name } => name,
                             LocationStep::PartOf { .. } => None,
@@ -813,9 +856,27 @@ impl Adapter for NoaAdapter {
     fn webhooks(&self) -> Option<&dyn WebhookReceiver> {
         Some(&self.webhooks)
     }
+
+    fn health(&self) -> Option<VendorHealth> {
+        Some(self.client.health())
+    }
 }
 
 /// The EHR patient (native id) an Appointment names among its participants.
+/// The error of a Noa call that needed the EHR (through the [`Resolver`]) and could not read it:
+/// a transient failure as it is (its `Retry-After` kept), any other (unreadable answers, refused
+/// credentials) as Noa's source being unavailable for now, since the call may succeed once the EHR
+/// recovers. The message names the EHR and `what` was read, never an id.
+fn ehr_failure(error: AdapterError, ehr_source: &str, what: &str) -> AdapterError {
+    if error.is_transient() {
+        return error;
+    }
+    AdapterError::Unavailable {
+        vendor: VENDOR,
+        detail: format!("the EHR ({ehr_source}) could not be read for {what}"),
+    }
+}
+
 fn appointment_patient(appointment: &Resource, ehr_source: &str) -> Option<String> {
     let Resource::Appointment(a) = appointment else {
         return None;
@@ -944,6 +1005,32 @@ fn mapping(kind: &'static str) -> impl Fn(MapError) -> AdapterError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ehr_failure_is_a_transient_failure_of_the_noa_call() {
+        let limited = AdapterError::RateLimited {
+            vendor: "drchrono",
+            retry_after: Some(std::time::Duration::from_secs(7)),
+        };
+        assert_eq!(ehr_failure(limited.clone(), "drchrono", "x"), limited);
+        let timeout = AdapterError::Timeout { vendor: "drchrono" };
+        assert_eq!(ehr_failure(timeout.clone(), "drchrono", "x"), timeout);
+        for other in [
+            AdapterError::Unmappable {
+                vendor: "drchrono",
+                detail: "bad".into(),
+            },
+            AdapterError::VendorAuth { vendor: "drchrono" },
+            AdapterError::Forbidden { detail: "no".into() },
+        ] {
+            let failed = ehr_failure(other, "drchrono", "a session's episode");
+            assert!(failed.is_transient(), "{failed:?}");
+            assert_eq!(
+                failed.to_string(),
+                "noa is unavailable: the EHR (drchrono) could not be read for a session's episode"
+            );
+        }
+    }
 
     #[test]
     fn capabilities_declare_the_operations() {

@@ -10,7 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use adapter::AdapterError;
+use adapter::resilience::Guard;
+use adapter::{AdapterError, VendorHealth};
 use chrono::{DateTime, Utc};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
@@ -72,6 +73,7 @@ pub struct NoaClient {
     client_id: String,
     client_secret: Secret,
     token: Mutex<Option<AccessToken>>,
+    guard: Guard,
 }
 
 impl std::fmt::Debug for NoaClient {
@@ -111,7 +113,13 @@ impl NoaClient {
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
             token: Mutex::new(None),
+            guard: Guard::new(VENDOR, config.resilience.clone()),
         })
+    }
+
+    /// The circuit breaker, retries and any budgets of the calls made so far.
+    pub fn health(&self) -> VendorHealth {
+        self.guard.health()
     }
 
     /// The configured API base (always ending in `/`).
@@ -218,7 +226,8 @@ impl NoaClient {
         Ok(url)
     }
 
-    /// Sends one request (with the bearer token when given).
+    /// Sends one request (with the bearer token when given) through the guard: deadline, breaker,
+    /// retries of GETs. Noa documents no rate limit, so no budget is named.
     async fn send(
         &self,
         method: &Method,
@@ -235,17 +244,23 @@ impl NoaClient {
             headers.insert(header::AUTHORIZATION, auth);
         }
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let mut request = self.http.request(method.clone(), url.clone()).headers(headers);
-        if let Some(body) = body {
-            request = request
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(body.to_vec());
+        if body.is_some() {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
-        let response = request.send().await.map_err(|e| {
-            let error = transport_error(&e);
-            tracing::debug!(%method, endpoint = name, error = %error, "Noa request failed");
-            error
-        })?;
+        let idempotent = *method == Method::GET || *method == Method::HEAD;
+        let response = self
+            .guard
+            .send(idempotent, None, || {
+                let mut request = self.http.request(method.clone(), url.clone()).headers(headers.clone());
+                if let Some(body) = body {
+                    request = request.body(body.to_vec());
+                }
+                request.send()
+            })
+            .await
+            .inspect_err(|error| {
+                tracing::debug!(%method, endpoint = name, error = %error, "Noa request failed");
+            })?;
         tracing::debug!(%method, endpoint = name, status = response.status().as_u16(), "Noa answered");
         Ok(response)
     }
@@ -401,10 +416,6 @@ async fn read_body(response: Response) -> Result<Vec<u8>, AdapterError> {
 /// The `Retry-After` of a 429.
 fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     adapter::http::retry_after_header(headers, now)
-}
-
-fn transport_error(error: &reqwest::Error) -> AdapterError {
-    adapter::http::transport_error(VENDOR, error)
 }
 
 pub(crate) fn unmappable(detail: impl Into<String>) -> AdapterError {

@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 use url::Url;
 
 pub use adapter::Secret;
+pub use adapter::resilience::{RateBudget, ResilienceSettings};
 
 /// The Polish production API base (`https://integration.notes.{country}.noa.ai/api/v1/`).
 pub const DEFAULT_API_BASE: &str = "https://integration.notes.pl.noa.ai/api/v1/";
@@ -249,6 +250,9 @@ pub struct NoaConfig {
     pub default_language: Option<String>,
     /// The limit for one HTTP exchange with Noa, body included.
     pub request_timeout: Duration,
+    /// Deadline, retries, circuit breaker and rate budgets of the calls to Noa (Noa documents no
+    /// rate limit: no budget by default).
+    pub resilience: ResilienceSettings,
 }
 
 impl fmt::Debug for NoaConfig {
@@ -267,6 +271,7 @@ impl fmt::Debug for NoaConfig {
             .field("page_size", &self.page_size)
             .field("default_language", &self.default_language)
             .field("request_timeout", &self.request_timeout)
+            .field("resilience", &self.resilience)
             .finish()
     }
 }
@@ -292,7 +297,7 @@ impl ConfigError {
 impl NoaConfig {
     /// A configuration for Noa's Polish API with the defaults: `api-version` 1.0, the documented
     /// paths, DrChrono as the EHR, no callback URL, metadata key `patientId`, UTC, pages of 50, a
-    /// 30 s request timeout.
+    /// 30 s request timeout, the default [`ResilienceSettings`].
     pub fn new(
         client_id: impl Into<String>,
         client_secret: impl Into<Secret>,
@@ -312,6 +317,7 @@ impl NoaConfig {
             page_size: DEFAULT_PAGE_SIZE,
             default_language: None,
             request_timeout: Duration::from_secs(30),
+            resilience: ResilienceSettings::default(),
         }
     }
 
@@ -397,6 +403,9 @@ impl NoaConfig {
         if self.request_timeout.is_zero() {
             return Err(ConfigError::invalid("request_timeout", "must be positive"));
         }
+        self.resilience
+            .validate()
+            .map_err(|reason| ConfigError::invalid("resilience", reason))?;
         Ok(())
     }
 }
@@ -575,6 +584,7 @@ mod tests {
             ("page_size", Box::new(|c| c.page_size = 101)),
             ("default_language", Box::new(|c| c.default_language = Some("en".into()))),
             ("request_timeout", Box::new(|c| c.request_timeout = Duration::ZERO)),
+            ("resilience", Box::new(|c| c.resilience.deadline = Duration::ZERO)),
         ];
         for (setting, break_it) in cases {
             let mut c = config();

@@ -9,7 +9,7 @@
 //! Location that is `partOf` its office).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,10 +36,12 @@ const SESSIONS: &str = "/api/v1/consumers/sessions";
 
 // ---- the EHR, as the gateway would serve it -----------------------------------------------------
 
-/// The EHR's resources by `Type/id`; counts the questions.
+/// The EHR's resources by `Type/id`; counts the questions. While `failing`, it answers every
+/// question as a failing EHR would.
 struct Ehr {
     resources: HashMap<String, Value>,
     reads: AtomicUsize,
+    failing: AtomicBool,
 }
 
 impl Ehr {
@@ -75,6 +77,7 @@ impl Ehr {
         Self {
             resources,
             reads: AtomicUsize::new(0),
+            failing: AtomicBool::new(false),
         }
     }
 
@@ -91,15 +94,29 @@ fn appointment_json(id: &str, status: &str, patient: i64, doctor: i64, location:
     ]})
 }
 
+impl Ehr {
+    fn failure(&self) -> Result<(), AdapterError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(AdapterError::Unavailable {
+                vendor: "drchrono",
+                detail: "down for the test".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl Resolver for Ehr {
-    async fn exists(&self, resource_type: ResourceType, id: &str) -> bool {
-        self.resources.contains_key(&format!("{resource_type}/{id}"))
+    async fn exists(&self, resource_type: ResourceType, id: &str) -> Result<bool, AdapterError> {
+        self.failure()?;
+        Ok(self.resources.contains_key(&format!("{resource_type}/{id}")))
     }
 
-    async fn read(&self, resource_type: ResourceType, id: &str) -> Option<Resource> {
+    async fn read(&self, resource_type: ResourceType, id: &str) -> Result<Option<Resource>, AdapterError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
-        self.resource(&format!("{resource_type}/{id}"))
+        self.failure()?;
+        Ok(self.resource(&format!("{resource_type}/{id}")))
     }
 }
 
@@ -627,7 +644,100 @@ async fn verified_summaries_are_fetched_once() {
     }
 }
 
+#[tokio::test]
+async fn a_failing_ehr_fails_what_needs_an_episode_patient_and_keeps_the_links_sessions_name() {
+    let f = Fixture::new().await;
+    let sessions = f.sessions();
+    let summaries = f.sim.dataset().summaries;
+    let names_patient = |s: &SessionDetails| s.metadata.as_ref().is_some_and(|m| m.get("patientId").is_some());
+    let from_episode = sessions
+        .iter()
+        .find(|s| !names_patient(s) && summaries.iter().any(|x| x.session_id == s.session_id))
+        .expect("a session with a summary whose metadata names no patient");
+    let named = sessions
+        .iter()
+        .find(|s| names_patient(s))
+        .expect("a session whose metadata names its patient");
+    f.ehr.failing.store(true, Ordering::SeqCst);
+
+    // The episode's appointment cannot be read: no Encounter or DocumentReference without its
+    // subject, a transient error instead.
+    for resource_type in [ResourceType::Encounter, ResourceType::DocumentReference] {
+        match f.read(resource_type, &from_episode.session_id).await {
+            Err(error) => assert!(error.is_transient(), "{resource_type}: {error:?}"),
+            Ok(r) => panic!("{resource_type} answered while its patient cannot be read: {r}"),
+        }
+    }
+    // A search meets such a session on some page, and fails there.
+    let mut cursor: Option<Continuation> = None;
+    let failed = loop {
+        let page = f
+            .adapter
+            .search(
+                &search(ResourceType::Encounter, vec![]),
+                PageRequest {
+                    cursor: cursor.clone(),
+                    size: 10,
+                },
+            )
+            .await;
+        match page {
+            Err(error) => break error,
+            Ok(page) => match page.next {
+                Some(next) => cursor = Some(next),
+                None => panic!("every page answered while episode patients cannot be read"),
+            },
+        }
+    };
+    assert!(failed.is_transient(), "{failed:?}");
+
+    // A session naming its patient needs no read: its EHR links stay literal (the EHR could not
+    // check them, the session names them).
+    let e = f.read(ResourceType::Encounter, &named.session_id).await.unwrap();
+    assert_eq!(
+        e["subject"]["reference"],
+        format!("Patient/drchrono-{}", patient_of(&f.refs, named))
+    );
+    assert_eq!(
+        e["appointment"][0]["reference"],
+        format!("Appointment/drchrono-{}", named.episode_id)
+    );
+    assert_eq!(
+        e["participant"][0]["individual"]["reference"],
+        format!("Practitioner/drchrono-{}", named.doctor_id)
+    );
+
+    // Nothing of the failure is remembered: once the EHR answers, the episode's patient is read.
+    f.ehr.failing.store(false, Ordering::SeqCst);
+    let e = f.read(ResourceType::Encounter, &from_episode.session_id).await.unwrap();
+    assert_eq!(
+        e["subject"]["reference"],
+        format!("Patient/drchrono-{}", patient_of(&f.refs, from_episode))
+    );
+}
+
 // ---- $start-scribe -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn start_scribe_fails_transiently_and_creates_nothing_while_the_ehr_fails() {
+    let f = Fixture::new().await;
+    let a = f.free_appointment(true);
+    let before = f.sim.dataset();
+    f.ehr.failing.store(true, Ordering::SeqCst);
+    match f.start_scribe(&a.id, Some(scribe_input())).await {
+        Err(error) => assert!(error.is_transient(), "{error:?}"),
+        Ok(answer) => panic!("a session was started without the EHR's facts: {answer}"),
+    }
+    let after = f.sim.dataset();
+    assert_eq!(after.sessions.len(), before.sessions.len());
+    let (office, doctor) = (a.office.to_string(), a.doctor.to_string());
+    assert_eq!(after.facility(&office), before.facility(&office), "nothing registered");
+    assert_eq!(after.doctor(&office, &doctor), before.doctor(&office, &doctor));
+
+    f.ehr.failing.store(false, Ordering::SeqCst);
+    f.start_scribe(&a.id, Some(scribe_input())).await.unwrap();
+    assert_eq!(f.sim.dataset().sessions.len(), before.sessions.len() + 1);
+}
 
 #[tokio::test]
 async fn start_scribe_registers_facility_and_doctor_and_is_idempotent() {

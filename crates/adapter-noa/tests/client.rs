@@ -213,7 +213,8 @@ async fn refusals_rate_limits_and_broken_answers() {
         Some((status, headers, body.to_owned()))
     })
     .await;
-    let client = tiny_client(&server, Duration::from_millis(500));
+    // Each answer as it maps, once: no retries here (see the test above).
+    let client = tiny_client_with(&server, Duration::from_millis(500), |c| c.resilience.max_retries = 0);
     let get = |id: &'static str| {
         let client = &client;
         async move { client.get(Endpoint::SessionStatus(id), &[]).await }
@@ -329,10 +330,42 @@ async fn tiny_noa(api: impl Fn(&str) -> Reply3 + Send + Sync + 'static) -> TinyS
 }
 
 fn tiny_client(server: &TinyServer, timeout: Duration) -> NoaClient {
+    tiny_client_with(server, timeout, |_| {})
+}
+
+fn tiny_client_with(server: &TinyServer, timeout: Duration, tweak: impl FnOnce(&mut NoaConfig)) -> NoaClient {
     let mut config = NoaConfig::new("client-1", "secret-1", HOOK)
         .with_api_base(Url::parse(&format!("{}/api/v1", server.origin)).unwrap());
     config.request_timeout = timeout;
+    tweak(&mut config);
     NoaClient::new(&config).unwrap()
+}
+
+#[tokio::test]
+async fn reads_are_retried_on_transient_failures_and_writes_are_not() {
+    let server = tiny_noa(|_| Some(("503 Service Unavailable", String::new(), "{}".into()))).await;
+    let client = tiny_client_with(&server, Duration::from_secs(5), |c| {
+        c.resilience.backoff_base = Duration::from_millis(1);
+        c.resilience.backoff_max = Duration::from_millis(5);
+    });
+    let calls = |server: &TinyServer, verb: &str| {
+        let requests = server.requests.lock().unwrap();
+        requests
+            .iter()
+            .filter(|r| r.starts_with(verb) && r.contains("/sessions/"))
+            .count()
+    };
+    let error = client.get(Endpoint::SessionStatus("s1"), &[]).await.unwrap_err();
+    assert!(matches!(error, AdapterError::Unavailable { .. }), "{error:?}");
+    assert_eq!(calls(&server, "GET"), 4, "the read and three retries");
+    let error = client
+        .write::<()>(Method::POST, Endpoint::SessionRegenerate("s1"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, AdapterError::Unavailable { .. }), "{error:?}");
+    assert_eq!(calls(&server, "POST"), 1, "a write is sent once");
+    let health = client.health();
+    assert_eq!((health.retries, health.budgets.len()), (3, 0));
 }
 
 #[tokio::test]

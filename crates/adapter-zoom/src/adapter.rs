@@ -5,7 +5,8 @@
 //! continuations carrying Zoom's `next_page_token`. Every Zoom object goes through
 //! [`crate::wire`] and [`crate::map`]; one that does not is an [`AdapterError::Unmappable`],
 //! never silently dropped. EHR references (`ehr_context`) are checked with the gateway's
-//! [`Resolver`] before mapping, so a link is only ever made to a resource that exists.
+//! [`Resolver`] before mapping, so no link is made to a resource the EHR says is missing (one
+//! whose EHR is failing stays linked: Zoom names it, only the check could not be made).
 //!
 //! Writes: a note's DocumentReference can be completed (`docStatus` preliminary → final); a
 //! visit's Appointment can be created, rescheduled, have its reason changed, or be cancelled;
@@ -25,7 +26,7 @@ use adapter::fhir::types::Reference;
 use adapter::{
     Adapter, AdapterError, Capabilities, Interaction, MapCtx, OperationDef, OperationParam, OperationTarget, Page,
     PageRequest, ParamUse, Resolver, Resource, ResourceCapability, ResourceType, SearchRequest, SourceName,
-    WebhookReceiver, systems,
+    VendorHealth, WebhookReceiver, systems,
 };
 use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -171,8 +172,9 @@ impl ZoomAdapter {
     }
 
     /// Checks the EHR references of notes, visits and patients (`ehr_context`) with `resolver`
-    /// before mapping them: only references it confirms become literal links. Without a resolver
-    /// every EHR reference stays logical.
+    /// before mapping them: references it confirms, or cannot check because their source fails,
+    /// become literal links; those it says are missing stay logical. Without a resolver every EHR
+    /// reference stays logical.
     pub fn with_resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
         self.resolver = Some(resolver);
         self
@@ -192,6 +194,9 @@ impl ZoomAdapter {
     }
 
     /// Asks the resolver, concurrently and once per reference, which `Type/id` references exist.
+    /// A reference whose source fails to answer is kept literal: the vendor's EHR context names
+    /// that id, only the check could not be made (a logical reference would silently take the
+    /// resource out of the gateway's `patient=` searches).
     async fn resolve(&self, mut references: Vec<String>) -> HashSet<String> {
         let Some(resolver) = &self.resolver else {
             return HashSet::new();
@@ -204,7 +209,17 @@ impl ZoomAdapter {
                 async move {
                     let (type_name, id) = reference.split_once('/')?;
                     let resource_type: ResourceType = type_name.parse().ok()?;
-                    resolver.exists(resource_type, id).await.then_some(reference)
+                    match resolver.exists(resource_type, id).await {
+                        Ok(found) => found.then_some(reference),
+                        Err(error) => {
+                            tracing::debug!(
+                                %resource_type,
+                                transient = error.is_transient(),
+                                "an EHR reference could not be checked; kept literal"
+                            );
+                            Some(reference)
+                        }
+                    }
                 }
             })
             .buffer_unordered(CONCURRENT_RESOLVES)
@@ -980,6 +995,10 @@ impl Adapter for ZoomAdapter {
 
     fn webhooks(&self) -> Option<&dyn WebhookReceiver> {
         Some(&self.webhooks)
+    }
+
+    fn health(&self) -> Option<VendorHealth> {
+        Some(self.client.health())
     }
 }
 

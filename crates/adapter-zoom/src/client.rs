@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use adapter::AdapterError;
+use adapter::resilience::Guard;
+use adapter::{AdapterError, VendorHealth};
 use chrono::{DateTime, Utc};
 use data_encoding::BASE64;
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -104,6 +105,7 @@ pub struct ZoomClient {
     client_secret: Secret,
     token: Mutex<Option<AccessToken>>,
     rate_limits: std::sync::Mutex<BTreeMap<String, RateLimitStatus>>,
+    guard: Guard,
 }
 
 impl std::fmt::Debug for ZoomClient {
@@ -151,7 +153,13 @@ impl ZoomClient {
             client_secret: config.client_secret.clone(),
             token: Mutex::new(None),
             rate_limits: std::sync::Mutex::new(BTreeMap::new()),
+            guard: Guard::new(VENDOR, config.guard_settings()),
         })
+    }
+
+    /// The circuit breaker, retries and per-label budgets of the calls made so far.
+    pub fn health(&self) -> VendorHealth {
+        self.guard.health()
     }
 
     /// The configured API base (always ending in `/`).
@@ -211,12 +219,13 @@ impl ZoomClient {
             ),
             None => None,
         };
+        let label = rate_limit_label(&method, path);
         let token = self.access_token().await?;
-        let mut response = self.send_api(&method, &url, &token, body.as_deref()).await?;
+        let mut response = self.send_api(&method, &url, &token, body.as_deref(), label).await?;
         if response.status() == StatusCode::UNAUTHORIZED {
             tracing::debug!(path = url.path(), "Zoom refused the access token; fetching a new one");
             let token = self.replace_rejected(&token).await?;
-            response = self.send_api(&method, &url, &token, body.as_deref()).await?;
+            response = self.send_api(&method, &url, &token, body.as_deref(), label).await?;
             if response.status() == StatusCode::UNAUTHORIZED {
                 tracing::warn!(path = url.path(), "Zoom refused a fresh access token");
                 return Err(AdapterError::VendorAuth { vendor: VENDOR });
@@ -255,6 +264,7 @@ impl ZoomClient {
         url: &Url,
         token: &Secret,
         body: Option<&[u8]>,
+        label: &str,
     ) -> Result<Response, AdapterError> {
         let mut headers = HeaderMap::new();
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
@@ -265,14 +275,17 @@ impl ZoomClient {
         if body.is_some() {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
-        let response = self.send(method, url.clone(), &self.api, headers, body).await?;
+        let response = self
+            .send(method, url.clone(), &self.api, headers, body, Some(label))
+            .await?;
         self.observe_rate_limit(response.headers());
         Ok(response)
     }
 
     /// Sends a request, following redirects by hand and only on `origin`: a GET follows any
     /// redirect, other methods only 307/308 (which keep the method and body); at most
-    /// [`MAX_REDIRECTS`] hops.
+    /// [`MAX_REDIRECTS`] hops. Each hop goes through the guard (deadline, breaker, the `budget`
+    /// named, retries of GETs).
     async fn send(
         &self,
         method: &Method,
@@ -280,7 +293,9 @@ impl ZoomClient {
         origin: &Url,
         headers: HeaderMap,
         body: Option<&[u8]>,
+        budget: Option<&str>,
     ) -> Result<Response, AdapterError> {
+        let idempotent = *method == Method::GET || *method == Method::HEAD;
         for _ in 0..=MAX_REDIRECTS {
             if !same_origin(&url, origin) {
                 tracing::warn!(
@@ -291,15 +306,19 @@ impl ZoomClient {
                     "Zoom pointed outside its configured origin; the link was not followed",
                 ));
             }
-            let mut request = self.http.request(method.clone(), url.clone()).headers(headers.clone());
-            if let Some(body) = body {
-                request = request.body(body.to_vec());
-            }
-            let response = request.send().await.map_err(|e| {
-                let error = transport_error(&e);
-                tracing::debug!(%method, path = url.path(), error = %error, "Zoom request failed");
-                error
-            })?;
+            let response = self
+                .guard
+                .send(idempotent, budget, || {
+                    let mut request = self.http.request(method.clone(), url.clone()).headers(headers.clone());
+                    if let Some(body) = body {
+                        request = request.body(body.to_vec());
+                    }
+                    request.send()
+                })
+                .await
+                .inspect_err(|error| {
+                    tracing::debug!(%method, path = url.path(), error = %error, "Zoom request failed");
+                })?;
             let status = response.status();
             tracing::debug!(%method, path = url.path(), status = status.as_u16(), "Zoom answered");
             let follows = match status.as_u16() {
@@ -438,7 +457,7 @@ impl ZoomClient {
         );
         let requested = Instant::now();
         let origin = self.token_url.clone();
-        let response = self.send(&Method::POST, url, &origin, headers, Some(b"")).await?;
+        let response = self.send(&Method::POST, url, &origin, headers, Some(b""), None).await?;
         let status = response.status();
         match status.as_u16() {
             200..=299 => {}
@@ -551,6 +570,20 @@ fn classify(status: StatusCode, code: Option<i64>, retry_after: Option<Duration>
     Classified::Error(error)
 }
 
+/// The rate-limit label of an API call, by method and path below the API base. The clinical notes
+/// document gives LIGHT for its three endpoints; the Healthcare API document gives none, so
+/// single-object reads and updates are LIGHT, lists and creates MEDIUM, and messages sent to
+/// patients (invite, notify) HEAVY.
+pub fn rate_limit_label(method: &Method, path: &[&str]) -> &'static str {
+    match path {
+        ["clinical_notes", ..] => "light",
+        ["healthcare", "visits" | "providers" | "waiting_room"] => "medium",
+        ["healthcare", "patients"] if *method == Method::POST => "medium",
+        ["healthcare", "patients", _, "invite"] | ["healthcare", "waiting_room", _, "notify"] => "heavy",
+        _ => "light",
+    }
+}
+
 fn with_trailing_slash(mut url: Url) -> Url {
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
@@ -572,10 +605,6 @@ async fn read_body(response: Response) -> Result<Vec<u8>, AdapterError> {
 /// The `Retry-After` of a 429.
 pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     adapter::http::retry_after_header(headers, now)
-}
-
-fn transport_error(error: &reqwest::Error) -> AdapterError {
-    adapter::http::transport_error(VENDOR, error)
 }
 
 pub(crate) fn unmappable(detail: impl Into<String>) -> AdapterError {
@@ -661,6 +690,27 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(3600)));
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn every_endpoint_has_its_rate_limit_label() {
+        let cases: [(Method, &[&str], &str); 12] = [
+            (Method::GET, &["clinical_notes", "notes"], "light"),
+            (Method::GET, &["clinical_notes", "notes", "n1"], "light"),
+            (Method::PATCH, &["clinical_notes", "notes", "n1"], "light"),
+            (Method::GET, &["healthcare", "visits"], "medium"),
+            (Method::POST, &["healthcare", "visits"], "medium"),
+            (Method::GET, &["healthcare", "providers"], "medium"),
+            (Method::GET, &["healthcare", "waiting_room"], "medium"),
+            (Method::POST, &["healthcare", "patients"], "medium"),
+            (Method::GET, &["healthcare", "patients"], "light"),
+            (Method::GET, &["healthcare", "visits", "v1"], "light"),
+            (Method::POST, &["healthcare", "patients", "p1", "invite"], "heavy"),
+            (Method::POST, &["healthcare", "waiting_room", "w1", "notify"], "heavy"),
+        ];
+        for (method, path, label) in cases {
+            assert_eq!(rate_limit_label(&method, path), label, "{method} {path:?}");
+        }
     }
 
     #[test]

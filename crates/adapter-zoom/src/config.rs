@@ -19,6 +19,42 @@ pub const MAX_PAGE_SIZE: u32 = 300;
 pub const DEFAULT_EHR_SOURCE: &str = "drchrono";
 
 pub use adapter::Secret;
+pub use adapter::resilience::{RateBudget, ResilienceSettings};
+
+/// Zoom's rate-limit labels, as the client-side budget labels.
+pub const RATE_LIMIT_LABELS: [&str; 3] = ["light", "medium", "heavy"];
+
+/// Requests per second the gateway allows itself per Zoom rate-limit label (Zoom's `Rate Limit
+/// Label`: LIGHT, MEDIUM, HEAVY). 0 = no client-side budget for that label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZoomRateLimits {
+    pub light: u32,
+    pub medium: u32,
+    pub heavy: u32,
+}
+
+impl Default for ZoomRateLimits {
+    /// Zoom's per-second limits for Pro accounts: 30 / 20 / 10.
+    fn default() -> Self {
+        Self {
+            light: 30,
+            medium: 20,
+            heavy: 10,
+        }
+    }
+}
+
+impl ZoomRateLimits {
+    /// One per-second budget per label with a limit.
+    pub fn budgets(&self) -> Vec<RateBudget> {
+        RATE_LIMIT_LABELS
+            .iter()
+            .zip([self.light, self.medium, self.heavy])
+            .filter(|(_, limit)| *limit > 0)
+            .map(|(label, limit)| RateBudget::new(*label, limit, Duration::from_secs(1)))
+            .collect()
+    }
+}
 
 /// How to reach one Zoom account.
 #[derive(Debug, Clone)]
@@ -46,6 +82,10 @@ pub struct ZoomConfig {
     /// The name of the account in cache keys and change events (`Adapter::account`); defaults to
     /// the account id.
     pub account: String,
+    /// The per-second budgets per rate-limit label.
+    pub rate_limits: ZoomRateLimits,
+    /// Deadline, retries, circuit breaker and any further rate budgets of the calls to Zoom.
+    pub resilience: ResilienceSettings,
 }
 
 /// A setting that cannot work; the message names it.
@@ -68,7 +108,8 @@ impl ConfigError {
 
 impl ZoomConfig {
     /// A configuration for the public Zoom API with the defaults: DrChrono as the EHR, UTC as the
-    /// fallback time zone, pages of 300, a 30 s request timeout, the account id as the account name.
+    /// fallback time zone, pages of 300, a 30 s request timeout, the account id as the account name,
+    /// the Pro plan's rate limits, the default [`ResilienceSettings`].
     pub fn new(
         account_id: impl Into<String>,
         client_id: impl Into<String>,
@@ -88,7 +129,16 @@ impl ZoomConfig {
             default_timezone: Tz::UTC,
             page_size: MAX_PAGE_SIZE,
             request_timeout: Duration::from_secs(30),
+            rate_limits: ZoomRateLimits::default(),
+            resilience: ResilienceSettings::default(),
         }
+    }
+
+    /// The resilience settings of the client: [`Self::resilience`] with the per-label budgets added.
+    pub fn guard_settings(&self) -> ResilienceSettings {
+        let mut settings = self.resilience.clone();
+        settings.budgets.extend(self.rate_limits.budgets());
+        settings
     }
 
     /// The same configuration against another API base (a simulator's `…/v2`).
@@ -141,6 +191,20 @@ impl ZoomConfig {
         if self.account.trim().is_empty() {
             return Err(ConfigError::invalid("account", "is empty"));
         }
+        if let Some(b) = self
+            .resilience
+            .budgets
+            .iter()
+            .find(|b| RATE_LIMIT_LABELS.contains(&b.label.as_str()))
+        {
+            return Err(ConfigError::invalid(
+                "resilience",
+                format!("`budgets.{}` is set by `rate_limits`", b.label),
+            ));
+        }
+        self.guard_settings()
+            .validate()
+            .map_err(|reason| ConfigError::invalid("resilience", reason))?;
         Ok(())
     }
 }
@@ -189,6 +253,23 @@ mod tests {
         assert_eq!(c.ehr_source, "drchrono");
     }
 
+    #[test]
+    fn rate_limits_become_per_second_budgets() {
+        let mut c = config();
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            c.guard_settings().budgets,
+            vec![
+                RateBudget::new("light", 30, second),
+                RateBudget::new("medium", 20, second),
+                RateBudget::new("heavy", 10, second),
+            ]
+        );
+        c.rate_limits.medium = 0;
+        let labels: Vec<String> = c.guard_settings().budgets.into_iter().map(|b| b.label).collect();
+        assert_eq!(labels, ["light", "heavy"]);
+    }
+
     type Breaker = Box<dyn Fn(&mut ZoomConfig)>;
 
     #[test]
@@ -219,6 +300,11 @@ mod tests {
             ("page_size", Box::new(|c| c.page_size = 301)),
             ("request_timeout", Box::new(|c| c.request_timeout = Duration::ZERO)),
             ("account", Box::new(|c| c.account = "".into())),
+            ("resilience", Box::new(|c| c.resilience.max_retries = 99)),
+            (
+                "resilience",
+                Box::new(|c| c.resilience.budgets = vec![RateBudget::new("light", 1, Duration::from_secs(1))]),
+            ),
         ];
         for (setting, break_it) in cases {
             let mut c = config();

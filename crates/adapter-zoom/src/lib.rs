@@ -34,5 +34,5 @@ mod webhook;
 pub mod wire;
 
 pub use crate::adapter::{OPERATION_ADMIT, OPERATION_INVITE, ZoomAdapter};
-pub use crate::config::{ConfigError, Secret, ZoomConfig};
+pub use crate::config::{ConfigError, Secret, ZoomConfig, ZoomRateLimits};
 pub use crate::webhook::ZoomWebhooks;

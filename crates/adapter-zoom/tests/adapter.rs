@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use adapter::fhir::resources::{Parameters, ParametersParameter, ParametersParameterValue};
@@ -26,17 +26,25 @@ use vendor_sim::zoom::{EhrRefs, ZoomSim, ZoomSimConfig, ZoomSimHandle};
 const NY: Tz = chrono_tz::America::New_York;
 
 /// Says which EHR resources exist: the EHR's patients and doctors, not its appointments (so both
-/// literal and logical references are exercised). Counts the questions.
+/// literal and logical references are exercised). Counts the questions. While `failing`, it
+/// answers every question as a failing EHR would.
 struct KnownEhr {
     known: HashSet<String>,
     asked: AtomicUsize,
+    failing: AtomicBool,
 }
 
 #[async_trait::async_trait]
 impl Resolver for KnownEhr {
-    async fn exists(&self, resource_type: ResourceType, id: &str) -> bool {
+    async fn exists(&self, resource_type: ResourceType, id: &str) -> Result<bool, AdapterError> {
         self.asked.fetch_add(1, Ordering::SeqCst);
-        self.known.contains(&format!("{resource_type}/{id}"))
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(AdapterError::Unavailable {
+                vendor: "drchrono",
+                detail: "down for the test".into(),
+            });
+        }
+        Ok(self.known.contains(&format!("{resource_type}/{id}")))
     }
 }
 
@@ -80,6 +88,7 @@ impl Fixture {
         let resolver = Arc::new(KnownEhr {
             known,
             asked: AtomicUsize::new(0),
+            failing: AtomicBool::new(false),
         });
         let adapter = ZoomAdapter::new(config).unwrap().with_resolver(resolver.clone());
         Self { sim, adapter, resolver }
@@ -652,6 +661,82 @@ async fn ehr_references_are_resolved_once_each_and_linked_only_when_they_exist()
                 related["identifier"]["system"],
                 "urn:fhir-gateway:id:drchrono:appointment"
             );
+        }
+    }
+}
+
+/// The gateway reference an `ehr_context` key names (`Patient/12` or `12` → `Patient/drchrono-12`).
+fn ehr_reference(resource_type: &str, key: &str) -> String {
+    let native = key.rsplit('/').next().unwrap_or(key);
+    format!("{resource_type}/drchrono-{native}")
+}
+
+#[tokio::test]
+async fn ehr_references_stay_literal_while_the_ehr_cannot_be_checked() {
+    let f = Fixture::new().await;
+    let data = f.data();
+    let everything = |resource_type| search(resource_type, vec![]);
+    f.resolver.failing.store(true, Ordering::SeqCst);
+
+    // Notes: the subject and the related appointment stay the links Zoom names, even the
+    // appointments the EHR would say it does not know (it could not be asked).
+    let notes = f.all(&everything(ResourceType::DocumentReference), 300).await;
+    let mut linked = 0;
+    for n in &data.clinical_notes {
+        let Some(c) = &n.ehr_context else { continue };
+        let d = notes
+            .iter()
+            .map(json)
+            .find(|d| d["id"] == fhir(&ZoomId::Note(n.note_id.clone())))
+            .unwrap();
+        if let Some(patient) = &c.patient_id {
+            assert_eq!(d["subject"]["reference"], ehr_reference("Patient", patient), "{d}");
+            linked += 1;
+        }
+        if let Some(appointment) = &c.appointment_id {
+            let related = d["context"]["related"].as_array().unwrap();
+            assert!(
+                related
+                    .iter()
+                    .any(|r| r["reference"] == ehr_reference("Appointment", appointment)),
+                "{d}"
+            );
+        }
+    }
+    assert!(linked > 0, "the dataset links notes to EHR patients");
+
+    // Visits: the EHR patient stays a participant.
+    let visits = f.all(&everything(ResourceType::Appointment), 300).await;
+    let mut participants = 0;
+    for v in &data.visits {
+        let Some(patient) = v.ehr_context.as_ref().and_then(|c| c.patient_id.as_ref()) else {
+            continue;
+        };
+        let a = visits
+            .iter()
+            .map(json)
+            .find(|a| a["id"] == fhir(&ZoomId::Appointment(v.id.clone())))
+            .unwrap();
+        let wanted = ehr_reference("Patient", patient);
+        assert!(
+            a["participant"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["actor"]["reference"] == wanted.as_str()),
+            "{a}"
+        );
+        participants += 1;
+    }
+    assert!(participants > 0, "the dataset links visits to EHR patients");
+
+    // Nothing of the failure is remembered: once the EHR answers, what it does not know is
+    // logical again.
+    f.resolver.failing.store(false, Ordering::SeqCst);
+    let notes = f.all(&everything(ResourceType::DocumentReference), 300).await;
+    for d in notes.iter().map(json) {
+        for related in d["context"]["related"].as_array().into_iter().flatten() {
+            assert!(related.get("reference").is_none(), "{related}");
         }
     }
 }

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use adapter::AdapterError;
-use adapter_zoom::ZoomConfig;
 use adapter_zoom::client::{Reply, ZoomClient};
+use adapter_zoom::{ZoomConfig, ZoomRateLimits};
 use chrono::NaiveDate;
 use reqwest::Method;
 use serde_json::json;
@@ -351,7 +351,10 @@ async fn zoom_error_codes_become_adapter_errors() {
 #[tokio::test]
 async fn the_rate_limit_is_reported_with_its_retry_after_and_labels_are_tracked() {
     let sim = spawn_sim(|_| {}).await;
-    let client = client_for(&sim);
+    // Zoom's 429 as the caller sees it: not retried (Zoom's `Retry-After: 1` would be waited out).
+    let mut config = config_for(&sim);
+    config.resilience.max_retries = 0;
+    let client = ZoomClient::new(&config).unwrap();
     client.get(&["healthcare", "visits", "visit_nope"], &[]).await.unwrap();
     let light = client
         .rate_limits()
@@ -471,4 +474,56 @@ async fn redirects_are_followed_only_on_the_configured_origin() {
         0,
         "the foreign origin was never contacted"
     );
+}
+
+#[tokio::test]
+async fn the_label_budget_keeps_calls_under_zoom_s_limit() {
+    let sim = spawn_sim(|c| {
+        c.rate_limits = RateLimits {
+            light: 1,
+            medium: 1,
+            heavy: 1,
+        }
+    })
+    .await;
+    let mut config = config_for(&sim);
+    config.rate_limits = ZoomRateLimits {
+        light: 1,
+        medium: 1,
+        heavy: 1,
+    };
+    let client = ZoomClient::new(&config).unwrap();
+    // Start early in a wall-clock second, so each budget wait ends at a window's start.
+    let into = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    if into > 50 {
+        tokio::time::sleep(Duration::from_millis(u64::from(1050 - into))).await;
+    }
+    for _ in 0..3 {
+        client.get(&["healthcare", "visits", "visit_nope"], &[]).await.unwrap();
+    }
+    let health = client.health();
+    assert_eq!((health.budget_waits, health.retries), (2, 0));
+    assert_eq!(sim.hits(), 3, "Zoom never answered 429");
+    let labels: Vec<(String, u32)> = health.budgets.into_iter().map(|b| (b.label, b.limit)).collect();
+    assert_eq!(labels, [("light".into(), 1), ("medium".into(), 1), ("heavy".into(), 1)]);
+}
+
+#[tokio::test]
+async fn a_short_retry_after_is_waited_out() {
+    let sim = spawn_sim(|_| {}).await;
+    let client = client_for(&sim);
+    client.get(&["healthcare", "visits", "visit_nope"], &[]).await.unwrap();
+    sim.set_rate_limits(RateLimits {
+        light: 1,
+        medium: 1,
+        heavy: 1,
+    });
+    // Zoom's per-second limit answers `Retry-After: 1`: the read waits and then succeeds.
+    for _ in 0..3 {
+        client.get(&["healthcare", "visits", "visit_nope"], &[]).await.unwrap();
+    }
+    assert!(client.health().retries >= 1);
 }

@@ -14,8 +14,11 @@ mod ctx;
 pub mod ehr;
 mod error;
 pub mod format;
+mod health;
 pub mod http;
 pub mod id;
+#[cfg(feature = "client")]
+pub mod resilience;
 mod resolve;
 pub mod search;
 mod secret;
@@ -29,6 +32,7 @@ pub use capability::{
 pub use change::{ChangeEvent, ChangeKind};
 pub use ctx::MapCtx;
 pub use error::AdapterError;
+pub use health::{BreakerState, BudgetStatus, VendorHealth};
 pub use id::{FhirId, IdError, SourceName};
 pub use resolve::Resolver;
 pub use search::{Continuation, Page, PageRequest, SearchRequest};
@@ -126,6 +130,12 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// The verifier of this vendor's webhooks, if it sends any.
     fn webhooks(&self) -> Option<&dyn WebhookReceiver> {
+        None
+    }
+
+    /// How the calls to the vendor are faring (circuit breaker, retries, client-side rate
+    /// budgets), for `/metrics`; `None` for a source without such a client. Decorators forward it.
+    fn health(&self) -> Option<VendorHealth> {
         None
     }
 }

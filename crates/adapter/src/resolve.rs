@@ -1,20 +1,28 @@
 //! Cross-source references: an adapter that points at another source's resources (a Zoom note's
 //! EHR patient) asks the gateway whether the target exists, without depending on that adapter.
+//!
+//! A missing resource and a failing source are different answers: `Ok(false)` / `Ok(None)` mean
+//! the resource is not there (not found, deleted, or no source serves that id), `Err` means its
+//! source could not answer right now. A caller must not treat a failure as "missing" (that would
+//! silently unlink or drop what it maps); it either keeps what the vendor said or fails itself.
 
-use crate::{Resource, ResourceType};
+use crate::{AdapterError, Resource, ResourceType};
 
-/// Answers whether a gateway resource exists (`Patient`, `drchrono-123`).
+/// Answers whether a gateway resource exists (`Patient`, `drchrono-123`) and reads it.
 #[async_trait::async_trait]
 pub trait Resolver: Send + Sync {
-    /// `true` when the resource can be read; `false` when it is missing or its source is unknown
-    /// or failing (the caller then keeps a logical reference instead of a link).
-    async fn exists(&self, resource_type: ResourceType, id: &str) -> bool;
+    /// `Ok(true)` when the resource can be read; `Ok(false)` when it is missing or deleted, or no
+    /// source serves that id (an unknown source, a malformed id); `Err` when its source is failing
+    /// (unavailable, timing out, rate limited, answering what cannot be mapped). A failure is not
+    /// remembered: the next question asks the source again.
+    async fn exists(&self, resource_type: ResourceType, id: &str) -> Result<bool, AdapterError>;
 
-    /// The resource, when it can be read (`None` when missing, unknown or failing). Adapters use it
-    /// to follow another source's facts (Noa's episode is a DrChrono appointment; its patient is
-    /// the session's subject).
-    async fn read(&self, resource_type: ResourceType, id: &str) -> Option<Resource> {
+    /// The resource: `Ok(Some)` when it can be read, `Ok(None)` when it is missing or deleted or no
+    /// source serves that id, `Err` when its source is failing. Adapters use it to follow another
+    /// source's facts (Noa's episode is a DrChrono appointment; its patient is the session's
+    /// subject). The default reads nothing.
+    async fn read(&self, resource_type: ResourceType, id: &str) -> Result<Option<Resource>, AdapterError> {
         let _ = (resource_type, id);
-        None
+        Ok(None)
     }
 }

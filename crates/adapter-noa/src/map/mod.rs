@@ -15,8 +15,9 @@
 //! References into the EHR (the episode's Appointment, the doctor's Practitioner, the facility's
 //! Location, the patient named by the metadata or by the episode's Appointment) become the
 //! gateway's own ids of the configured EHR source (`Patient/drchrono-12`) when the adapter checked
-//! that they exist ([`NoaCtx::resolved`]), and logical references (an `identifier` under the EHR's
-//! native-id system plus a `display`) otherwise: never a link that does not resolve.
+//! that they exist, or could not check because the EHR was failing ([`NoaCtx::resolved`]), and
+//! logical references (an `identifier` under the EHR's native-id system plus a `display`)
+//! otherwise: never a link the EHR says is broken.
 //!
 //! Code tables live in [`codes`], one enum per table, every row tested. Errors name the field that
 //! could not be mapped and never carry its value.
@@ -52,8 +53,8 @@ pub struct NoaCtx {
     pub ehr_source: String,
     /// The session metadata key naming the EHR patient (default "patientId").
     pub patient_metadata_key: String,
-    /// Gateway ids (`Patient/drchrono-12`) the adapter checked exist; an EHR reference not in here
-    /// stays logical.
+    /// Gateway ids (`Patient/drchrono-12`) the adapter checked exist, or could not check because the
+    /// EHR was failing; an EHR reference not in here stays logical.
     pub resolved: HashSet<String>,
     /// The EHR patient (native id) of each episode, read from the episode's Appointment, for
     /// sessions whose metadata names none.

@@ -9,7 +9,8 @@
 //!
 //! The EHR's native id becomes the gateway id of the configured EHR source
 //! (`Patient/drchrono-75909597`). That literal reference is used only when the adapter checked it
-//! exists ([`ZoomCtx::resolved`]); otherwise the reference is logical: `type`, an `identifier`
+//! exists, or could not check it because the EHR was failing ([`ZoomCtx::resolved`]); otherwise
+//! the reference is logical: `type`, an `identifier`
 //! under the EHR's native-id system (`urn:fhir-gateway:id:drchrono:patient`, the identifier the
 //! EHR adapter publishes its own resources under) and a `display`.
 

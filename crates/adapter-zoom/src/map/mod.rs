@@ -17,9 +17,10 @@
 //! availability), with the vendor's fractions of a second kept.
 //!
 //! References into the EHR (`ehr_context`) become the gateway's own ids of the configured EHR
-//! source (`Patient/drchrono-12`) when the adapter checked that they exist
-//! ([`ZoomCtx::resolved`]), and logical references (an `identifier` under the EHR's native-id
-//! system, plus a `display`) otherwise: never a link that does not resolve.
+//! source (`Patient/drchrono-12`) when the adapter checked that they exist, or could not check
+//! because the EHR was failing ([`ZoomCtx::resolved`]), and logical references (an `identifier`
+//! under the EHR's native-id system, plus a `display`) otherwise: never a link the EHR says is
+//! broken.
 //!
 //! The reverse mappings ([`note_patch`], [`create_visit`], [`visit_patch`]) turn a FHIR write
 //! into the Zoom call that performs it, or refuse it whole with [`MapError::Unprocessable`] naming
@@ -66,8 +67,9 @@ pub struct ZoomCtx {
     pub base: MapCtx,
     /// The gateway source name of the EHR the notes' ehr_context points into (default "drchrono").
     pub ehr_source: String,
-    /// Gateway ids ("Patient/drchrono-12") the adapter checked exist; an ehr_context reference not in here stays a
-    /// logical reference (Reference.identifier + display), never a broken link.
+    /// Gateway ids ("Patient/drchrono-12") the adapter checked exist, or could not check because the EHR was
+    /// failing; an ehr_context reference not in here stays a logical reference (Reference.identifier + display),
+    /// never a link the EHR says is broken.
     pub resolved: HashSet<String>,
 }
 
