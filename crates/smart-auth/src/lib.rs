@@ -181,6 +181,9 @@ pub(crate) struct Inner {
     pub(crate) access_ttl: i64,
     pub(crate) code_ttl: i64,
     pub(crate) refresh_ttl: i64,
+    /// Tokens whose signature and claims were verified, by the SHA-256 of the token: a token
+    /// presented again skips the signature check (expiry and revocation are still checked).
+    pub(crate) verified: Mutex<HashMap<[u8; 32], Identity>>,
 }
 
 /// The SMART authorization server and token verifier. Cheap to clone.
@@ -343,6 +346,7 @@ impl SmartAuth {
                 access_ttl,
                 code_ttl,
                 refresh_ttl,
+                verified: Mutex::new(HashMap::new()),
             }),
         })
     }

@@ -1,5 +1,6 @@
 //! Bearer-token verification: the gateway's own access tokens and an external IdP's.
 
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use http::HeaderMap;
@@ -92,6 +93,9 @@ fn peek_issuer(token: &str) -> Option<String> {
     claims.get("iss")?.as_str().map(str::to_owned)
 }
 
+/// Verified tokens remembered at most (then the expired go, or all).
+const MAX_VERIFIED: usize = 10_000;
+
 impl SmartAuth {
     /// Verifies the bearer token of a request: one of this server's access tokens, or (when
     /// configured) one of the external IdP's.
@@ -100,8 +104,49 @@ impl SmartAuth {
         self.verify_token(token).await
     }
 
-    /// Verifies an access token of either issuer.
+    /// Verifies an access token of either issuer. One of this server's tokens verified before is
+    /// only checked for expiry and revocation (an external IdP's is verified every time: its keys
+    /// can be withdrawn).
     pub(crate) async fn verify_token(&self, token: &str) -> Result<Identity, Unauthorized> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(identity) = self.remembered(&digest) {
+            return Ok(identity);
+        }
+        let identity = self.verify_token_fully(token).await?;
+        if identity.issuer == self.inner.issuer {
+            let mut verified = self.inner.verified.lock().unwrap_or_else(|e| e.into_inner());
+            if verified.len() >= MAX_VERIFIED {
+                let t = crate::util::now();
+                verified.retain(|_, id| id.expires_at > t);
+                if verified.len() >= MAX_VERIFIED {
+                    verified.clear();
+                }
+            }
+            verified.insert(digest, identity.clone());
+        }
+        Ok(identity)
+    }
+
+    /// One of this server's tokens verified before, still unexpired and not revoked.
+    fn remembered(&self, digest: &[u8; 32]) -> Option<Identity> {
+        let identity = {
+            let verified = self.inner.verified.lock().unwrap_or_else(|e| e.into_inner());
+            verified.get(digest)?.clone()
+        };
+        let usable = crate::util::now() <= identity.expires_at.saturating_add(LEEWAY as i64)
+            && !self.store().is_revoked(&identity.token_id);
+        if !usable {
+            self.inner
+                .verified
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(digest);
+            return None;
+        }
+        Some(identity)
+    }
+
+    async fn verify_token_fully(&self, token: &str) -> Result<Identity, Unauthorized> {
         let issuer = peek_issuer(token).ok_or_else(|| Unauthorized::invalid("the token is not a JWT"))?;
         if issuer == self.inner.issuer {
             let claims = self.verify_own(token)?;
