@@ -96,7 +96,12 @@ impl Env {
 
     /// The small practice (DrChrono, Zoom, Noa) behind SMART on FHIR with the demo clients and users.
     pub async fn start_secured() -> Env {
-        Self::start_practice_with(ZoomSimConfig::small, Some(NoaSimConfig::small), true, |_| {}).await
+        Self::start_secured_with(|_| {}).await
+    }
+
+    /// [`Env::start_secured`] with adjusted settings (the demo SMART settings are in `options.auth`).
+    pub async fn start_secured_with(options: impl FnOnce(&mut GatewayOptions)) -> Env {
+        Self::start_practice_with(ZoomSimConfig::small, Some(NoaSimConfig::small), true, options).await
     }
 
     async fn start_practice(

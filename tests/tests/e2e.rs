@@ -2,6 +2,8 @@
 //! DrChrono simulator through the real DrChrono adapter. Expected results are computed from the
 //! simulator's own dataset (its truth), never from the adapter.
 
+mod caching;
+mod faults;
 mod noa;
 mod smart;
 mod zoom;
@@ -676,7 +678,12 @@ async fn client_errors_are_operation_outcomes() {
 async fn vendor_failures_become_502_503_504_and_429() {
     let env = Env::start_with(
         DrChronoSimConfig::small(7, anchor()),
-        |c| c.request_timeout = Duration::from_millis(400),
+        |c| {
+            c.request_timeout = Duration::from_millis(400);
+            // Each fault as one answer maps: no retries, and no breaker opened by the faults before.
+            c.resilience.max_retries = 0;
+            c.resilience.breaker_failures = 0;
+        },
         |_| {},
     )
     .await;
@@ -825,6 +832,20 @@ async fn metadata_health_metrics_and_docs() {
     assert!(text.contains("fhir_gateway_http_requests_total{method=\"GET\",route=\"/fhir/{type}\",status=\"200\"}"));
     assert!(text.contains("fhir_gateway_vendor_calls_total{source=\"drchrono\",op=\"search\",outcome=\"ok\"}"));
     assert!(text.contains("fhir_gateway_vendor_call_duration_seconds_bucket"));
+    // The DrChrono client's resilience: its breaker closed again, its hourly budget (the
+    // simulator's limit) partly used.
+    assert!(
+        text.contains("fhir_gateway_vendor_breaker_state{source=\"drchrono\"} 0"),
+        "{text}"
+    );
+    assert!(text.contains("fhir_gateway_vendor_retries_total{source=\"drchrono\"}"));
+    assert!(text.contains("fhir_gateway_vendor_budget_limit{source=\"drchrono\",label=\"hourly\"} 500"));
+    let remaining = text
+        .lines()
+        .find_map(|l| l.strip_prefix("fhir_gateway_vendor_budget_remaining{source=\"drchrono\",label=\"hourly\"} "))
+        .and_then(|v| v.parse::<u32>().ok())
+        .expect("the hourly budget's remaining calls");
+    assert!(remaining < 500, "{remaining}");
 
     let api = env.get("/openapi.json").await;
     assert_eq!(api.status, StatusCode::OK);
@@ -1059,8 +1080,8 @@ async fn cached_reads_collapse_and_webhooks_evict() {
         .await
         .unwrap();
     for series in [
-        "fhir_gateway_cache_hits_total{source=\"drchrono\"}",
-        "fhir_gateway_cache_bytes{source=\"drchrono\"}",
+        "fhir_gateway_cache_hits_total{source=\"drchrono\",type=\"Patient\"}",
+        "fhir_gateway_cache_bytes{source=\"drchrono\",type=\"Patient\"}",
     ] {
         assert!(metrics.contains(series), "{series} in /metrics");
     }

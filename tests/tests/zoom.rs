@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use adapter::resilience::ResilienceSettings;
 use data_encoding::{BASE64, BASE64URL_NOPAD, HEXLOWER};
 use e2e::{Env, entries, ids, link};
 use hmac::{Hmac, Mac};
@@ -456,7 +457,14 @@ async fn zoom_webhooks_reach_the_gateway_verified() {
 
 #[tokio::test]
 async fn zoom_rate_limits_are_reported_not_hidden() {
-    let env = Env::start_with_zoom(ZoomSimConfig::small, |_| {}).await;
+    // Not retried: a retry would wait out Zoom's `Retry-After: 1` and hide the 429 this test is about.
+    let env = Env::start_with_zoom(ZoomSimConfig::small, |o| {
+        o.practice_resilience = Some(ResilienceSettings {
+            max_retries: 0,
+            ..ResilienceSettings::default()
+        })
+    })
+    .await;
     let doc = env
         .all("/fhir/DocumentReference?category=clinical-note&_count=100")
         .await

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::access::{AccessPolicy, Caller};
 use crate::bundle::{self, Link};
 use crate::capability;
+use crate::conditional;
 use crate::engine::Engine;
 use crate::error::GatewayError;
 use crate::format::{self, FHIR_JSON};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub openapi: Value,
     /// How long `/readyz` waits for each vendor.
     pub ready_timeout: Duration,
+    /// The most a `/fhir` request may take (then 504 + OperationOutcome; the work is dropped).
+    pub request_deadline: Duration,
     /// Change events from vendor webhooks (the cache and subscriptions listen here).
     pub changes: tokio::sync::broadcast::Sender<adapter::ChangeEvent>,
     /// The caches in front of the sources, when caching is on (they apply [`Self::changes`]).
@@ -83,7 +86,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found);
-    let fhir = fhir.layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let fhir = fhir
+        .layer(middleware::from_fn_with_state(state.clone(), within_deadline))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
     // The OpenAPI route is served by Swagger UI's router (same document, typed by utoipa).
     let router = fhir.merge(docs).route("/", get(root)).with_state(state.clone());
     // The authorization server's own routes (discovery, /auth/*) sit beside, outside the token gate.
@@ -129,6 +134,21 @@ async fn require_token(State(state): State<Shared>, mut request: Request, next: 
     }
 }
 
+/// No `/fhir` request outlives [`AppState::request_deadline`]: past it the client gets a 504
+/// OperationOutcome and the vendor calls under way are dropped.
+async fn within_deadline(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with("/fhir") {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(state.request_deadline, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!("a request ran past the gateway's deadline");
+            GatewayError::DeadlineExceeded(state.request_deadline.as_secs()).into_response()
+        }
+    }
+}
+
 /// A panic is a bug; the client still gets an OperationOutcome (and the process keeps serving).
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
@@ -139,7 +159,14 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// over the size limit) still reaches the client as an OperationOutcome.
 async fn fhir_errors_are_outcomes(request: Request, next: Next) -> Response {
     let fhir = request.uri().path().starts_with("/fhir");
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    if fhir {
+        // Patient data: never a shared cache; a client's own cache revalidates (ETag / 304).
+        response
+            .headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static(conditional::PRIVATE));
+    }
     let status = response.status();
     let is_fhir = response
         .headers()
@@ -158,6 +185,9 @@ async fn fhir_errors_are_outcomes(request: Request, next: Next) -> Response {
     };
     let mut outcome = error.into_response();
     *outcome.status_mut() = status;
+    outcome
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(conditional::PRIVATE));
     outcome
 }
 
@@ -194,14 +224,19 @@ fn strict(headers: &HeaderMap) -> bool {
         .any(|p| p.trim().replace(' ', "") == "handling=strict")
 }
 
-/// Renders a FHIR JSON body.
-fn fhir_response(status: StatusCode, body: &Value, pretty: bool) -> Response {
-    let bytes = if pretty {
+/// A FHIR JSON body's bytes.
+fn render(body: &Value, pretty: bool) -> Vec<u8> {
+    if pretty {
         serde_json::to_vec_pretty(body)
     } else {
         serde_json::to_vec(body)
     }
-    .unwrap_or_default();
+    .unwrap_or_default()
+}
+
+/// Renders a FHIR JSON body.
+fn fhir_response(status: StatusCode, body: &Value, pretty: bool) -> Response {
+    let bytes = render(body, pretty);
     let mut resp = (status, bytes).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
@@ -258,7 +293,13 @@ async fn read(
     }
     let caller = caller.map_or(Caller::Unauthenticated, |c| c.0);
     state.policy.authorize(&caller, Interaction::Read, t)?;
-    let resource = state.engine.read(t, &id, &caller, state.policy.as_ref()).await?;
+    let (resource, stale) = crate::cache::noting_stale(state.engine.read(t, &id, &caller, state.policy.as_ref())).await;
+    let resource = resource?;
+    let last_modified = resource
+        .pointer("/meta/lastUpdated")
+        .and_then(Value::as_str)
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+        .map(|v| v.with_timezone(&Utc));
     let summary = first(&pairs, "_summary")
         .map(|v| {
             query::parse_summary(v).ok_or_else(|| GatewayError::BadParameter {
@@ -277,7 +318,8 @@ async fn read(
         })
         .unwrap_or_default();
     let body = bundle::subset(resource, summary, &elements);
-    Ok(fhir_response(StatusCode::OK, &body, pretty(&pairs)))
+    let bytes = render(&body, pretty(&pairs));
+    Ok(conditional::read_response(bytes, &headers, last_modified, &stale))
 }
 
 async fn search_get(
@@ -618,10 +660,14 @@ async fn run_search(
             (search, pos, q)
         }
     };
-    let mut page = state
-        .engine
-        .search(&search, position, strict, &caller, state.policy.as_ref())
-        .await?;
+    let (page, stale) =
+        crate::cache::noting_stale(
+            state
+                .engine
+                .search(&search, position, strict, &caller, state.policy.as_ref()),
+        )
+        .await;
+    let mut page = page?;
     let mut links = vec![Link {
         relation: "self",
         url: self_url(&state.fhir_base, t, &page_pairs),
@@ -640,6 +686,7 @@ async fn run_search(
     }
     let mut issues = search.warnings.clone();
     issues.append(&mut page.issues);
+    issues.extend(stale.iter().map(conditional::stale_issue));
     let body = bundle::searchset(bundle::Searchset {
         base_url: &state.fhir_base,
         matches: page.matches,
@@ -650,7 +697,9 @@ async fn run_search(
         summary: search.result.summary,
         elements: &search.result.elements,
     });
-    Ok(fhir_response(StatusCode::OK, &body, pretty))
+    let mut response = fhir_response(StatusCode::OK, &body, pretty);
+    conditional::mark_stale(&mut response, &stale);
+    Ok(response)
 }
 
 fn parse(
@@ -771,6 +820,16 @@ async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     if !state.caches.is_empty() {
         text.push_str(&crate::cache::render_metrics(&state.caches));
+    }
+    let health: Vec<_> = state
+        .engine
+        .sources
+        .all()
+        .iter()
+        .filter_map(|a| a.health().map(|h| (a.source(), h)))
+        .collect();
+    if !health.is_empty() {
+        text.push_str(&crate::metrics::render_health(&health));
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -28,6 +28,7 @@ use adapter::{
 use moka::Expiry;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
+use moka::ops::compute::{CompResult, Op};
 
 /// How much to cache and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,9 @@ pub struct CacheSettings {
     pub read_ttl: HashMap<ResourceType, Duration>,
     /// How long a search page stays fresh.
     pub search_ttl: Duration,
+    /// How long past its TTL an entry is still served when the vendor fails (stale-if-error);
+    /// zero serves nothing stale.
+    pub stale_if_error: Duration,
 }
 
 /// The read TTL of a type missing from [`CacheSettings::read_ttl`].
@@ -60,6 +64,7 @@ impl Default for CacheSettings {
             max_bytes: 64 * 1024 * 1024,
             read_ttl,
             search_ttl: Duration::from_secs(60),
+            stale_if_error: Duration::from_secs(300),
         }
     }
 }
@@ -84,6 +89,8 @@ pub struct CacheStats {
     pub entries: u64,
     /// The weighed size of the entries held, in bytes of serialized FHIR JSON.
     pub weighted_bytes: u64,
+    /// Answers served past their TTL because the vendor failed (stale-if-error).
+    pub stale: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -105,11 +112,14 @@ const MAX_EPOCHS: usize = 100_000;
 struct ReadEntry {
     resource: Arc<Resource>,
     size: u64,
+    /// When the vendor answered: fresh for the type's TTL, then kept for `stale_if_error`.
+    fetched: Instant,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SearchKey {
     account: Arc<str>,
+    resource_type: Option<ResourceType>,
     source: SourceName,
     request: String,
     cursor: Option<String>,
@@ -121,16 +131,34 @@ struct SearchKey {
 struct PageEntry {
     page: Arc<Page>,
     size: u64,
+    fetched: Instant,
 }
 
-/// Per-type read TTLs for moka.
+/// Cache entries know when the vendor gave them.
+trait Fetched {
+    fn fetched(&self) -> Instant;
+}
+
+impl Fetched for ReadEntry {
+    fn fetched(&self) -> Instant {
+        self.fetched
+    }
+}
+
+impl Fetched for PageEntry {
+    fn fetched(&self) -> Instant {
+        self.fetched
+    }
+}
+
+/// Per-type read lifetimes for moka: the TTL plus the stale-if-error window.
 struct ReadExpiry {
-    ttl: [Duration; ResourceType::ALL.len()],
+    keep: [Duration; ResourceType::ALL.len()],
 }
 
 impl Expiry<ReadKey, ReadEntry> for ReadExpiry {
     fn expire_after_create(&self, key: &ReadKey, _value: &ReadEntry, _created_at: Instant) -> Option<Duration> {
-        Some(self.ttl[type_index(key.resource_type)])
+        Some(self.keep[type_index(key.resource_type)])
     }
 
     fn expire_after_update(
@@ -140,7 +168,7 @@ impl Expiry<ReadKey, ReadEntry> for ReadExpiry {
         _updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
-        Some(self.ttl[type_index(key.resource_type)])
+        Some(self.keep[type_index(key.resource_type)])
     }
 }
 
@@ -195,6 +223,43 @@ fn canonical(request: &SearchRequest) -> String {
     format!("{:?}|{:?}", request.resource_type, params)
 }
 
+/// An answer served from the cache past its TTL because the vendor failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleNote {
+    /// The source whose vendor failed.
+    pub source: SourceName,
+    /// How old the answer is (since the vendor gave it).
+    pub age: Duration,
+    /// The vendor's failure, as the client would have seen it.
+    pub failure: String,
+}
+
+tokio::task_local! {
+    static STALE_NOTES: std::cell::RefCell<Vec<StaleNote>>;
+}
+
+/// Runs `work` and returns what it produced with the stale answers the caches served it (reads and
+/// search pages served past their TTL because a vendor failed). Outside this scope nothing is noted.
+pub async fn noting_stale<F: std::future::Future>(work: F) -> (F::Output, Vec<StaleNote>) {
+    STALE_NOTES
+        .scope(std::cell::RefCell::new(Vec::new()), async move {
+            let out = work.await;
+            let notes = STALE_NOTES.with(|n| n.take());
+            (out, notes)
+        })
+        .await
+}
+
+fn note_stale(note: StaleNote) {
+    let _ = STALE_NOTES.try_with(|n| n.borrow_mut().push(note));
+}
+
+/// A vendor failure a stale copy may stand in for: the vendor is down, slow, throttling, sending
+/// unreadable answers or refusing the gateway's credentials — not a missing or refused resource.
+fn vendor_failed(error: &AdapterError) -> bool {
+    error.is_transient() || matches!(error, AdapterError::Unmappable { .. } | AdapterError::VendorAuth { .. })
+}
+
 /// Caches an adapter's reads and search pages (see the module documentation).
 pub struct Cached {
     inner: Arc<dyn Adapter>,
@@ -204,42 +269,65 @@ pub struct Cached {
     generations: [AtomicU64; ResourceType::ALL.len()],
     /// Bumped with every type: the generation of searches without a type.
     any_generation: AtomicU64,
-    hits: AtomicU64,
-    misses: AtomicU64,
-    evictions: Arc<AtomicU64>,
+    /// Hits, misses, evictions and stale answers per resource type (the last slot: searches
+    /// without a type).
+    counters: Arc<[TypeCounters; SLOTS]>,
     /// Per evicted resource, how often it was evicted (see [`ReadKey::epoch`]).
     epochs: std::sync::Mutex<HashMap<(ResourceType, String), u64>>,
     /// Bumped by [`Cached::clear`] (and when `epochs` is reset).
     era: AtomicU64,
+    read_ttl: [Duration; ResourceType::ALL.len()],
+    search_ttl: Duration,
+    stale_if_error: Duration,
+}
+
+const SLOTS: usize = ResourceType::ALL.len() + 1;
+
+fn slot(resource_type: Option<ResourceType>) -> usize {
+    resource_type.map_or(SLOTS - 1, type_index)
+}
+
+fn slot_label(slot: usize) -> &'static str {
+    ResourceType::ALL.get(slot).map_or("*", |t| t.as_str())
+}
+
+#[derive(Debug, Default)]
+struct TypeCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    stale: AtomicU64,
 }
 
 impl Cached {
     /// Wraps `inner`. Reads get three quarters of `max_bytes`, search pages the rest.
     pub fn new(inner: Arc<dyn Adapter>, settings: &CacheSettings) -> Self {
-        let evictions = Arc::new(AtomicU64::new(0));
+        let counters: Arc<[TypeCounters; SLOTS]> = Arc::new(Default::default());
         let read_bytes = settings.max_bytes / 4 * 3;
         let search_bytes = settings.max_bytes - read_bytes;
-        let counter = evictions.clone();
+        let counter = counters.clone();
         let reads = Cache::builder()
             .max_capacity(read_bytes)
             .weigher(|_: &ReadKey, v: &ReadEntry| weight(v.size))
             .expire_after(ReadExpiry {
-                ttl: ResourceType::ALL.map(|t| settings.read_ttl_of(t)),
+                keep: ResourceType::ALL.map(|t| settings.read_ttl_of(t).saturating_add(settings.stale_if_error)),
             })
-            .eviction_listener(move |_, _, cause: RemovalCause| {
+            .eviction_listener(move |k: Arc<ReadKey>, _, cause: RemovalCause| {
                 if cause.was_evicted() {
-                    counter.fetch_add(1, Ordering::Relaxed);
+                    counter[slot(Some(k.resource_type))]
+                        .evictions
+                        .fetch_add(1, Ordering::Relaxed);
                 }
             })
             .build();
-        let counter = evictions.clone();
+        let counter = counters.clone();
         let searches = Cache::builder()
             .max_capacity(search_bytes)
             .weigher(|_: &SearchKey, v: &PageEntry| weight(v.size))
-            .time_to_live(settings.search_ttl)
-            .eviction_listener(move |_, _, cause: RemovalCause| {
+            .time_to_live(settings.search_ttl.saturating_add(settings.stale_if_error))
+            .eviction_listener(move |k: Arc<SearchKey>, _, cause: RemovalCause| {
                 if cause.was_evicted() {
-                    counter.fetch_add(1, Ordering::Relaxed);
+                    counter[slot(k.resource_type)].evictions.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .build();
@@ -250,11 +338,12 @@ impl Cached {
             searches,
             generations: Default::default(),
             any_generation: AtomicU64::new(0),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            evictions,
+            counters,
             epochs: Default::default(),
             era: AtomicU64::new(0),
+            read_ttl: ResourceType::ALL.map(|t| settings.read_ttl_of(t)),
+            search_ttl: settings.search_ttl,
+            stale_if_error: settings.stale_if_error,
         }
     }
 
@@ -321,8 +410,9 @@ impl Cached {
         self.bump(resource_type);
     }
 
-    fn count(&self, missed: bool) {
-        let counter = if missed { &self.misses } else { &self.hits };
+    fn count(&self, slot: usize, missed: bool) {
+        let c = &self.counters[slot];
+        let counter = if missed { &c.misses } else { &c.hits };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -351,12 +441,131 @@ impl Cached {
 
     /// The cache's counters.
     pub fn stats(&self) -> CacheStats {
+        let sum = |f: fn(&TypeCounters) -> &AtomicU64| {
+            self.counters.iter().map(|c| f(c).load(Ordering::Relaxed)).sum::<u64>()
+        };
         CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            evictions: self.evictions.load(Ordering::Relaxed),
+            hits: sum(|c| &c.hits),
+            misses: sum(|c| &c.misses),
+            evictions: sum(|c| &c.evictions),
             entries: self.reads.entry_count() + self.searches.entry_count(),
             weighted_bytes: self.reads.weighted_size() + self.searches.weighted_size(),
+            stale: sum(|c| &c.stale),
+        }
+    }
+
+    /// The counters per resource type (`*`: searches without a type), with the entries and bytes
+    /// held for each (counted by walking the cache: meant for a metrics scrape, not a hot path).
+    pub fn stats_by_type(&self) -> Vec<(&'static str, CacheStats)> {
+        let mut held = [(0u64, 0u64); SLOTS];
+        for (key, entry) in self.reads.iter() {
+            let h = &mut held[slot(Some(key.resource_type))];
+            h.0 += 1;
+            h.1 += entry.size;
+        }
+        for (key, entry) in self.searches.iter() {
+            let h = &mut held[slot(key.resource_type)];
+            h.0 += 1;
+            h.1 += entry.size;
+        }
+        (0..SLOTS)
+            .filter_map(|i| {
+                let c = &self.counters[i];
+                let s = CacheStats {
+                    hits: c.hits.load(Ordering::Relaxed),
+                    misses: c.misses.load(Ordering::Relaxed),
+                    evictions: c.evictions.load(Ordering::Relaxed),
+                    entries: held[i].0,
+                    weighted_bytes: held[i].1,
+                    stale: c.stale.load(Ordering::Relaxed),
+                };
+                (s != CacheStats::default()).then_some((slot_label(i), s))
+            })
+            .collect()
+    }
+
+    /// One cached answer: a fresh entry as it is; a missing one fetched once however many callers
+    /// ask at the same time; an entry past its TTL fetched again (one caller at a time per key),
+    /// and served stale instead when the vendor fails and it is within the stale-if-error window.
+    async fn lookup<K, V, F, Fut>(
+        &self,
+        cache: &Cache<K, V>,
+        (key, slot): (K, usize),
+        ttl: Duration,
+        fetch: F,
+    ) -> Result<V, AdapterError>
+    where
+        K: std::hash::Hash + Eq + Send + Sync + Clone + 'static,
+        V: Fetched + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<V, AdapterError>>,
+    {
+        let missed = AtomicBool::new(false);
+        let Some(current) = cache.get(&key).await else {
+            let result = cache
+                .try_get_with(key, async {
+                    missed.store(true, Ordering::Relaxed);
+                    fetch().await
+                })
+                .await;
+            self.count(slot, missed.load(Ordering::Relaxed));
+            return result.map_err(|e| AdapterError::clone(&e));
+        };
+        if current.fetched().elapsed() < ttl {
+            self.count(slot, false);
+            return Ok(current);
+        }
+        let keep = ttl.saturating_add(self.stale_if_error);
+        let failure = std::sync::Mutex::new(None::<AdapterError>);
+        let (missed_ref, failure_ref) = (&missed, &failure);
+        let result = cache
+            .entry(key.clone())
+            .and_try_compute_with(|held| async move {
+                if let Some(held) = &held
+                    && held.value().fetched().elapsed() < ttl
+                {
+                    // Another caller refreshed it while this one waited.
+                    return Ok(Op::Nop);
+                }
+                missed_ref.store(true, Ordering::Relaxed);
+                match fetch().await {
+                    Ok(value) => Ok(Op::Put(value)),
+                    Err(e)
+                        if vendor_failed(&e) && held.as_ref().is_some_and(|h| h.value().fetched().elapsed() < keep) =>
+                    {
+                        *failure_ref.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        Ok(Op::Nop)
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        self.count(slot, missed.load(Ordering::Relaxed));
+        match result {
+            Ok(CompResult::Inserted(e) | CompResult::ReplacedWith(e) | CompResult::Unchanged(e)) => {
+                let value = e.into_value();
+                if let Some(failure) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                    self.counters[slot].stale.fetch_add(1, Ordering::Relaxed);
+                    note_stale(StaleNote {
+                        source: self.inner.source(),
+                        age: value.fetched().elapsed(),
+                        failure: failure.to_string(),
+                    });
+                }
+                Ok(value)
+            }
+            // Only reached if the entry vanished and nothing was stored: nothing to serve.
+            Ok(CompResult::StillNone(_) | CompResult::Removed(_)) => Err(AdapterError::Unavailable {
+                vendor: self.inner.source(),
+                detail: "the cached answer expired while the vendor was failing".into(),
+            }),
+            Err(e) => {
+                if !vendor_failed(&e) {
+                    // Gone or refused now: the old copy must not be served later either.
+                    cache.invalidate(&key).await;
+                }
+                Err(e)
+            }
         }
     }
 
@@ -376,6 +585,7 @@ impl Cached {
             let entry = ReadEntry {
                 resource: Arc::new(resource.clone()),
                 size: s.size,
+                fetched: Instant::now(),
             };
             self.reads
                 .entry(self.read_key(resource_type, fid.native()))
@@ -400,55 +610,51 @@ impl Adapter for Cached {
     }
 
     async fn read(&self, resource_type: ResourceType, native_id: &str) -> Result<Resource, AdapterError> {
-        let missed = AtomicBool::new(false);
-        let result = self
-            .reads
-            .try_get_with(self.read_key(resource_type, native_id), async {
-                missed.store(true, Ordering::Relaxed);
+        let key = self.read_key(resource_type, native_id);
+        let ttl = self.read_ttl[type_index(resource_type)];
+        let entry = self
+            .lookup(&self.reads, (key, slot(Some(resource_type))), ttl, || async {
                 let resource = self.inner.read(resource_type, native_id).await?;
                 let size = serialize(&resource).size;
-                Ok::<_, AdapterError>(ReadEntry {
+                Ok(ReadEntry {
                     resource: Arc::new(resource),
                     size,
+                    fetched: Instant::now(),
                 })
             })
-            .await;
-        self.count(missed.load(Ordering::Relaxed));
-        match result {
-            Ok(entry) => Ok(Resource::clone(&entry.resource)),
-            Err(e) => Err(AdapterError::clone(&e)),
-        }
+            .await?;
+        Ok(Resource::clone(&entry.resource))
     }
 
     async fn search(&self, request: &SearchRequest, page: PageRequest) -> Result<Page, AdapterError> {
         let key = SearchKey {
             account: self.account.clone(),
+            resource_type: request.resource_type,
             source: self.inner.source(),
             request: canonical(request),
             cursor: page.cursor.as_ref().map(|c| c.0.clone()),
             size: page.size,
             generation: self.generation(request.resource_type),
         };
-        let missed = AtomicBool::new(false);
-        let result = self
-            .searches
-            .try_get_with(key, async {
-                missed.store(true, Ordering::Relaxed);
-                let page = self.inner.search(request, page).await?;
-                self.warm(&page).await;
-                let size = page.resources.iter().map(|r| serialize(r).size).sum::<u64>()
-                    + page.next.as_ref().map_or(0, |c| c.0.len() as u64);
-                Ok::<_, AdapterError>(PageEntry {
-                    page: Arc::new(page),
-                    size,
-                })
-            })
-            .await;
-        self.count(missed.load(Ordering::Relaxed));
-        match result {
-            Ok(entry) => Ok(Page::clone(&entry.page)),
-            Err(e) => Err(AdapterError::clone(&e)),
-        }
+        let entry = self
+            .lookup(
+                &self.searches,
+                (key, slot(request.resource_type)),
+                self.search_ttl,
+                || async {
+                    let page = self.inner.search(request, page).await?;
+                    self.warm(&page).await;
+                    let size = page.resources.iter().map(|r| serialize(r).size).sum::<u64>()
+                        + page.next.as_ref().map_or(0, |c| c.0.len() as u64);
+                    Ok(PageEntry {
+                        page: Arc::new(page),
+                        size,
+                        fetched: Instant::now(),
+                    })
+                },
+            )
+            .await?;
+        Ok(Page::clone(&entry.page))
     }
 
     async fn check(&self) -> Result<(), AdapterError> {
@@ -505,13 +711,18 @@ impl Adapter for Cached {
     fn webhooks(&self) -> Option<&dyn WebhookReceiver> {
         self.inner.webhooks()
     }
+
+    fn health(&self) -> Option<adapter::VendorHealth> {
+        self.inner.health()
+    }
 }
 
-/// The caches' figures in the Prometheus text format, one series per source.
+/// The caches' figures in the Prometheus text format, one series per source and resource type
+/// (`type="*"`: searches without a type).
 pub fn render_metrics(caches: &[Arc<Cached>]) -> String {
     let mut out = String::new();
     type Series = (&'static str, &'static str, &'static str, fn(&CacheStats) -> u64);
-    let series: [Series; 5] = [
+    let series: [Series; 6] = [
         (
             "fhir_gateway_cache_hits_total",
             "counter",
@@ -527,22 +738,30 @@ pub fn render_metrics(caches: &[Arc<Cached>]) -> String {
         (
             "fhir_gateway_cache_evictions_total",
             "counter",
-            "Entries removed by the byte bound or their TTL.",
+            "Entries removed by the byte bound or their lifetime.",
             |s| s.evictions,
+        ),
+        (
+            "fhir_gateway_cache_stale_total",
+            "counter",
+            "Answers served past their TTL because the vendor failed (stale-if-error).",
+            |s| s.stale,
         ),
         ("fhir_gateway_cache_entries", "gauge", "Entries held.", |s| s.entries),
         (
             "fhir_gateway_cache_bytes",
             "gauge",
-            "Serialized FHIR JSON bytes held (the bound is on this).",
+            "Serialized FHIR JSON bytes held (the bound is on the sum).",
             |s| s.weighted_bytes,
         ),
     ];
-    let stats: Vec<(&str, CacheStats)> = caches.iter().map(|c| (c.source(), c.stats())).collect();
+    let stats: Vec<(&str, Vec<(&str, CacheStats)>)> = caches.iter().map(|c| (c.source(), c.stats_by_type())).collect();
     for (name, kind, help, value) in series {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (source, s) in &stats {
-            out.push_str(&format!("{name}{{source=\"{source}\"}} {}\n", value(s)));
+        for (source, by_type) in &stats {
+            for (t, s) in by_type {
+                out.push_str(&format!("{name}{{source=\"{source}\",type=\"{t}\"}} {}\n", value(s)));
+            }
         }
     }
     out

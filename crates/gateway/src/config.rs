@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use adapter::Secret;
+use adapter::resilience::ResilienceSettings;
 use adapter_drchrono::DrChronoConfig;
 use chrono_tz::Tz;
 use serde::Deserialize;
@@ -46,6 +47,8 @@ pub struct ServerSection {
     /// The public base URL clients reach the gateway at (links are built from it); defaults to
     /// `http://{listen}`.
     pub public_url: Option<String>,
+    /// The most one `/fhir` request may take before it is answered 504.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -53,6 +56,7 @@ impl Default for ServerSection {
         Self {
             listen: "127.0.0.1:8080".into(),
             public_url: None,
+            request_timeout_secs: 60,
         }
     }
 }
@@ -128,6 +132,8 @@ pub struct CacheSection {
     pub search_ttl_secs: u64,
     /// Per resource type (`Patient = 600`); types not named keep their default.
     pub read_ttl_secs: BTreeMap<String, u64>,
+    /// How long past its TTL an answer is still served when the vendor fails (0: never).
+    pub stale_if_error_secs: u64,
 }
 
 impl Default for CacheSection {
@@ -137,6 +143,62 @@ impl Default for CacheSection {
             max_mb: 64,
             search_ttl_secs: 60,
             read_ttl_secs: BTreeMap::new(),
+            stale_if_error_secs: 300,
+        }
+    }
+}
+
+/// `[resilience]`: how the calls to every vendor are bounded, retried and cut off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResilienceSection {
+    /// The longest one vendor call may take, retries and rate-budget waits included.
+    pub deadline_secs: u64,
+    /// Retries of a transient failure (connection, timeout, 429, 502, 503, 504) of a read.
+    pub max_retries: u32,
+    /// The first backoff ceiling (doubling per retry, with full jitter).
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// The longest `Retry-After` waited for; a longer one is answered at once.
+    pub max_retry_after_secs: u64,
+    /// Consecutive failed calls that open a vendor's circuit breaker; 0 = no breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses calls before it lets a probe through.
+    pub breaker_cooldown_secs: u64,
+}
+
+impl Default for ResilienceSection {
+    fn default() -> Self {
+        let d = ResilienceSettings::default();
+        Self {
+            deadline_secs: d.deadline.as_secs(),
+            max_retries: d.max_retries,
+            backoff_base_ms: d.backoff_base.as_millis() as u64,
+            backoff_max_ms: d.backoff_max.as_millis() as u64,
+            max_retry_after_secs: d.max_retry_after.as_secs(),
+            breaker_failures: d.breaker_failures,
+            breaker_cooldown_secs: d.breaker_cooldown.as_secs(),
+        }
+    }
+}
+
+/// `[zoom.rate_limits]`: requests per second the gateway allows itself per Zoom rate-limit label.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZoomRateLimitsSection {
+    pub light: u32,
+    pub medium: u32,
+    pub heavy: u32,
+}
+
+impl Default for ZoomRateLimitsSection {
+    /// Zoom's Pro plan: 30 / 20 / 10.
+    fn default() -> Self {
+        let d = adapter_zoom::ZoomRateLimits::default();
+        Self {
+            light: d.light,
+            medium: d.medium,
+            heavy: d.heavy,
         }
     }
 }
@@ -216,6 +278,10 @@ pub struct DrChronoSection {
     pub request_timeout_secs: Option<u64>,
     #[serde(default)]
     pub account: Option<String>,
+    /// API calls per wall-clock hour the gateway allows itself (DrChrono's default limit: 500);
+    /// 0 = no client-side budget.
+    #[serde(default)]
+    pub hourly_limit: Option<u32>,
 }
 
 fn default_drchrono_url() -> String {
@@ -246,6 +312,8 @@ pub struct ZoomSection {
     pub request_timeout_secs: Option<u64>,
     #[serde(default)]
     pub account: Option<String>,
+    #[serde(default)]
+    pub rate_limits: ZoomRateLimitsSection,
 }
 
 /// `[noa]`
@@ -308,6 +376,7 @@ pub struct RawConfig {
     pub zoom: Option<ZoomSection>,
     pub noa: Option<NoaSection>,
     pub cache: CacheSection,
+    pub resilience: ResilienceSection,
 }
 
 /// Validated settings.
@@ -322,6 +391,7 @@ pub struct Settings {
     pub max_materialized: usize,
     pub paging_secret: Option<Secret>,
     pub link_ttl: Duration,
+    pub request_deadline: Duration,
     pub auth_configured: bool,
     /// The SMART settings when `auth.mode = "smart"` (the base URL is set again when the listener is
     /// known).
@@ -442,8 +512,12 @@ fn cache_settings(c: &CacheSection) -> Result<Option<crate::cache::CacheSettings
     let mut settings = crate::cache::CacheSettings {
         max_bytes: c.max_mb * 1024 * 1024,
         search_ttl: Duration::from_secs(c.search_ttl_secs),
+        stale_if_error: Duration::from_secs(c.stale_if_error_secs),
         ..Default::default()
     };
+    if c.stale_if_error_secs > 86_400 {
+        return Err(invalid("cache.stale_if_error_secs", "must be at most 86400 (one day)"));
+    }
     for (name, secs) in &c.read_ttl_secs {
         let t: adapter::ResourceType = name.parse().map_err(|_| {
             invalid(
@@ -457,6 +531,46 @@ fn cache_settings(c: &CacheSection) -> Result<Option<crate::cache::CacheSettings
         settings.read_ttl.insert(t, Duration::from_secs(*secs));
     }
     Ok(Some(settings))
+}
+
+/// Validates `[resilience]`.
+fn resilience_settings(r: &ResilienceSection) -> Result<ResilienceSettings, ConfigError> {
+    if !(1..=3600).contains(&r.deadline_secs) {
+        return Err(invalid("resilience.deadline_secs", "must be between 1 and 3600"));
+    }
+    if r.max_retries > 10 {
+        return Err(invalid("resilience.max_retries", "must be at most 10"));
+    }
+    if !(1..=60_000).contains(&r.backoff_base_ms) {
+        return Err(invalid("resilience.backoff_base_ms", "must be between 1 and 60000"));
+    }
+    if !(r.backoff_base_ms..=60_000).contains(&r.backoff_max_ms) {
+        return Err(invalid(
+            "resilience.backoff_max_ms",
+            "must be between resilience.backoff_base_ms and 60000",
+        ));
+    }
+    if r.max_retry_after_secs > 3600 {
+        return Err(invalid("resilience.max_retry_after_secs", "must be at most 3600"));
+    }
+    if r.breaker_failures > 0 && !(1..=86_400).contains(&r.breaker_cooldown_secs) {
+        return Err(invalid(
+            "resilience.breaker_cooldown_secs",
+            "must be between 1 and 86400 (or set resilience.breaker_failures = 0)",
+        ));
+    }
+    let settings = ResilienceSettings {
+        deadline: Duration::from_secs(r.deadline_secs),
+        max_retries: r.max_retries,
+        backoff_base: Duration::from_millis(r.backoff_base_ms),
+        backoff_max: Duration::from_millis(r.backoff_max_ms),
+        max_retry_after: Duration::from_secs(r.max_retry_after_secs),
+        breaker_failures: r.breaker_failures,
+        breaker_cooldown: Duration::from_secs(r.breaker_cooldown_secs),
+        budgets: Vec::new(),
+    };
+    settings.validate().map_err(|reason| invalid("resilience", reason))?;
+    Ok(settings)
 }
 
 /// Validates `[auth]` (mode `smart`) into the SMART settings.
@@ -578,7 +692,12 @@ fn auth_settings(a: AuthSection, base: Url) -> Result<smart_auth::AuthSettings, 
 }
 
 /// Validates `[noa]`: the callback URL is built from `server.public_url`, which Noa must reach.
-fn noa_config(n: NoaSection, public_url: Option<&Url>, timezone: Tz) -> Result<adapter_noa::NoaConfig, ConfigError> {
+fn noa_config(
+    n: NoaSection,
+    public_url: Option<&Url>,
+    timezone: Tz,
+    resilience: &ResilienceSettings,
+) -> Result<adapter_noa::NoaConfig, ConfigError> {
     for (name, value) in [
         ("noa.client_id", &n.client_id),
         ("noa.client_secret", &n.client_secret),
@@ -624,6 +743,7 @@ fn noa_config(n: NoaSection, public_url: Option<&Url>, timezone: Tz) -> Result<a
     if let Some(t) = n.request_timeout_secs {
         c.request_timeout = Duration::from_secs(t);
     }
+    c.resilience = resilience.clone();
     let p = n.paths;
     for (value, slot) in [
         (p.authenticate, &mut c.paths.authenticate),
@@ -674,6 +794,9 @@ impl RawConfig {
                 Some(url)
             }
         };
+        if !(1..=3600).contains(&self.server.request_timeout_secs) {
+            return Err(invalid("server.request_timeout_secs", "must be between 1 and 3600"));
+        }
         if self.fhir.default_count == 0 || self.fhir.max_count == 0 || self.fhir.default_count > self.fhir.max_count {
             return Err(invalid("fhir.default_count", "must be between 1 and fhir.max_count"));
         }
@@ -707,6 +830,7 @@ impl RawConfig {
             }
         };
         let auth_configured = auth.is_some();
+        let resilience = resilience_settings(&self.resilience)?;
         let drchrono = match self.drchrono {
             None => None,
             Some(d) => {
@@ -746,6 +870,10 @@ impl RawConfig {
                 if let Some(a) = d.account {
                     c.account = a;
                 }
+                if let Some(limit) = d.hourly_limit {
+                    c.hourly_limit = limit;
+                }
+                c.resilience = resilience.clone();
                 c.validate().map_err(|e| match e {
                     adapter_drchrono::ConfigError::Invalid { setting, reason } => {
                         invalid(&format!("drchrono.{setting}"), reason)
@@ -799,6 +927,12 @@ impl RawConfig {
                 if let Some(a) = z.account {
                     c.account = a;
                 }
+                c.rate_limits = adapter_zoom::ZoomRateLimits {
+                    light: z.rate_limits.light,
+                    medium: z.rate_limits.medium,
+                    heavy: z.rate_limits.heavy,
+                };
+                c.resilience = resilience.clone();
                 c.validate().map_err(|e| match e {
                     adapter_zoom::ConfigError::Invalid { setting, reason } => {
                         invalid(&format!("zoom.{setting}"), reason)
@@ -811,7 +945,7 @@ impl RawConfig {
         let cache = cache_settings(&self.cache)?;
         let noa = match self.noa {
             None => None,
-            Some(n) => Some(noa_config(n, public_url.as_ref(), timezone)?),
+            Some(n) => Some(noa_config(n, public_url.as_ref(), timezone, &resilience)?),
         };
         Ok(Settings {
             zoom,
@@ -826,6 +960,7 @@ impl RawConfig {
             max_materialized: self.fhir.max_materialized,
             paging_secret,
             link_ttl: Duration::from_secs(self.paging.link_ttl_secs as u64),
+            request_deadline: Duration::from_secs(self.server.request_timeout_secs),
             auth_configured,
             auth,
             drchrono,
@@ -902,6 +1037,16 @@ timezone = "America/Chicago"
     #[test]
     fn errors_name_the_setting() {
         assert!(err(&GOOD.replace("127.0.0.1:9090", "nowhere"), &[]).contains("server.listen"));
+        assert!(
+            err(
+                &GOOD.replace(
+                    "listen = \"127.0.0.1:9090\"",
+                    "listen = \"127.0.0.1:9090\"\nrequest_timeout_secs = 0"
+                ),
+                &[]
+            )
+            .contains("server.request_timeout_secs")
+        );
         assert!(err(&GOOD.replace("America/Chicago", "Mars/Olympus"), &[]).contains("drchrono.timezone"));
         assert!(err(&GOOD.replace("0123456789abcdef0123456789abcdef", "short"), &[]).contains("paging.secret"));
         assert!(err(&format!("{GOOD}\nshoe = 1"), &[]).contains("shoe"));
@@ -918,6 +1063,67 @@ timezone = "America/Chicago"
         assert!(err(GOOD, &[("FHIR_GATEWAY__AUTH__MODE", "kerberos")]).contains("auth.mode"));
         assert!(err(GOOD, &[("FHIR_GATEWAY__DRCHRONO__BASE_URL", "ftp://x")]).contains("drchrono.base_url"));
         assert!(err("[server", &[]).contains("TOML"));
+    }
+
+    #[test]
+    fn resilience_applies_to_every_vendor_with_the_vendors_budgets() {
+        let s = Settings::from_toml(GOOD, &BTreeMap::new()).unwrap();
+        let d = s.drchrono.unwrap();
+        assert_eq!(d.resilience, ResilienceSettings::default());
+        assert_eq!(d.hourly_limit, 500);
+        let text = format!(
+            "{GOOD}hourly_limit = 1000\n[zoom]\naccount_id = \"a\"\nclient_id = \"c\"\nclient_secret = \"s\"\nwebhook_secret = \"w\"\n[zoom.rate_limits]\nlight = 80\nheavy = 0\n[resilience]\ndeadline_secs = 8\nmax_retries = 1\nbackoff_base_ms = 50\nbackoff_max_ms = 400\nmax_retry_after_secs = 2\nbreaker_failures = 0\nbreaker_cooldown_secs = 0\n"
+        );
+        let s = Settings::from_toml(&text, &env(&[("FHIR_GATEWAY__RESILIENCE__MAX_RETRIES", "2")])).unwrap();
+        let expected = ResilienceSettings {
+            deadline: Duration::from_secs(8),
+            max_retries: 2,
+            backoff_base: Duration::from_millis(50),
+            backoff_max: Duration::from_millis(400),
+            max_retry_after: Duration::from_secs(2),
+            breaker_failures: 0,
+            breaker_cooldown: Duration::ZERO,
+            budgets: Vec::new(),
+        };
+        let d = s.drchrono.unwrap();
+        assert_eq!((d.resilience.clone(), d.hourly_limit), (expected.clone(), 1000));
+        let z = s.zoom.unwrap();
+        assert_eq!(z.resilience, expected);
+        assert_eq!(
+            z.rate_limits,
+            adapter_zoom::ZoomRateLimits {
+                light: 80,
+                medium: 20,
+                heavy: 0
+            }
+        );
+    }
+
+    #[test]
+    fn bad_resilience_settings_are_named() {
+        for (key, value) in [
+            ("RESILIENCE__DEADLINE_SECS", "0"),
+            ("RESILIENCE__DEADLINE_SECS", "7200"),
+            ("RESILIENCE__MAX_RETRIES", "11"),
+            ("RESILIENCE__MAX_RETRIES", "-1"),
+            ("RESILIENCE__BACKOFF_BASE_MS", "0"),
+            ("RESILIENCE__BACKOFF_MAX_MS", "50"),
+            ("RESILIENCE__MAX_RETRY_AFTER_SECS", "4000"),
+            ("RESILIENCE__BREAKER_COOLDOWN_SECS", "0"),
+            ("RESILIENCE__BREAKER_FAILURES", "many"),
+            ("DRCHRONO__HOURLY_LIMIT", "-5"),
+        ] {
+            let setting = key.to_lowercase().replace("__", ".");
+            let e = err(GOOD, &[(&format!("FHIR_GATEWAY__{key}"), value)]);
+            assert!(e.contains(&setting), "{key}={value}: {e}");
+        }
+        let e = err(&format!("{GOOD}[resilience]\nretries = 2\n"), &[]);
+        assert!(e.contains("retries"), "{e}");
+        let zoom = "[zoom]\naccount_id = \"a\"\nclient_id = \"c\"\nclient_secret = \"s\"\nwebhook_secret = \"w\"\n[zoom.rate_limits]\n";
+        let e = err(&format!("{GOOD}{zoom}light = -1\n"), &[]);
+        assert!(e.contains("zoom.rate_limits.light"), "{e}");
+        let e = err(&format!("{GOOD}{zoom}extra = 1\n"), &[]);
+        assert!(e.contains("zoom.rate_limits"), "{e}");
     }
 }
 
@@ -990,6 +1196,10 @@ jwks_url = "https://idp.example/jwks"
         assert!(e.contains("cache.read_ttl_secs.Observation"), "{e}");
         let e = load("[cache]\nmax_mb = 0\n").unwrap_err().to_string();
         assert!(e.contains("cache.max_mb"), "{e}");
+        let c = load("[cache]\nstale_if_error_secs = 0\n").unwrap().cache.unwrap();
+        assert_eq!(c.stale_if_error, Duration::ZERO);
+        let e = load("[cache]\nstale_if_error_secs = 100000\n").unwrap_err().to_string();
+        assert!(e.contains("cache.stale_if_error_secs"), "{e}");
     }
 
     #[test]
@@ -1057,6 +1267,9 @@ mod sample_tests {
             ("zsecret", "zhook")
         );
         assert_eq!(zoom.ehr_source, "drchrono");
+        assert_eq!(zoom.rate_limits, adapter_zoom::ZoomRateLimits::default());
+        assert_eq!(drchrono.hourly_limit, 500);
+        assert_eq!(zoom.resilience, ResilienceSettings::default());
         assert_eq!(s.public_url.unwrap().as_str(), "https://fhir.clinic.example/");
         let noa = s.noa.unwrap();
         assert_eq!(noa.client_secret.expose(), "nsecret");
@@ -1065,6 +1278,7 @@ mod sample_tests {
             Some("https://fhir.clinic.example/webhooks/noa/0123456789abcdefghijklmnopqrstuvwxyz")
         );
         assert_eq!(noa.paths.sessions, "consumers/sessions");
+        assert_eq!(noa.resilience, ResilienceSettings::default());
         let debug = format!("{noa:?}");
         assert!(
             !debug.contains("nsecret") && !debug.contains("0123456789abcdefghijklmnopqrstuvwxyz"),

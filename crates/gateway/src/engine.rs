@@ -122,6 +122,7 @@ impl Engine {
                 cont: None,
                 skip: 0,
                 done: false,
+                failed: false,
             })
             .collect();
         Position::Stream { sources }
@@ -217,6 +218,16 @@ impl Engine {
         };
         // With one source there is nothing to federate: its failure is the answer.
         let single = sources.len() == 1;
+        for sp in sources.iter().filter(|sp| sp.failed) {
+            issues.push(Issue::new(
+                Severity::Warning,
+                IssueCode::Incomplete,
+                format!(
+                    "results from source '{}' are missing: it failed on an earlier page of this search",
+                    sp.src
+                ),
+            ));
+        }
         for sp in sources.iter_mut() {
             while !sp.done && out.len() < count {
                 if calls >= self.limits.vendor_calls_per_page {
@@ -242,6 +253,7 @@ impl Engine {
                     Err(e) => {
                         issues.push(source_failed(adapter.source(), &e));
                         sp.done = true;
+                        sp.failed = true;
                         break;
                     }
                 };

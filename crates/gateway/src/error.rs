@@ -148,6 +148,9 @@ pub enum GatewayError {
     /// Several sources failed under `Prefer: handling=strict`; the first decides the status.
     #[error("{0}")]
     Internal(String),
+    /// The request ran past the gateway's own deadline (`server.request_timeout_secs`).
+    #[error("the request took longer than the gateway's deadline of {0} s")]
+    DeadlineExceeded(u64),
 }
 
 impl GatewayError {
@@ -161,6 +164,7 @@ impl GatewayError {
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Adapter(e) => adapter_status(e),
         }
@@ -179,6 +183,7 @@ impl GatewayError {
             Self::NotAcceptable(_) | Self::UnsupportedMediaType(_) => (IssueCode::NotSupported, None),
             Self::PageExpired(_) => (IssueCode::Expired, None),
             Self::Internal(_) => (IssueCode::Exception, None),
+            Self::DeadlineExceeded(_) => (IssueCode::Timeout, None),
             Self::Forbidden(_) => (IssueCode::Forbidden, None),
             Self::Adapter(e) => (adapter_issue_code(e), None),
         };

@@ -16,6 +16,7 @@ pub mod app;
 pub mod bundle;
 pub mod cache;
 pub mod capability;
+pub mod conditional;
 pub mod config;
 pub mod engine;
 pub mod error;

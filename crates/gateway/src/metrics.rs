@@ -1,10 +1,13 @@
 //! Prometheus metrics: HTTP requests by route and status, vendor calls by source and outcome,
-//! and latency histograms for both. Rendered in the Prometheus text exposition format.
+//! latency histograms for both, and each vendor client's resilience (breaker, retries, rate
+//! budgets). Rendered in the Prometheus text exposition format.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use adapter::{BudgetStatus, SourceName, VendorHealth};
 
 const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -149,6 +152,95 @@ impl Metrics {
     }
 }
 
+/// One series of [`render_health`]: its name, type, help text and value.
+struct Series<T> {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    value: fn(&T) -> u64,
+}
+
+impl<T> Series<T> {
+    fn header(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
+        let _ = writeln!(out, "# TYPE {} {}", self.name, self.kind);
+    }
+}
+
+/// The vendor clients' resilience figures, one series per source (and per budget label): the
+/// breaker state (0 closed, 1 half-open, 2 open), retries, breaker and budget refusals, budget
+/// waits, and each budget's limit and what is left of its current window.
+pub fn render_health(sources: &[(SourceName, VendorHealth)]) -> String {
+    let per_source: [Series<VendorHealth>; 5] = [
+        Series {
+            name: "fhir_gateway_vendor_breaker_state",
+            kind: "gauge",
+            help: "The circuit breaker toward the vendor: 0 closed, 1 half-open, 2 open.",
+            value: |h| u64::from(h.breaker.as_gauge()),
+        },
+        Series {
+            name: "fhir_gateway_vendor_retries_total",
+            kind: "counter",
+            help: "Vendor calls attempted again after a transient failure.",
+            value: |h| h.retries,
+        },
+        Series {
+            name: "fhir_gateway_vendor_breaker_rejections_total",
+            kind: "counter",
+            help: "Vendor calls refused without being sent because the breaker was open.",
+            value: |h| h.breaker_rejections,
+        },
+        Series {
+            name: "fhir_gateway_vendor_budget_waits_total",
+            kind: "counter",
+            help: "Vendor calls that waited for the next window of a client-side rate budget.",
+            value: |h| h.budget_waits,
+        },
+        Series {
+            name: "fhir_gateway_vendor_budget_rejections_total",
+            kind: "counter",
+            help: "Vendor calls refused because a client-side rate budget was used up.",
+            value: |h| h.budget_rejections,
+        },
+    ];
+    let per_budget: [Series<BudgetStatus>; 2] = [
+        Series {
+            name: "fhir_gateway_vendor_budget_remaining",
+            kind: "gauge",
+            help: "Calls left in the current window of a client-side rate budget.",
+            value: |b| u64::from(b.remaining),
+        },
+        Series {
+            name: "fhir_gateway_vendor_budget_limit",
+            kind: "gauge",
+            help: "Calls allowed per window of a client-side rate budget.",
+            value: |b| u64::from(b.limit),
+        },
+    ];
+    let mut out = String::new();
+    for series in &per_source {
+        series.header(&mut out);
+        for (source, health) in sources {
+            let _ = writeln!(out, "{}{{source=\"{source}\"}} {}", series.name, (series.value)(health));
+        }
+    }
+    for series in &per_budget {
+        series.header(&mut out);
+        for (source, health) in sources {
+            for budget in &health.budgets {
+                let _ = writeln!(
+                    out,
+                    "{}{{source=\"{source}\",label=\"{}\"}} {}",
+                    series.name,
+                    budget.label,
+                    (series.value)(budget)
+                );
+            }
+        }
+    }
+    out
+}
+
 fn render_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     for (i, b) in BUCKETS.iter().enumerate() {
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {}", h.counts[i]);
@@ -180,5 +272,54 @@ mod tests {
         );
         assert!(text.contains("fhir_gateway_vendor_calls_total{source=\"drchrono\",op=\"search\",outcome=\"ok\"} 1"));
         assert!(text.contains("fhir_gateway_vendor_call_duration_seconds_count{source=\"drchrono\",outcome=\"ok\"} 1"));
+    }
+
+    #[test]
+    fn renders_each_source_s_breaker_counters_and_budgets() {
+        let health = |breaker, retries, budgets| VendorHealth {
+            breaker,
+            retries,
+            breaker_rejections: 2,
+            budget_waits: 3,
+            budget_rejections: 4,
+            budgets,
+        };
+        let budget = |label: &str, limit, remaining| adapter::BudgetStatus {
+            label: label.into(),
+            limit,
+            window: Duration::from_secs(1),
+            remaining,
+        };
+        let text = render_health(&[
+            (
+                "drchrono",
+                health(adapter::BreakerState::Open, 7, vec![budget("hourly", 500, 480)]),
+            ),
+            (
+                "zoom",
+                health(
+                    adapter::BreakerState::HalfOpen,
+                    0,
+                    vec![budget("light", 30, 29), budget("heavy", 10, 10)],
+                ),
+            ),
+        ]);
+        for line in [
+            "# TYPE fhir_gateway_vendor_breaker_state gauge",
+            "fhir_gateway_vendor_breaker_state{source=\"drchrono\"} 2",
+            "fhir_gateway_vendor_breaker_state{source=\"zoom\"} 1",
+            "# TYPE fhir_gateway_vendor_retries_total counter",
+            "fhir_gateway_vendor_retries_total{source=\"drchrono\"} 7",
+            "fhir_gateway_vendor_breaker_rejections_total{source=\"zoom\"} 2",
+            "fhir_gateway_vendor_budget_waits_total{source=\"zoom\"} 3",
+            "fhir_gateway_vendor_budget_rejections_total{source=\"drchrono\"} 4",
+            "# TYPE fhir_gateway_vendor_budget_remaining gauge",
+            "fhir_gateway_vendor_budget_remaining{source=\"drchrono\",label=\"hourly\"} 480",
+            "fhir_gateway_vendor_budget_remaining{source=\"zoom\",label=\"light\"} 29",
+            "fhir_gateway_vendor_budget_limit{source=\"zoom\",label=\"heavy\"} 10",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 7);
     }
 }

@@ -24,6 +24,10 @@ pub struct SourcePos {
     pub skip: usize,
     /// The source has nothing more.
     pub done: bool,
+    /// The source failed earlier in this (lenient) search: every later page says its results are
+    /// missing. Absent from links minted before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
 }
 
 /// A position in a search's results.
@@ -126,6 +130,7 @@ mod tests {
                     cont: Some("https://x/api?page=2".into()),
                     skip: 3,
                     done: false,
+                    failed: false,
                 }],
             },
         }

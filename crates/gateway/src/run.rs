@@ -4,10 +4,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapter::resilience::ResilienceSettings;
 use adapter::{Adapter, ResourceType};
 use adapter_drchrono::{DrChronoAdapter, DrChronoConfig};
 use adapter_noa::{NoaAdapter, NoaConfig};
-use adapter_zoom::{ZoomAdapter, ZoomConfig};
+use adapter_zoom::{ZoomAdapter, ZoomConfig, ZoomRateLimits};
 use chrono::{SecondsFormat, Utc};
 use chrono_tz::Tz;
 use rand::RngCore;
@@ -46,6 +47,12 @@ pub struct GatewayOptions {
     pub auth: Option<smart_auth::AuthSettings>,
     /// Cache reads and search pages in front of every source; `None` calls the vendors every time.
     pub cache: Option<CacheSettings>,
+    /// The deadline, retries and breaker of the adapters [`start_practice`] builds over the
+    /// simulators (their rate budgets stay the simulators' limits); `None` keeps the defaults.
+    /// Adapters built elsewhere carry their own settings (`serve`: the `[resilience]` section).
+    pub practice_resilience: Option<ResilienceSettings>,
+    /// The most one `/fhir` request may take (then 504).
+    pub request_deadline: Duration,
 }
 
 impl GatewayOptions {
@@ -61,6 +68,8 @@ impl GatewayOptions {
             resolver: None,
             auth: None,
             cache: None,
+            practice_resilience: None,
+            request_deadline: Duration::from_secs(60),
         }
     }
 
@@ -86,6 +95,8 @@ impl GatewayOptions {
             resolver: None,
             auth: s.auth.clone(),
             cache: s.cache.clone(),
+            practice_resilience: None,
+            request_deadline: s.request_deadline,
         }
     }
 }
@@ -242,6 +253,7 @@ fn build_state(
         started: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
         openapi,
         ready_timeout: Duration::from_secs(5),
+        request_deadline: options.request_deadline,
         changes: tokio::sync::broadcast::channel(1024).0,
         caches,
         auth: None,
@@ -344,7 +356,8 @@ pub struct Demo {
     pub gateway: RunningGateway,
 }
 
-/// The DrChrono adapter configuration that talks to a running simulator.
+/// The DrChrono adapter configuration that talks to a running simulator, with the simulator's
+/// hourly limit as its budget.
 pub fn drchrono_for_sim(sim: &SimHandle) -> Result<DrChronoConfig, String> {
     let c = sim.config();
     let base = Url::parse(&sim.base_url()).map_err(|e| format!("simulator URL: {e}"))?;
@@ -357,10 +370,12 @@ pub fn drchrono_for_sim(sim: &SimHandle) -> Result<DrChronoConfig, String> {
     .with_base_url(base)
     .with_webhook_secret(c.webhook_secret.as_str());
     config.default_timezone = c.timezone.parse().unwrap_or(Tz::UTC);
+    config.hourly_limit = c.hourly_rate_limit;
     Ok(config)
 }
 
-/// The Zoom adapter configuration that talks to a running Zoom simulator.
+/// The Zoom adapter configuration that talks to a running Zoom simulator, with the simulator's
+/// per-label limits as its budgets.
 pub fn zoom_for_sim(sim: &ZoomSimHandle) -> Result<ZoomConfig, String> {
     let c = sim.config();
     let api = Url::parse(&sim.api_base_url()).map_err(|e| format!("Zoom simulator URL: {e}"))?;
@@ -374,6 +389,11 @@ pub fn zoom_for_sim(sim: &ZoomSimHandle) -> Result<ZoomConfig, String> {
     .with_api_base(api)
     .with_oauth_base(oauth);
     config.default_timezone = c.timezone.parse().unwrap_or(Tz::UTC);
+    config.rate_limits = ZoomRateLimits {
+        light: c.rate_limits.light,
+        medium: c.rate_limits.medium,
+        heavy: c.rate_limits.heavy,
+    };
     Ok(config)
 }
 
@@ -449,9 +469,21 @@ pub async fn start_practice(
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let gateway_addr = listener.local_addr().map_err(|e| e.to_string())?;
     let resolver = GatewayResolver::new(Duration::from_secs(600));
-    let mut adapters: Vec<Arc<dyn Adapter>> = vec![Arc::new(
-        DrChronoAdapter::new(drchrono_for_sim(&sim)?).map_err(|e| e.to_string())?,
-    )];
+    let mut options = GatewayOptions::new(timezone);
+    options.resolver = Some(resolver.clone());
+    if practice.auth {
+        options.auth = Some(demo_auth(&format!("http://{gateway_addr}"), &sim.dataset())?);
+        // The demo caches; tests opt in through `tweak`.
+        options.cache = Some(CacheSettings::default());
+    }
+    tweak(&mut options);
+    let resilience = options.practice_resilience.clone();
+    let mut drchrono = drchrono_for_sim(&sim)?;
+    if let Some(r) = &resilience {
+        drchrono.resilience = r.clone();
+    }
+    let mut adapters: Vec<Arc<dyn Adapter>> =
+        vec![Arc::new(DrChronoAdapter::new(drchrono).map_err(|e| e.to_string())?)];
     let make_zoom = practice.zoom.unwrap_or(ZoomSimConfig::demo);
     let mut zoom_config = make_zoom(seed, anchor, EhrRefs::from_drchrono(&sim.dataset()));
     zoom_config.webhook_url = Some(format!("http://{gateway_addr}/webhooks/zoom"));
@@ -459,8 +491,12 @@ pub async fn start_practice(
         .spawn(loopback)
         .await
         .map_err(|e| format!("cannot start the Zoom simulator: {e}"))?;
+    let mut zoom_adapter = zoom_for_sim(&zoom)?;
+    if let Some(r) = &resilience {
+        zoom_adapter.resilience = r.clone();
+    }
     adapters.push(Arc::new(
-        ZoomAdapter::new(zoom_for_sim(&zoom)?)
+        ZoomAdapter::new(zoom_adapter)
             .map_err(|e| e.to_string())?
             .with_resolver(resolver.clone()),
     ));
@@ -475,22 +511,18 @@ pub async fn start_practice(
                 .spawn(loopback)
                 .await
                 .map_err(|e| format!("cannot start the Noa simulator: {e}"))?;
+            let mut noa_adapter = noa_for_sim(&noa, &secret, callback)?;
+            if let Some(r) = &resilience {
+                noa_adapter.resilience = r.clone();
+            }
             adapters.push(Arc::new(
-                NoaAdapter::new(noa_for_sim(&noa, &secret, callback)?)
+                NoaAdapter::new(noa_adapter)
                     .map_err(|e| e.to_string())?
                     .with_resolver(resolver.clone()),
             ));
             Some(noa)
         }
     };
-    let mut options = GatewayOptions::new(timezone);
-    options.resolver = Some(resolver);
-    if practice.auth {
-        options.auth = Some(demo_auth(&format!("http://{gateway_addr}"), &sim.dataset())?);
-        // The demo caches; tests opt in through `tweak`.
-        options.cache = Some(CacheSettings::default());
-    }
-    tweak(&mut options);
     let gateway = serve_on(listener, adapters, options).map_err(|e| format!("cannot serve on {listen}: {e}"))?;
     // DrChrono verifies a webhook URL before it sends anything to it.
     sim.set_webhook_url(Some(format!("http://{gateway_addr}/webhooks/drchrono")));

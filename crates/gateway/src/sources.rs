@@ -129,6 +129,10 @@ impl Adapter for Metered {
     fn webhooks(&self) -> Option<&dyn adapter::WebhookReceiver> {
         self.inner.webhooks()
     }
+
+    fn health(&self) -> Option<adapter::VendorHealth> {
+        self.inner.health()
+    }
 }
 
 /// Every source the gateway serves, in wiring order.
@@ -179,8 +183,9 @@ impl Sources {
 
 /// Answers [`adapter::Resolver`] questions through the gateway's own sources, so one adapter can
 /// link to another source's resources (a Zoom note to its DrChrono patient) without depending on
-/// it. Bound to the sources after they are built; answers are remembered for a while, since each
-/// question costs a vendor call.
+/// it. Bound to the sources after they are built; answers (exists or not) are remembered for a
+/// while, since each question costs a vendor call. A failing source is passed on as its error and
+/// never remembered.
 pub struct GatewayResolver {
     sources: std::sync::OnceLock<Sources>,
     known: std::sync::Mutex<std::collections::HashMap<(ResourceType, String), (bool, Instant)>>,
@@ -209,53 +214,62 @@ impl GatewayResolver {
     pub fn bind(&self, sources: Sources) {
         let _ = self.sources.set(sources);
     }
-}
 
-#[async_trait::async_trait]
-impl adapter::Resolver for GatewayResolver {
-    async fn exists(&self, resource_type: ResourceType, id: &str) -> bool {
-        let key = (resource_type, id.to_owned());
-        if let Some((found, at)) = self.known.lock().ok().and_then(|k| k.get(&key).copied())
-            && at.elapsed() < self.ttl
-        {
-            return found;
-        }
-        let Some(sources) = self.sources.get() else {
-            return false;
-        };
-        let Some((adapter, fid)) = sources.for_read(resource_type, id) else {
-            return false;
-        };
-        let found = match adapter.read(resource_type, fid.native()).await {
-            Ok(_) => true,
-            Err(AdapterError::NotFound { .. } | AdapterError::Gone { .. }) => false,
-            // A failing source answers nothing for now: keep a logical reference, ask again later.
-            Err(_) => return false,
-        };
+    /// Remembers whether a resource exists (never a failure: those are not answers).
+    fn remember(&self, key: (ResourceType, String), found: bool) {
         if let Ok(mut known) = self.known.lock() {
             if known.len() > 100_000 {
                 known.clear();
             }
             known.insert(key, (found, Instant::now()));
         }
-        found
+    }
+}
+
+#[async_trait::async_trait]
+impl adapter::Resolver for GatewayResolver {
+    /// Remembers `true`/`false` answers for the TTL; a failing source's error is returned and not
+    /// remembered, so the next question asks it again.
+    async fn exists(&self, resource_type: ResourceType, id: &str) -> Result<bool, AdapterError> {
+        let key = (resource_type, id.to_owned());
+        if let Some((found, at)) = self.known.lock().ok().and_then(|k| k.get(&key).copied())
+            && at.elapsed() < self.ttl
+        {
+            return Ok(found);
+        }
+        let Some(sources) = self.sources.get() else {
+            return Ok(false);
+        };
+        let Some((adapter, fid)) = sources.for_read(resource_type, id) else {
+            return Ok(false);
+        };
+        let found = match adapter.read(resource_type, fid.native()).await {
+            Ok(_) => true,
+            Err(AdapterError::NotFound { .. } | AdapterError::Gone { .. }) => false,
+            // A failing source: the caller decides; nothing is remembered, ask again next time.
+            Err(error) => return Err(error),
+        };
+        self.remember(key, found);
+        Ok(found)
     }
 
-    async fn read(&self, resource_type: ResourceType, id: &str) -> Option<Resource> {
-        let sources = self.sources.get()?;
-        let (adapter, fid) = sources.for_read(resource_type, id)?;
+    /// Reads through the gateway's sources (never from memory: the caller wants the facts); a
+    /// failing source's error is returned, and only a successful answer is remembered for
+    /// [`Self::exists`].
+    async fn read(&self, resource_type: ResourceType, id: &str) -> Result<Option<Resource>, AdapterError> {
+        let Some(sources) = self.sources.get() else {
+            return Ok(None);
+        };
+        let Some((adapter, fid)) = sources.for_read(resource_type, id) else {
+            return Ok(None);
+        };
         let found = match adapter.read(resource_type, fid.native()).await {
             Ok(resource) => Some(resource),
             Err(AdapterError::NotFound { .. } | AdapterError::Gone { .. }) => None,
-            // A failing source answers nothing and is asked again next time.
-            Err(_) => return None,
+            // A failing source: returned, not remembered.
+            Err(error) => return Err(error),
         };
-        if let Ok(mut known) = self.known.lock() {
-            if known.len() > 100_000 {
-                known.clear();
-            }
-            known.insert((resource_type, id.to_owned()), (found.is_some(), Instant::now()));
-        }
-        found
+        self.remember((resource_type, id.to_owned()), found.is_some());
+        Ok(found)
     }
 }

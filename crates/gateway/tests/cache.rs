@@ -9,7 +9,7 @@ use adapter::search::{SearchParam, SearchRequest, SearchValue};
 use adapter::{
     Adapter, AdapterError, Capabilities, ChangeEvent, ChangeKind, Page, PageRequest, Resource, ResourceType,
 };
-use gateway::cache::{CacheSettings, Cached};
+use gateway::cache::{CacheSettings, Cached, noting_stale};
 use serde_json::json;
 
 /// Patients by native id; versions bump on every update.
@@ -101,6 +101,9 @@ impl Adapter for Counting {
 
     async fn search(&self, _request: &SearchRequest, _page: PageRequest) -> Result<Page, AdapterError> {
         self.searches.fetch_add(1, Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(AdapterError::Timeout { vendor: "mem" });
+        }
         let mut all: Vec<(String, u64)> = self
             .patients
             .lock()
@@ -367,4 +370,100 @@ async fn a_read_in_flight_during_an_eviction_never_caches_the_old_version() {
     let after = cache.read(ResourceType::Patient, "1").await.expect("read");
     assert_eq!(version(&after), "2", "nothing read after the event is the old version");
     assert_eq!(inner.reads(), 2);
+}
+
+fn short_lived(stale_if_error: Duration) -> CacheSettings {
+    let mut settings = CacheSettings::default();
+    settings
+        .read_ttl
+        .insert(ResourceType::Patient, Duration::from_millis(100));
+    settings.search_ttl = Duration::from_millis(100);
+    settings.stale_if_error = stale_if_error;
+    settings
+}
+
+#[tokio::test]
+async fn a_failing_vendor_gets_the_stale_copy_within_the_window_and_says_so() {
+    let inner = Counting::new(&["1"]);
+    let cache = Cached::new(inner.clone(), &short_lived(Duration::from_secs(30)));
+    let (first, notes) = noting_stale(cache.read(ResourceType::Patient, "1")).await;
+    assert!(first.is_ok() && notes.is_empty());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    inner.fail.store(true, Ordering::SeqCst);
+    let (stale, notes) = noting_stale(cache.read(ResourceType::Patient, "1")).await;
+    assert_eq!(version(&stale.expect("the stale copy")), "1");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].source, "mem");
+    assert!(notes[0].age >= Duration::from_millis(150), "{notes:?}");
+    assert!(notes[0].failure.contains("mem"), "{notes:?}");
+    assert_eq!(inner.reads(), 2, "the stale entry was refreshed first");
+    assert_eq!(cache.stats().stale, 1);
+    // Back up: the next read is fresh again and noted as nothing.
+    inner.fail.store(false, Ordering::SeqCst);
+    inner.touch("1");
+    let (fresh, notes) = noting_stale(cache.read(ResourceType::Patient, "1")).await;
+    assert_eq!(version(&fresh.expect("read")), "2");
+    assert!(notes.is_empty());
+}
+
+#[tokio::test]
+async fn past_the_window_or_when_the_resource_is_gone_nothing_stale_is_served() {
+    let inner = Counting::new(&["1", "2"]);
+    let cache = Cached::new(inner.clone(), &short_lived(Duration::from_millis(100)));
+    cache.read(ResourceType::Patient, "1").await.expect("read");
+    cache.read(ResourceType::Patient, "2").await.expect("read");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    inner.fail.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        cache.read(ResourceType::Patient, "1").await,
+        Err(AdapterError::Unavailable { .. })
+    ));
+    // Within the window, but the vendor says the resource is gone: the old copy is forgotten.
+    let cache = Cached::new(inner.clone(), &short_lived(Duration::from_secs(30)));
+    inner.fail.store(false, Ordering::SeqCst);
+    cache.read(ResourceType::Patient, "2").await.expect("read");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    inner.patients.lock().expect("lock").remove("2");
+    assert!(matches!(
+        cache.read(ResourceType::Patient, "2").await,
+        Err(AdapterError::NotFound { .. })
+    ));
+    inner.fail.store(true, Ordering::SeqCst);
+    assert!(
+        matches!(
+            cache.read(ResourceType::Patient, "2").await,
+            Err(AdapterError::Unavailable { .. })
+        ),
+        "a resource the vendor said is gone is never served stale"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_of_a_stale_entry_make_one_inner_call() {
+    let inner = Counting::new(&["1"]);
+    let cache = Cached::new(inner.clone(), &short_lived(Duration::from_secs(30)));
+    cache.read(ResourceType::Patient, "1").await.expect("read");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    inner.touch("1");
+    let reads = (0..100).map(|_| cache.read(ResourceType::Patient, "1"));
+    let results = futures::future::join_all(reads).await;
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|r| version(r) == "2")));
+    assert_eq!(inner.reads(), 2, "one refresh for a hundred callers");
+}
+
+#[tokio::test]
+async fn stale_search_pages_are_served_when_the_vendor_fails() {
+    let inner = Counting::new(&["1", "2"]);
+    let cache = Cached::new(inner.clone(), &short_lived(Duration::from_secs(30)));
+    let page = cache.search(&patients_named("x"), first_page()).await.expect("search");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    inner.fail.store(true, Ordering::SeqCst);
+    let (again, notes) = noting_stale(cache.search(&patients_named("x"), first_page())).await;
+    assert_eq!(again.expect("stale page").resources.len(), page.resources.len());
+    assert_eq!(notes.len(), 1);
+    assert_eq!(inner.searches(), 2);
+    let by_type = cache.stats_by_type();
+    let patient = by_type.iter().find(|(t, _)| *t == "Patient").expect("Patient stats");
+    assert_eq!(patient.1.stale, 1, "{by_type:?}");
+    assert!(patient.1.weighted_bytes > 0, "{by_type:?}");
 }

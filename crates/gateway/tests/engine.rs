@@ -387,6 +387,44 @@ async fn a_failing_source_is_reported_leniently_and_fails_strictly() {
 }
 
 #[tokio::test]
+async fn every_page_after_a_source_failed_says_its_results_are_missing() {
+    let bad = Arc::new(
+        Memory::new("beta", patients("beta", 5), 10).failing(AdapterError::Unavailable {
+            vendor: "beta",
+            detail: "connection refused".into(),
+        }),
+    );
+    let h = harness(vec![
+        Arc::new(Memory::new("alpha", patients("alpha", 2), 10)),
+        bad,
+        Arc::new(Memory::new("gamma", patients("gamma", 12), 10)),
+    ]);
+    let mut url = "/fhir/Patient?_count=5".to_owned();
+    let mut pages = 0;
+    let mut matches = 0;
+    loop {
+        let (s, b) = get(&h.app, &url).await;
+        assert_eq!(s, StatusCode::OK);
+        pages += 1;
+        matches += ids(&b, "match").len();
+        let outcome: Vec<&Value> = b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["search"]["mode"] == "outcome")
+            .collect();
+        assert_eq!(outcome.len(), 1, "page {pages} names the failed source: {b}");
+        let said = outcome[0]["resource"]["issue"][0]["diagnostics"].as_str().unwrap();
+        assert!(said.contains("'beta'"), "{said}");
+        match next(&b) {
+            Some(n) => url = n,
+            None => break,
+        }
+    }
+    assert_eq!((pages, matches), (3, 14));
+}
+
+#[tokio::test]
 async fn vendor_failures_map_to_statuses() {
     for (e, status) in [
         (
@@ -446,6 +484,7 @@ async fn forged_and_expired_links() {
                 cont: None,
                 skip: 5,
                 done: false,
+                failed: false,
             }],
         },
     });
