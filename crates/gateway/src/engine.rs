@@ -228,23 +228,50 @@ impl Engine {
                 ),
             ));
         }
-        for sp in sources.iter_mut() {
-            while !sp.done && out.len() < count {
-                if calls >= self.limits.vendor_calls_per_page {
-                    return Ok(out);
-                }
-                let Some(adapter) = self.sources.by_source(&sp.src) else {
-                    return Err(GatewayError::BadParameter {
-                        name: "_cursor".into(),
-                        message: "the paging link names a source this server does not have".into(),
-                    });
-                };
-                calls += 1;
+        // Every source's current vendor page is asked for at once, so a federated page costs the
+        // slowest vendor, not the sum of them; later vendor pages of a source follow one by one.
+        let mut adapters = Vec::with_capacity(sources.len());
+        for sp in sources.iter() {
+            let Some(adapter) = self.sources.by_source(&sp.src) else {
+                return Err(GatewayError::BadParameter {
+                    name: "_cursor".into(),
+                    message: "the paging link names a source this server does not have".into(),
+                });
+            };
+            adapters.push(adapter);
+        }
+        let budget = self.limits.vendor_calls_per_page;
+        let mut prefetched: Vec<Option<Result<adapter::Page, AdapterError>>> =
+            futures::future::join_all(sources.iter().zip(&adapters).enumerate().map(|(i, (sp, adapter))| {
                 let request = PageRequest {
                     cursor: sp.cont.clone().map(Continuation),
                     size,
                 };
-                let vendor_page = match adapter.search(&search.request, request).await {
+                async move {
+                    if sp.done || i >= budget {
+                        return None;
+                    }
+                    Some(adapter.search(&search.request, request).await)
+                }
+            }))
+            .await;
+        for ((sp, adapter), prefetched) in sources.iter_mut().zip(&adapters).zip(prefetched.iter_mut()) {
+            while !sp.done && out.len() < count {
+                if calls >= self.limits.vendor_calls_per_page {
+                    return Ok(out);
+                }
+                calls += 1;
+                let answer = match prefetched.take() {
+                    Some(answer) => answer,
+                    None => {
+                        let request = PageRequest {
+                            cursor: sp.cont.clone().map(Continuation),
+                            size,
+                        };
+                        adapter.search(&search.request, request).await
+                    }
+                };
+                let vendor_page = match answer {
                     Ok(p) => p,
                     // A continuation that expired cannot be resumed: answering with the other
                     // sources alone would be a wrong page, so the whole page is gone (410).

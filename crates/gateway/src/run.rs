@@ -224,10 +224,17 @@ fn build_state(
         .collect();
     // Cached(Metered(adapter)): vendor-call metrics count only the misses.
     let caches: Vec<Arc<Cached>> = match &options.cache {
-        Some(settings) => metered
-            .iter()
-            .map(|a| Arc::new(Cached::new(a.clone(), settings)))
-            .collect(),
+        Some(settings) => {
+            // `max_bytes` bounds all the sources' caches together.
+            let per_source = CacheSettings {
+                max_bytes: (settings.max_bytes / metered.len().max(1) as u64).max(1),
+                ..settings.clone()
+            };
+            metered
+                .iter()
+                .map(|a| Arc::new(Cached::new(a.clone(), &per_source)))
+                .collect()
+        }
         None => Vec::new(),
     };
     let sources = if caches.is_empty() {
@@ -310,6 +317,7 @@ pub fn serve_on(
     let state = secured_state(adapters, &options, &base_url).map_err(std::io::Error::other)?;
     if !state.caches.is_empty() {
         tokio::spawn(apply_changes(state.changes.subscribe(), state.caches.clone()));
+        tokio::spawn(maintain(state.caches.iter().map(Arc::downgrade).collect()));
     }
     let router = app(state.clone());
     let task = tokio::spawn(async move {
@@ -323,6 +331,24 @@ pub fn serve_on(
         state,
         task,
     })
+}
+
+/// Runs the caches' pending maintenance every second (moka otherwise does it on later accesses), so
+/// the byte bound and expiries take effect while the gateway is idle; ends with the caches.
+async fn maintain(caches: Vec<std::sync::Weak<Cached>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut alive = false;
+        for cache in caches.iter().filter_map(std::sync::Weak::upgrade) {
+            alive = true;
+            cache.run_pending_tasks().await;
+        }
+        if !alive {
+            return;
+        }
+    }
 }
 
 /// Applies every change event to every cache until the state is gone; when events were lost, forgets
