@@ -167,6 +167,18 @@ impl Env {
     }
 
     /// `{base}/fhir`.
+    /// The gateway's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.gw.base_url))
+            .send()
+            .await
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("/metrics is text")
+    }
+
     pub fn fhir(&self) -> String {
         self.gw.fhir_base().to_owned()
     }

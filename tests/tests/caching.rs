@@ -132,15 +132,7 @@ async fn a_failing_vendor_is_answered_from_the_stale_cache_and_says_so() {
     assert!(r.status.is_server_error(), "{}", r.status);
     assert_eq!(r.body["resourceType"], "OperationOutcome");
 
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", env.gw.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     assert!(
         metrics.contains("fhir_gateway_cache_stale_total{source=\"drchrono\",type=\"Patient\"} 2"),
         "{metrics}"

@@ -820,15 +820,7 @@ async fn metadata_health_metrics_and_docs() {
     env.sim.set_faults(Faults::default());
 
     let _ = env.get("/fhir/Patient?_count=1").await;
-    let text = env
-        .http
-        .get(format!("{}/metrics", env.gw.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = env.metrics().await;
     assert!(text.contains("fhir_gateway_http_requests_total{method=\"GET\",route=\"/fhir/{type}\",status=\"200\"}"));
     assert!(text.contains("fhir_gateway_vendor_calls_total{source=\"drchrono\",op=\"search\",outcome=\"ok\"}"));
     assert!(text.contains("fhir_gateway_vendor_call_duration_seconds_bucket"));
@@ -1070,15 +1062,7 @@ async fn cached_reads_collapse_and_webhooks_evict() {
     assert_eq!(env.get(&path).await.status, StatusCode::OK);
     assert_eq!(env.sim.hits_for(&vendor_path), 2, "and is cached again");
     // The cache's figures are in /metrics.
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", env.gw.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     for series in [
         "fhir_gateway_cache_hits_total{source=\"drchrono\",type=\"Patient\"}",
         "fhir_gateway_cache_bytes{source=\"drchrono\",type=\"Patient\"}",

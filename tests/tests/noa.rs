@@ -457,15 +457,7 @@ async fn noa_webhooks_with_a_wrong_secret_are_not_there() {
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(r.body["resourceType"], "OperationOutcome");
     }
-    let text = env
-        .http
-        .get(format!("{}/metrics", env.gw.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = env.metrics().await;
     assert!(
         !text.contains("fhir_gateway_webhooks_total{source=\"noa\",outcome=\"accepted\"}"),
         "nothing was accepted:\n{text}"

@@ -400,15 +400,7 @@ async fn zoom_webhooks_reach_the_gateway_verified() {
     );
     let log = env.zoom().webhook_log();
     assert!(!log.is_empty());
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", env.gw.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.metrics().await;
     assert!(
         metrics.contains("fhir_gateway_webhooks_total{source=\"zoom\",outcome=\"accepted\"}"),
         "{metrics}"
