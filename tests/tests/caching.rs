@@ -13,9 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use vendor_sim::drchrono::{DrChronoSimConfig, Faults};
 
-fn dr(native: impl std::fmt::Display) -> String {
-    format!("drchrono-{native}")
-}
+use super::dr;
 
 fn short_lived() -> CacheSettings {
     let mut settings = CacheSettings::default();

@@ -412,39 +412,12 @@ impl NoaAdapter {
         Ok(out)
     }
 
-    /// Asks the resolver, concurrently and once per reference, which `Type/id` references exist.
-    /// A reference whose source fails to answer is kept literal: the session names that id, only
-    /// the check could not be made (a logical reference would silently take the resource out of
-    /// the gateway's `patient=` searches).
-    async fn resolve(&self, mut references: Vec<String>) -> HashSet<String> {
-        let Some(resolver) = &self.resolver else {
-            return HashSet::new();
-        };
-        references.sort();
-        references.dedup();
-        stream::iter(references)
-            .map(|reference| {
-                let resolver = resolver.clone();
-                async move {
-                    let (type_name, id) = reference.split_once('/')?;
-                    let resource_type: ResourceType = type_name.parse().ok()?;
-                    match resolver.exists(resource_type, id).await {
-                        Ok(found) => found.then_some(reference),
-                        Err(error) => {
-                            tracing::debug!(
-                                %resource_type,
-                                transient = error.is_transient(),
-                                "an EHR reference could not be checked; kept literal"
-                            );
-                            Some(reference)
-                        }
-                    }
-                }
-            })
-            .buffer_unordered(CONCURRENT_RESOLVES)
-            .filter_map(|found| async move { found })
-            .collect()
-            .await
+    /// Which `Type/id` references may be literal links ([`adapter::linkable`]).
+    async fn resolve(&self, references: Vec<String>) -> HashSet<String> {
+        match &self.resolver {
+            Some(resolver) => adapter::linkable(resolver.as_ref(), references).await,
+            None => HashSet::new(),
+        }
     }
 
     // ---- mapping -----------------------------------------------------------------------------

@@ -34,7 +34,7 @@ pub use ctx::MapCtx;
 pub use error::AdapterError;
 pub use health::{BreakerState, BudgetStatus, VendorHealth};
 pub use id::{FhirId, IdError, SourceName};
-pub use resolve::Resolver;
+pub use resolve::{Resolver, linkable};
 pub use search::{Continuation, Page, PageRequest, SearchRequest};
 pub use secret::Secret;
 pub use webhook::{WebhookError, WebhookReceiver, WebhookRequest, WebhookResponse};

@@ -6,6 +6,10 @@
 //! source could not answer right now. A caller must not treat a failure as "missing" (that would
 //! silently unlink or drop what it maps); it either keeps what the vendor said or fails itself.
 
+use std::collections::HashSet;
+
+use futures::StreamExt;
+
 use crate::{AdapterError, Resource, ResourceType};
 
 /// Answers whether a gateway resource exists (`Patient`, `drchrono-123`) and reads it.
@@ -25,4 +29,37 @@ pub trait Resolver: Send + Sync {
         let _ = (resource_type, id);
         Ok(None)
     }
+}
+
+/// How many references [`linkable`] checks at once.
+const CONCURRENT_CHECKS: usize = 8;
+
+/// Which of the `Type/id` references (duplicates allowed) may be written as literal links: asks
+/// the resolver, concurrently and once per reference. A reference whose source fails to answer is
+/// kept literal — the vendor named that id, only the check could not be made (a logical reference
+/// would silently take the resource out of the gateway's `patient=` searches); one that is missing
+/// or malformed is not.
+pub async fn linkable(resolver: &dyn Resolver, mut references: Vec<String>) -> HashSet<String> {
+    references.sort();
+    references.dedup();
+    futures::stream::iter(references)
+        .map(|reference| async move {
+            let (type_name, id) = reference.split_once('/')?;
+            let resource_type: ResourceType = type_name.parse().ok()?;
+            match resolver.exists(resource_type, id).await {
+                Ok(found) => found.then_some(reference),
+                Err(error) => {
+                    tracing::debug!(
+                        %resource_type,
+                        transient = error.is_transient(),
+                        "an EHR reference could not be checked; kept literal"
+                    );
+                    Some(reference)
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENT_CHECKS)
+        .filter_map(|found| async move { found })
+        .collect()
+        .await
 }
