@@ -627,6 +627,7 @@ fn capabilities() -> Capabilities {
                 pushdown: plan::pushdown(resource_type),
                 profiles,
                 operations: vec![],
+                patient_writes: vec![],
             })
             .collect(),
     }

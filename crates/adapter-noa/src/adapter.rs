@@ -29,8 +29,8 @@ use adapter::fhir::resources::{Parameters, ParametersParameter, ParametersParame
 use adapter::fhir::types::Reference;
 use adapter::{
     Adapter, AdapterError, Capabilities, FhirId, Interaction, MapCtx, OperationDef, OperationParam, OperationTarget,
-    Page, PageRequest, ParamUse, Resolver, Resource, ResourceCapability, ResourceType, SearchRequest, SourceName,
-    VendorHealth, WebhookReceiver, systems,
+    Page, PageRequest, ParamUse, Performer, Resolver, Resource, ResourceCapability, ResourceType, SearchRequest,
+    SourceName, VendorHealth, WebhookReceiver, systems,
 };
 use chrono::Utc;
 use chrono_tz::Tz;
@@ -911,6 +911,7 @@ fn capabilities() -> Capabilities {
         target: OperationTarget::Own,
         asynchronous: true,
         parameters: SUMMARY_OPERATION_PARAMS,
+        performer: Performer::Provider,
     };
     let types = [
         (ResourceType::Encounter, vec![Read, SearchType], vec![], vec![]),
@@ -940,6 +941,7 @@ fn capabilities() -> Capabilities {
                 target: OperationTarget::AnySource,
                 asynchronous: false,
                 parameters: START_SCRIBE_PARAMS,
+                performer: Performer::Provider,
             }],
         ),
     ];
@@ -953,6 +955,7 @@ fn capabilities() -> Capabilities {
                     pushdown: plan::pushdown(resource_type),
                     profiles,
                     operations,
+                    patient_writes: vec![],
                 },
             )
             .collect(),

@@ -25,7 +25,7 @@ use adapter::fhir::resources::{Parameters, ParametersParameter, ParametersParame
 use adapter::fhir::types::Reference;
 use adapter::{
     Adapter, AdapterError, Capabilities, Interaction, MapCtx, OperationDef, OperationParam, OperationTarget, Page,
-    PageRequest, ParamUse, Resolver, Resource, ResourceCapability, ResourceType, SearchRequest, SourceName,
+    PageRequest, ParamUse, Performer, Resolver, Resource, ResourceCapability, ResourceType, SearchRequest, SourceName,
     VendorHealth, WebhookReceiver, systems,
 };
 use chrono::{NaiveDate, Utc};
@@ -1102,6 +1102,7 @@ fn capabilities() -> Capabilities {
                     target: OperationTarget::Own,
                     asynchronous: false,
                     parameters: ADMIT_PARAMS,
+                    performer: Performer::Provider,
                 },
                 OperationDef {
                     name: OPERATION_INVITE,
@@ -1110,6 +1111,7 @@ fn capabilities() -> Capabilities {
                     target: OperationTarget::Own,
                     asynchronous: false,
                     parameters: INVITE_PARAMS,
+                    performer: Performer::Provider,
                 },
             ],
         ),
@@ -1143,6 +1145,13 @@ fn capabilities() -> Capabilities {
                     pushdown: plan::pushdown(resource_type),
                     profiles,
                     operations,
+                    // A patient may book, reschedule or cancel their own visit; completing a
+                    // clinical note (or any other write) is the provider's.
+                    patient_writes: if resource_type == ResourceType::Appointment {
+                        vec![Create, Update, Patch]
+                    } else {
+                        vec![]
+                    },
                 },
             )
             .collect(),

@@ -94,6 +94,42 @@ pub struct ResourceCapability {
     pub profiles: Vec<&'static str>,
     /// Instance operations (`POST /fhir/{type}/{id}/${name}`) the source performs.
     pub operations: Vec<OperationDef>,
+    /// The writes (of `interactions`) a patient-facing caller may also make, on their own
+    /// compartment; every other write is for providers and systems only.
+    pub patient_writes: Vec<Interaction>,
+}
+
+impl ResourceCapability {
+    /// Who may make the write `interaction` on this type.
+    pub fn performer(&self, interaction: Interaction) -> Performer {
+        if self.patient_writes.contains(&interaction) {
+            Performer::AlsoPatient
+        } else {
+            Performer::Provider
+        }
+    }
+}
+
+/// Who may perform a write or an operation. The gateway refuses a provider-only one (403) to a
+/// patient-facing caller: a signed-in patient, or a token holding only `patient/` scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Performer {
+    /// Providers and backend systems only.
+    Provider,
+    /// Also the patient, on their own compartment.
+    AlsoPatient,
+}
+
+impl Performer {
+    /// In words, for the OperationDefinitions and the OpenAPI document.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Provider => {
+                "Performed by providers and backend systems only: a patient-facing access token (a signed-in patient, or only patient/ scopes) is refused with 403."
+            }
+            Self::AlsoPatient => "Also performed by a patient, on their own records.",
+        }
+    }
 }
 
 /// A FHIR operation a source performs on instances of a type (`Appointment/{id}/$admit`).
@@ -117,6 +153,8 @@ pub struct OperationDef {
     pub asynchronous: bool,
     /// The input and output parameters, in order.
     pub parameters: &'static [OperationParam],
+    /// Who may run it.
+    pub performer: Performer,
 }
 
 /// Whose instances an operation runs on.

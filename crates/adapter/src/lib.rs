@@ -26,7 +26,7 @@ pub mod systems;
 mod webhook;
 
 pub use capability::{
-    Capabilities, Interaction, OperationDef, OperationParam, OperationTarget, ParamUse, ResourceCapability,
+    Capabilities, Interaction, OperationDef, OperationParam, OperationTarget, ParamUse, Performer, ResourceCapability,
     ResourceType,
 };
 pub use change::{ChangeEvent, ChangeKind};

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use adapter::{Interaction, ResourceType};
+use adapter::{Interaction, Performer, ResourceType};
 use chrono_tz::Tz;
 use serde_json::Value;
 use smart_auth::scopes::{Context, Permission, ResourceScope, ScopeSet};
@@ -60,17 +60,65 @@ impl Caller {
         )
     }
 
-    /// True when provider-only data must be withheld: the signed-in user is a patient, or the token
-    /// holds only `patient/` resource scopes (no user or system access).
+    /// True when provider-only data must be withheld and provider-only actions refused: the
+    /// signed-in user is a patient, or the token holds only `patient/` resource scopes (no user or
+    /// system access).
     pub fn patient_facing(&self) -> bool {
         match self {
             Self::Unauthenticated => false,
             Self::Token(g) => {
-                g.fhir_user.as_deref().is_some_and(|u| u.starts_with("Patient/"))
+                g.patient_user().is_some()
                     || (!g.scopes.is_empty()
                         && g.scopes.resource_scopes().next().is_some()
                         && g.scopes.resource_scopes().all(|s| s.context == Context::Patient))
             }
+        }
+    }
+
+    /// The patient a patient-facing caller acts for: the signed-in patient, else the launch
+    /// patient. `None` for other callers (and for a patient-facing token without a patient, which
+    /// may then write nothing that names a patient).
+    pub fn own_patient(&self) -> Option<&str> {
+        match self {
+            Self::Token(g) if self.patient_facing() => g.patient_user().or(g.patient.as_deref()),
+            _ => None,
+        }
+    }
+}
+
+/// Whose records one scope of a grant reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound<'a> {
+    /// Everyone's (a practitioner's `user/` scope, a `system/` scope).
+    All,
+    /// This patient's compartment only.
+    Compartment(&'a str),
+    /// Nothing: a `patient/` scope without a patient in context, or one naming another patient
+    /// than the signed-in one.
+    Nothing,
+}
+
+impl Grant {
+    /// The signed-in patient, when the user is one (`fhirUser` `Patient/drchrono-9`).
+    /// A `fhirUser` outside this server's base (`https://idp.example/fhir/Patient/9`) still names a
+    /// patient user: such a user is bounded too (to an id no record here has).
+    pub fn patient_user(&self) -> Option<&str> {
+        let user = self.fhir_user.as_deref()?;
+        let mut parts = user.rsplit('/');
+        let id = parts.next()?;
+        (parts.next()? == "Patient").then_some(id)
+    }
+
+    /// Whose records `scope` reaches. A `user/` scope grants what the user may see, and a
+    /// patient user may see their own compartment only: so for a patient user **every** scope is
+    /// bounded by their compartment, whatever its context says (the authorization server already
+    /// narrows their `user/` scopes; tokens of an external IdP may not).
+    fn bound(&self, scope: &ResourceScope) -> Bound<'_> {
+        match (self.patient_user(), scope.context) {
+            (Some(own), Context::Patient) if self.patient.as_deref().is_some_and(|p| p != own) => Bound::Nothing,
+            (Some(own), _) => Bound::Compartment(own),
+            (None, Context::Patient) => self.patient.as_deref().map_or(Bound::Nothing, Bound::Compartment),
+            (None, Context::User | Context::System) => Bound::All,
         }
     }
 }
@@ -96,6 +144,44 @@ pub trait AccessPolicy: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// May `caller` see every resource of `resource_type` (an unconstrained scope reaching
+    /// everyone's records)? When not, what the gateway cannot check — a deleted record, one the
+    /// vendor sent in a shape that cannot be mapped — is answered as missing, since telling it
+    /// apart would tell the caller that someone else's record exists.
+    fn sees_all(&self, caller: &Caller, resource_type: ResourceType) -> bool {
+        let _ = (caller, resource_type);
+        true
+    }
+
+    /// May `caller` make a write or run an operation that `performer` may perform? A
+    /// provider-only one is refused to patient-facing callers.
+    fn may_perform(&self, caller: &Caller, performer: Performer, what: &str) -> Result<(), GatewayError> {
+        if performer == Performer::Provider && caller.patient_facing() {
+            return Err(GatewayError::Forbidden(format!(
+                "{what} is for providers and backend systems only, not for a patient-facing access token"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A patient-facing caller's write may name no patient but their own: every `Patient`
+    /// reference in `resource` (a participant, the subject) must be theirs.
+    fn names_only_own_patient(&self, caller: &Caller, resource: &Value) -> Result<(), GatewayError> {
+        if !caller.patient_facing() {
+            return Ok(());
+        }
+        let own = caller.own_patient();
+        let mut ok = true;
+        visit_patient_references(resource, &mut |id| ok &= id.is_some() && id == own);
+        if ok {
+            Ok(())
+        } else {
+            Err(GatewayError::Forbidden(
+                "a patient-facing access token may write only resources that name no patient but its own".into(),
+            ))
+        }
+    }
+
     /// Removes what `caller` may see the resource without: for patient-facing callers, every
     /// provider-only extension ([`adapter::systems::PROVIDER_ONLY_EXTENSIONS`], e.g. the Zoom
     /// provider join URL), wherever it stands in the resource.
@@ -103,6 +189,32 @@ pub trait AccessPolicy: Send + Sync + 'static {
         if caller.patient_facing() {
             strip_provider_only(resource);
         }
+    }
+}
+
+/// Calls `f` with the id of every reference to a `Patient` in `value` (at any depth): `Some(id)`
+/// for a literal `Patient/{id}` (relative or absolute), `None` for a `Patient`-typed reference
+/// the gateway cannot tie to an id of its own (a logical reference by identifier, a contained
+/// one).
+fn visit_patient_references(value: &Value, f: &mut dyn FnMut(Option<&str>)) {
+    match value {
+        Value::Object(map) => {
+            let literal = map.get("reference").and_then(Value::as_str).and_then(|r| {
+                let mut parts = r.rsplit('/');
+                let id = parts.next()?;
+                (parts.next()? == "Patient").then_some(id)
+            });
+            let typed = map.get("type").and_then(Value::as_str) == Some("Patient")
+                && (map.contains_key("reference") || map.contains_key("identifier") || map.contains_key("display"));
+            match literal {
+                Some(id) => f(Some(id)),
+                None if typed => f(None),
+                None => {}
+            }
+            map.values().for_each(|v| visit_patient_references(v, f));
+        }
+        Value::Array(items) => items.iter().for_each(|v| visit_patient_references(v, f)),
+        _ => {}
     }
 }
 
@@ -179,21 +291,28 @@ impl SmartPolicy {
         Self { tz }
     }
 
-    /// True when `json` matches every `name=value` of a scope's constraint.
+    /// True when `json` matches every `name=value` of a scope's constraint. A constraint must be
+    /// made of search parameters of the type: one naming anything else (`?_count=1`, a parameter
+    /// the gateway does not know) grants nothing, rather than being read as no constraint.
     fn satisfies(&self, t: ResourceType, constraint: &[(String, String)], json: &Value) -> bool {
         if constraint.is_empty() {
             return true;
+        }
+        let searchable = |name: &str| params::find(t, name.split(':').next().unwrap_or(name)).is_some();
+        if !constraint.iter().all(|(name, _)| searchable(name)) {
+            return false;
         }
         let limits = CountLimits { default: 1, max: 1 };
         let Ok(parsed) = query::parse(t, constraint, true, limits, self.tz, "") else {
             // A constraint the gateway cannot evaluate grants nothing.
             return false;
         };
-        parsed
-            .request
-            .params
-            .iter()
-            .all(|p| params::find(t, &p.name).is_some_and(|def| params::matches(def, p, json, self.tz)))
+        !parsed.request.params.is_empty()
+            && parsed
+                .request
+                .params
+                .iter()
+                .all(|p| params::find(t, &p.name).is_some_and(|def| params::matches(def, p, json, self.tz)))
     }
 
     /// True when `json` (of type `t`) is in `patient`'s compartment, or `t` is in none.
@@ -207,14 +326,20 @@ impl SmartPolicy {
 
     /// May this grant show `json`?
     fn grant_shows(&self, grant: &Grant, scope: &ResourceScope, t: ResourceType, json: &Value) -> bool {
-        let context_ok = match scope.context {
-            Context::Patient => grant
-                .patient
-                .as_deref()
-                .is_some_and(|p| self.in_compartment(t, p, json)),
-            Context::User | Context::System => true,
+        let bound_ok = match grant.bound(scope) {
+            Bound::All => true,
+            Bound::Compartment(p) => self.in_compartment(t, p, json),
+            Bound::Nothing => false,
         };
-        context_ok && self.satisfies(t, &scope.constraint, json)
+        bound_ok && self.satisfies(t, &scope.constraint, json)
+    }
+
+    /// The scopes of `grant` that let it read or search `t`.
+    fn readers<'a>(grant: &'a Grant, t: ResourceType) -> impl Iterator<Item = &'a ResourceScope> + 'a {
+        grant.scopes.resource_scopes().filter(move |s| {
+            s.covers_type(t.as_str())
+                && (s.permissions.contains(Permission::Read) || s.permissions.contains(Permission::Search))
+        })
     }
 }
 
@@ -232,7 +357,7 @@ impl AccessPolicy for SmartPolicy {
         let usable = grant
             .scopes
             .grants(resource_type.as_str(), needed)
-            .any(|s| s.context != Context::Patient || grant.patient.is_some());
+            .any(|s| grant.bound(s) != Bound::Nothing);
         if usable {
             Ok(())
         } else {
@@ -254,29 +379,33 @@ impl AccessPolicy for SmartPolicy {
         else {
             return false;
         };
-        grant
-            .scopes
-            .resource_scopes()
-            .filter(|s| {
-                s.covers_type(t.as_str())
-                    && (s.permissions.contains(Permission::Read) || s.permissions.contains(Permission::Search))
-            })
-            .any(|s| self.grant_shows(grant, s, t, resource))
+        Self::readers(grant, t).any(|s| self.grant_shows(grant, s, t, resource))
+    }
+
+    fn sees_all(&self, caller: &Caller, resource_type: ResourceType) -> bool {
+        let Caller::Token(grant) = caller else {
+            return false;
+        };
+        Self::readers(grant, resource_type).any(|s| grant.bound(s) == Bound::All && s.constraint.is_empty())
     }
 
     fn search_filter(&self, caller: &Caller, resource_type: ResourceType) -> Vec<(String, String)> {
         let Caller::Token(grant) = caller else {
             return Vec::new();
         };
-        let (Some(patient), Some(param)) = (grant.patient.as_deref(), compartment_param(resource_type)) else {
+        let Some(param) = compartment_param(resource_type) else {
             return Vec::new();
         };
-        // Only when every grant that could return this type is bounded by the compartment.
-        let all_patient = grant
+        // Only when every grant that could return this type is bounded by one compartment.
+        let mut bounds = grant
             .scopes
             .grants(resource_type.as_str(), Permission::Search)
-            .all(|s| s.context == Context::Patient);
-        if !all_patient {
+            .map(|s| grant.bound(s))
+            .filter(|b| *b != Bound::Nothing);
+        let Some(Bound::Compartment(patient)) = bounds.next() else {
+            return Vec::new();
+        };
+        if !bounds.all(|b| b == Bound::Compartment(patient)) {
             return Vec::new();
         }
         match param {
@@ -290,6 +419,148 @@ impl AccessPolicy for SmartPolicy {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn appt(id: &str, patient: &str) -> Value {
+        json!({"resourceType": "Appointment", "id": id, "status": "booked",
+               "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "accepted"},
+                               {"actor": {"reference": "Practitioner/drchrono-1"}, "status": "accepted"}]})
+    }
+
+    fn patient(id: &str) -> Value {
+        json!({"resourceType": "Patient", "id": id})
+    }
+
+    fn policy() -> SmartPolicy {
+        SmartPolicy::new(Tz::UTC)
+    }
+
+    #[test]
+    fn a_patient_user_sees_only_their_compartment_whatever_the_scope_says() {
+        let p = policy();
+        for scopes in [
+            "user/*.rs",
+            "user/*.cruds",
+            "user/*.read",
+            "user/*.*",
+            "user/Patient.rs user/Appointment.rs",
+            "system/*.rs",
+            "patient/*.rs",
+            "patient/*.read",
+            "patient/Appointment.rs patient/Patient.rs",
+        ] {
+            for launch in [None, Some("drchrono-9")] {
+                let caller = Caller::token("app", scopes, launch, Some("Patient/drchrono-9"));
+                assert!(caller.patient_facing(), "{scopes}");
+                assert_eq!(caller.own_patient(), Some("drchrono-9"));
+                assert!(p.visible(&caller, &patient("drchrono-9")), "{scopes}: own record");
+                assert!(
+                    !p.visible(&caller, &patient("drchrono-10")),
+                    "{scopes}: another patient"
+                );
+                assert!(p.visible(&caller, &appt("a1", "drchrono-9")), "{scopes}");
+                assert!(!p.visible(&caller, &appt("a2", "drchrono-10")), "{scopes}");
+                assert!(!p.sees_all(&caller, ResourceType::Appointment), "{scopes}");
+                assert_eq!(
+                    p.search_filter(&caller, ResourceType::Appointment),
+                    vec![("patient".to_owned(), "Patient/drchrono-9".to_owned())],
+                    "{scopes}: searches are narrowed"
+                );
+                assert_eq!(
+                    p.search_filter(&caller, ResourceType::Patient),
+                    vec![("_id".to_owned(), "drchrono-9".to_owned())]
+                );
+            }
+        }
+        // A launch patient other than the signed-in patient reaches nothing through patient/ scopes.
+        let mismatched = Caller::token("app", "patient/*.rs", Some("drchrono-10"), Some("Patient/drchrono-9"));
+        assert!(!p.visible(&mismatched, &patient("drchrono-10")));
+        assert!(!p.visible(&mismatched, &patient("drchrono-9")));
+        assert!(
+            p.authorize(&mismatched, Interaction::Read, ResourceType::Patient)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn practitioners_and_systems_see_everyone() {
+        let p = policy();
+        for caller in [
+            Caller::token("ehr", "user/*.rs", None, Some("Practitioner/drchrono-1")),
+            Caller::token("backend", "system/*.rs", None, None),
+        ] {
+            assert!(!caller.patient_facing());
+            assert!(p.visible(&caller, &patient("drchrono-10")));
+            assert!(p.sees_all(&caller, ResourceType::Appointment));
+            assert!(p.search_filter(&caller, ResourceType::Appointment).is_empty());
+        }
+        // A constrained scope does not see everything, so deletions stay hidden from it.
+        let constrained = Caller::token("ehr", "user/Appointment.rs?status=booked", None, None);
+        assert!(!p.sees_all(&constrained, ResourceType::Appointment));
+    }
+
+    #[test]
+    fn a_constraint_that_selects_nothing_grants_nothing() {
+        let p = policy();
+        let caller = Caller::token("app", "user/Appointment.rs?foo=bar", None, None);
+        assert!(!p.visible(&caller, &appt("a1", "drchrono-9")));
+        let booked = Caller::token("app", "user/Appointment.rs?status=booked", None, None);
+        assert!(p.visible(&booked, &appt("a1", "drchrono-9")));
+    }
+
+    #[test]
+    fn provider_actions_are_refused_to_patient_facing_callers() {
+        let p = policy();
+        for caller in [
+            Caller::patient("drchrono-9"),
+            Caller::token("app", "patient/*.cruds", Some("drchrono-9"), None),
+            Caller::token("app", "user/*.cruds", None, Some("Patient/drchrono-9")),
+        ] {
+            let e = p.may_perform(&caller, Performer::Provider, "$admit").unwrap_err();
+            assert_eq!(e.status(), http::StatusCode::FORBIDDEN);
+            assert!(p.may_perform(&caller, Performer::AlsoPatient, "booking").is_ok());
+        }
+        for caller in [
+            Caller::Unauthenticated,
+            Caller::token("ehr", "user/*.cruds", None, Some("Practitioner/drchrono-1")),
+            Caller::token(
+                "ehr",
+                "patient/*.cruds user/*.cruds",
+                Some("drchrono-9"),
+                Some("Practitioner/drchrono-1"),
+            ),
+            Caller::token("backend", "system/*.cruds", None, None),
+        ] {
+            assert!(
+                p.may_perform(&caller, Performer::Provider, "$admit").is_ok(),
+                "{caller:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_patient_writes_only_what_names_themselves() {
+        let p = policy();
+        let me = Caller::token("app", "user/*.cruds", None, Some("Patient/drchrono-9"));
+        assert!(p.names_only_own_patient(&me, &appt("a", "drchrono-9")).is_ok());
+        let mut both = appt("a", "drchrono-9");
+        both["participant"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"actor": {"reference": "http://x/fhir/Patient/drchrono-10"}}));
+        assert!(
+            p.names_only_own_patient(&me, &both).is_err(),
+            "an absolute reference to another patient"
+        );
+        let logical = json!({"resourceType": "Appointment", "participant": [
+            {"actor": {"type": "Patient", "identifier": {"system": "urn:x", "value": "10"}}}]});
+        assert!(
+            p.names_only_own_patient(&me, &logical).is_err(),
+            "a patient by identifier"
+        );
+        assert!(p.names_only_own_patient(&me, &appt("a", "zoom-10")).is_err());
+        let provider = Caller::token("ehr", "user/*.cruds", None, Some("Practitioner/drchrono-1"));
+        assert!(p.names_only_own_patient(&provider, &both).is_ok());
+    }
 
     #[test]
     fn provider_join_urls_are_removed_for_patients_only() {

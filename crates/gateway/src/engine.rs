@@ -75,22 +75,39 @@ impl Engine {
     ) -> Result<Value, GatewayError> {
         let not_found = || GatewayError::NotFound(format!("{resource_type}/{id} is not known"));
         let (adapter, fhir_id) = self.sources.for_read(resource_type, id).ok_or_else(not_found)?;
+        // What is known of this record before its content can be checked against the caller's
+        // grant (deleted, refused, unmappable) is told only to a caller who may see every record
+        // of the type; to anyone else it is as missing as another patient's record.
+        let hide = |e: GatewayError| {
+            let record_specific = matches!(
+                e,
+                GatewayError::Gone(_)
+                    | GatewayError::Adapter(AdapterError::Unmappable { .. } | AdapterError::Forbidden { .. })
+            );
+            if record_specific && !policy.sees_all(caller, resource_type) {
+                not_found()
+            } else {
+                e
+            }
+        };
         let resource = match adapter.read(resource_type, fhir_id.native()).await {
             Ok(r) => r,
             Err(AdapterError::NotFound { .. }) => return Err(not_found()),
             Err(AdapterError::Gone { .. }) => {
-                return Err(GatewayError::Gone(format!("{resource_type}/{id} has been deleted")));
+                return Err(hide(GatewayError::Gone(format!(
+                    "{resource_type}/{id} has been deleted"
+                ))));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(hide(e.into())),
         };
-        let json = to_json(resource)?;
+        let json = to_json(resource).map_err(hide)?;
         let same = json.get("resourceType").and_then(Value::as_str) == Some(resource_type.as_str())
             && json.get("id").and_then(Value::as_str) == Some(id);
         if !same {
-            return Err(GatewayError::Adapter(AdapterError::Unmappable {
+            return Err(hide(GatewayError::Adapter(AdapterError::Unmappable {
                 vendor: adapter.source(),
                 detail: "the vendor answered a read with a different resource".into(),
-            }));
+            })));
         }
         if !policy.visible(caller, &json) {
             return Err(not_found());

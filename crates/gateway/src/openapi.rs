@@ -177,7 +177,7 @@ fn smart_paths(paths: &mut Map<String, Value>) {
 
 /// An operation's description: what it does, whose resources it runs on, its parameters.
 fn operation_description(t: ResourceType, op: &adapter::OperationDef) -> String {
-    let mut out = format!("{}.", op.description.trim_end_matches('.'));
+    let mut out = format!("{}. {}", op.description.trim_end_matches('.'), op.performer.describe());
     if op.target == adapter::OperationTarget::AnySource {
         out.push_str(&format!(" Runs on a {t} of any source."));
     }
@@ -380,9 +380,19 @@ pub fn document_json(sources: &Sources) -> Value {
             Some(tail) => format!("/webhooks/{source}/{tail}"),
             None => format!("/webhooks/{source}"),
         };
+        // The template's `{name}` segments are path parameters (Noa's `{secret}`).
+        let parameters: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| {
+                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"},
+                       "description": "Set by the vendor's callback URL"})
+            })
+            .collect();
         paths.insert(
             path,
             json!({"post": {"tags": ["Vendor webhooks"], "operationId": format!("webhook{source}"),
+                "parameters": parameters,
                 "summary": format!("Callbacks from {source}, verified by the adapter before anything is believed"),
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
                 "responses": {"200": {"description": "Accepted (or the vendor's handshake answer)"},

@@ -86,7 +86,7 @@ pub fn definition(fhir_base: &str, t: ResourceType, op: &OperationDef) -> Value 
         "type": false,
         "instance": true,
     });
-    let mut comment = Vec::new();
+    let mut comment = vec![op.performer.describe().to_owned()];
     if op.target == adapter::OperationTarget::AnySource {
         comment.push(format!("Runs on a {t} of any source."));
     }
@@ -97,9 +97,7 @@ pub fn definition(fhir_base: &str, t: ResourceType, op: &OperationDef) -> Value 
                 .to_owned(),
         );
     }
-    if !comment.is_empty() {
-        v["comment"] = json!(comment.join(" "));
-    }
+    v["comment"] = json!(comment.join(" "));
     if !op.parameters.is_empty() {
         v["parameter"] = op.parameters.iter().map(parameter).collect::<Vec<_>>().into();
     }
@@ -149,6 +147,7 @@ mod tests {
             target: OperationTarget::AnySource,
             asynchronous: true,
             parameters: PARAMS,
+            performer: adapter::Performer::Provider,
         };
         let d = definition("http://x/fhir", ResourceType::Appointment, &op);
         assert_eq!(d["id"], "Appointment-start-scribe");
@@ -161,6 +160,13 @@ mod tests {
         assert!(d["parameter"][1].get("type").is_none());
         assert_eq!(d["parameter"][1]["part"][0]["name"], "title");
         assert!(d["comment"].as_str().unwrap().contains("202"));
+        assert!(
+            d["comment"]
+                .as_str()
+                .unwrap()
+                .contains("providers and backend systems only"),
+            "who may run it is published"
+        );
         let parsed: Result<adapter::Resource, _> = fhirbolt::json::from_str(&d.to_string(), None);
         assert!(parsed.is_ok(), "{parsed:?}");
     }

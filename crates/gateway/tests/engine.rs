@@ -78,8 +78,10 @@ impl Memory {
                         affects_state: true,
                         target: adapter::OperationTarget::Own,
                         asynchronous: false,
+                        performer: adapter::Performer::Provider,
                         parameters: &[],
                     }],
+                    patient_writes: vec![Interaction::Create, Interaction::Update, Interaction::Patch],
                 })
                 .collect(),
         };
@@ -972,6 +974,7 @@ impl Scribe {
             target,
             asynchronous,
             parameters: START_PARAMS,
+            performer: adapter::Performer::Provider,
         };
         Self {
             caps: Capabilities {
@@ -982,6 +985,7 @@ impl Scribe {
                         pushdown: vec![],
                         profiles: vec![],
                         operations: vec![op("start", adapter::OperationTarget::AnySource, false)],
+                        patient_writes: vec![],
                     },
                     ResourceCapability {
                         resource_type: ResourceType::Encounter,
@@ -989,6 +993,7 @@ impl Scribe {
                         pushdown: vec![],
                         profiles: vec![],
                         operations: vec![op("redo", adapter::OperationTarget::Own, true)],
+                        patient_writes: vec![],
                     },
                 ],
             },

@@ -78,6 +78,7 @@ fn resolver() -> (Arc<GatewayResolver>, Arc<Flaky>) {
                 pushdown: vec![],
                 profiles: vec![],
                 operations: vec![],
+                patient_writes: vec![],
             }],
         },
     });

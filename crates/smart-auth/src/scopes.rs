@@ -229,6 +229,25 @@ fn is_scope_char(c: char) -> bool {
     c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c)
 }
 
+/// FHIR's result and control parameters: they shape an answer and select nothing, so a scope
+/// constrained by them alone would grant as much as one without a constraint.
+const NOT_SELECTING: &[&str] = &[
+    "_count",
+    "_sort",
+    "_include",
+    "_revinclude",
+    "_summary",
+    "_elements",
+    "_total",
+    "_contained",
+    "_containedType",
+    "_format",
+    "_pretty",
+    "_page",
+    "_offset",
+    "_maxresults",
+];
+
 fn is_resource_type(s: &str) -> bool {
     s == "*"
         || (s.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && s.chars().all(|c| c.is_ascii_alphanumeric()))
@@ -268,7 +287,8 @@ impl Scope {
             for pair in q.split('&') {
                 let (k, v) = pair.split_once('=').ok_or_else(invalid)?;
                 let (k, v) = (decode(k).ok_or_else(invalid)?, decode(v).ok_or_else(invalid)?);
-                if k.is_empty() || v.is_empty() {
+                let name = k.split(':').next().unwrap_or_default();
+                if k.is_empty() || v.is_empty() || NOT_SELECTING.contains(&name) {
                     return Err(invalid());
                 }
                 constraint.push((k, v));
@@ -392,6 +412,31 @@ impl ScopeSet {
             if single.is_subset_of(allowed) {
                 out.scopes.push(scope.clone());
                 out.raw.push(raw.clone());
+            }
+        }
+        out
+    }
+
+    /// The scopes a **patient user** may hold. In SMART a `user/` scope grants what the signed-in
+    /// user may see, and a patient user may see their own compartment only: so each `user/` scope
+    /// becomes the same `patient/` scope (same type, permissions and constraint), and `system/`
+    /// scopes, which speak for no user, are dropped. Other scopes are kept as they are.
+    pub fn for_patient_user(&self) -> ScopeSet {
+        let mut out = ScopeSet::default();
+        for (scope, raw) in self.scopes.iter().zip(&self.raw) {
+            let (scope, raw) = match scope {
+                Scope::Resource(r) if r.context == Context::System => continue,
+                Scope::Resource(r) if r.context == Context::User => {
+                    let mut narrowed = r.clone();
+                    narrowed.context = Context::Patient;
+                    let rest = raw.strip_prefix("user/").unwrap_or(raw);
+                    (Scope::Resource(narrowed), format!("patient/{rest}"))
+                }
+                other => (other.clone(), raw.clone()),
+            };
+            if !out.raw.contains(&raw) {
+                out.scopes.push(scope);
+                out.raw.push(raw);
             }
         }
         out
@@ -565,6 +610,39 @@ mod tests {
             asked.intersect(&granted).to_scope_string(),
             "patient/Appointment.rs openid"
         );
+    }
+
+    #[test]
+    fn constraints_must_select() {
+        for bad in [
+            "patient/Appointment.rs?_count=1",
+            "user/*.rs?_sort=date",
+            "patient/DocumentReference.rs?category=clinical-note&_include=DocumentReference:subject",
+            "patient/Appointment.rs?_summary:x=count",
+        ] {
+            assert!(Scope::parse(bad).is_err(), "{bad} is refused");
+        }
+        assert!(Scope::parse("patient/Appointment.rs?_id=drchrono-1").is_ok());
+    }
+
+    #[test]
+    fn a_patient_user_holds_patient_scopes_only() {
+        let requested =
+            ScopeSet::parse("openid fhirUser user/*.rs user/Appointment.cruds patient/*.rs user/Patient.read system/*.rs user/DocumentReference.rs?category=clinical-note")
+                .unwrap();
+        let narrowed = requested.for_patient_user();
+        assert_eq!(
+            narrowed.to_scope_string(),
+            "openid fhirUser patient/*.rs patient/Appointment.cruds patient/Patient.read patient/DocumentReference.rs?category=clinical-note"
+        );
+        assert!(narrowed.resource_scopes().all(|r| r.context == Context::Patient));
+        assert!(narrowed.is_subset_of(&narrowed));
+        let constrained = narrowed.resource_scopes().last().unwrap();
+        assert_eq!(
+            constrained.constraint,
+            vec![("category".to_owned(), "clinical-note".to_owned())]
+        );
+        assert!(narrowed.resource_scopes().any(|r| r.v1), "v1 scopes keep their grammar");
     }
 
     #[test]
