@@ -11,6 +11,7 @@ use url::Url;
 use crate::html::{consent_page, error_page, html_response, login_page, picker_page};
 use crate::scopes::{Context, ScopeSet};
 use crate::store::{self, AuthTx, CodeRecord, Grant, Step};
+use crate::throttle::ClientIp;
 use crate::util::{Form, now, random_token, sha256, truncate};
 use crate::{ClientRegistration, GrantType, PatientChoice, SmartAuth, is_fhir_id, password, paths};
 
@@ -98,8 +99,30 @@ fn error(status: StatusCode, message: &str) -> Response {
     html_response(status, error_page(message))
 }
 
+/// Adds `Retry-After` (seconds).
+fn with_retry_after(mut response: Response, secs: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
+}
+
+/// What counting a sign-in attempt on a transaction found.
+enum Counted {
+    /// Counted: the attempts so far, this one included.
+    Attempt(u32),
+    /// Earlier attempts (perhaps still being checked) used every try.
+    Exhausted,
+    /// The transaction is gone or past the login page.
+    Gone,
+}
+
 /// `GET /auth/authorize`.
-pub(crate) async fn start(State(auth): State<SmartAuth>, RawQuery(query): RawQuery) -> Response {
+pub(crate) async fn start(
+    State(auth): State<SmartAuth>,
+    extensions: http::Extensions,
+    RawQuery(query): RawQuery,
+) -> Response {
     let query = query.unwrap_or_default();
     let form = match Form::parse(query.as_bytes()) {
         Ok(f) => f,
@@ -206,11 +229,8 @@ pub(crate) async fn start(State(auth): State<SmartAuth>, RawQuery(query): RawQue
             None => return fail("invalid_request", "launch is unknown, expired or already used"),
         },
     };
-    if !store.has_room(|s| s.transactions.len(), store::MAX_TRANSACTIONS) {
-        return fail("temporarily_unavailable", "too many sign-ins in progress; retry later");
-    }
     let tx_id = random_token();
-    store.transactions.insert(
+    let added = store.add_transaction(
         tx_id.clone(),
         AuthTx {
             client_id: client.reg.client_id.clone(),
@@ -228,9 +248,14 @@ pub(crate) async fn start(State(auth): State<SmartAuth>, RawQuery(query): RawQue
             last_results: Vec::new(),
             login_failures: 0,
             expires_at: now() + TX_TTL,
+            ip: ClientIp::from_extensions(&extensions),
         },
+        auth.inner.pending_logins_per_ip,
     );
     drop(store);
+    if !added {
+        return fail("temporarily_unavailable", "too many sign-ins in progress; retry later");
+    }
     html_response(
         StatusCode::OK,
         login_page(&auth.url(paths::LOGIN), &tx_id, &client.reg.name, "", None),
@@ -252,6 +277,32 @@ impl SmartAuth {
             return Err("This page was submitted out of order.");
         }
         Ok((id.to_owned(), tx.clone()))
+    }
+
+    /// Counts a sign-in attempt on the transaction before its password is checked, so parallel
+    /// guesses on one transaction cannot exceed [`MAX_LOGIN_FAILURES`].
+    fn count_login_attempt(&self, id: &str) -> Counted {
+        let mut store = self.store();
+        match store.transactions.get_mut(id) {
+            Some(tx) if tx.step == Step::Login && tx.expires_at > now() => {
+                if tx.login_failures >= MAX_LOGIN_FAILURES {
+                    return Counted::Exhausted;
+                }
+                tx.login_failures += 1;
+                Counted::Attempt(tx.login_failures)
+            }
+            _ => Counted::Gone,
+        }
+    }
+
+    /// Takes back an attempt that checked no password.
+    fn uncount_login_attempt(&self, id: &str) {
+        let mut store = self.store();
+        if let Some(tx) = store.transactions.get_mut(id)
+            && tx.step == Step::Login
+        {
+            tx.login_failures = tx.login_failures.saturating_sub(1);
+        }
     }
 
     /// Saves the transaction if it is still at `from`.
@@ -308,8 +359,10 @@ impl SmartAuth {
     }
 }
 
-/// `POST /auth/authorize/login`.
-pub(crate) async fn login(State(auth): State<SmartAuth>, body: Bytes) -> Response {
+/// `POST /auth/authorize/login`. The attempt is counted (per username and client address across
+/// transactions, and on this transaction) before any password is checked; while either counter
+/// locks it out, or while every password-check slot is taken, no Argon2 work is done.
+pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Extensions, body: Bytes) -> Response {
     let Ok(form) = Form::parse(&body) else {
         return error(StatusCode::BAD_REQUEST, "The form is invalid.");
     };
@@ -319,18 +372,38 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, body: Bytes) -> Respons
     };
     let username = form.get("username").unwrap_or_default();
     let password = form.get("password").unwrap_or_default().to_owned();
-    let user = auth.inner.users.get(username).cloned();
-    let ok = match &user {
-        Some(u) if !password.is_empty() => password::verify_password_async(password, u.password_hash.clone()).await,
-        _ => {
-            password::burn_verification(password).await;
-            false
+    let again = |status: StatusCode, message: &str| {
+        html_response(
+            status,
+            login_page(
+                &auth.url(paths::LOGIN),
+                &id,
+                &auth.client_name(&tx),
+                &truncate(username, 128),
+                Some(message),
+            ),
+        )
+    };
+    let attempt = match auth
+        .inner
+        .throttle
+        .begin(username, ClientIp::from_extensions(&extensions))
+    {
+        Ok(attempt) => attempt,
+        Err(locked) => {
+            tracing::info!(client_id = %tx.client_id, "sign-in refused: too many failed attempts");
+            let secs = locked.retry_after;
+            let message = format!(
+                "Too many failed sign-in attempts; try again in {secs} second{}.",
+                if secs == 1 { "" } else { "s" }
+            );
+            return with_retry_after(again(StatusCode::TOO_MANY_REQUESTS, &message), locked.retry_after);
         }
     };
-    let Some(user) = user.filter(|_| ok) else {
-        tracing::info!(client_id = %tx.client_id, "sign-in failed");
-        tx.login_failures += 1;
-        if tx.login_failures >= MAX_LOGIN_FAILURES {
+    let failures = match auth.count_login_attempt(&id) {
+        Counted::Attempt(n) => n,
+        Counted::Exhausted => {
+            attempt.not_checked();
             auth.store().transactions.remove(&id);
             return redirect_error(
                 &tx.redirect_uri,
@@ -339,21 +412,46 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, body: Bytes) -> Respons
                 "too many failed sign-in attempts",
             );
         }
-        let client_name = auth.client_name(&tx);
-        if !auth.save(&id, Step::Login, tx) {
+        Counted::Gone => {
+            attempt.not_checked();
             return error(StatusCode::BAD_REQUEST, "This sign-in has expired or is not valid.");
         }
-        return html_response(
-            StatusCode::OK,
-            login_page(
-                &auth.url(paths::LOGIN),
-                &id,
-                &client_name,
-                &truncate(username, 128),
-                Some("The username or password is incorrect."),
-            ),
-        );
     };
+    let user = auth.inner.users.get(username).cloned();
+    let checks = &auth.inner.passwords;
+    let checked = match &user {
+        Some(u) if !password.is_empty() => checks.verify_password_async(password, u.password_hash.clone()).await,
+        _ => checks.burn_verification(password).await.map(|()| false),
+    };
+    let ok = match checked {
+        Ok(ok) => ok,
+        Err(password::Busy) => {
+            attempt.not_checked();
+            auth.uncount_login_attempt(&id);
+            tracing::warn!(client_id = %tx.client_id, "sign-in refused: every password-check slot is taken");
+            let busy = again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy; please try again in a moment.",
+            );
+            return with_retry_after(busy, 1);
+        }
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        attempt.failed();
+        tracing::info!(client_id = %tx.client_id, "sign-in failed");
+        if failures >= MAX_LOGIN_FAILURES {
+            auth.store().transactions.remove(&id);
+            return redirect_error(
+                &tx.redirect_uri,
+                Some(&tx.state),
+                "access_denied",
+                "too many failed sign-in attempts",
+            );
+        }
+        return again(StatusCode::OK, "The username or password is incorrect.");
+    };
+    attempt.succeeded();
+    tx.login_failures = failures;
     tracing::info!(client_id = %tx.client_id, "user signed in");
     tx.username = Some(user.username.clone());
     tx.auth_time = Some(now());
@@ -371,6 +469,8 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, body: Bytes) -> Respons
         }
         tx.patient = Some(own.to_owned());
         tx.patient_display = Some(user.display_name.clone());
+        // `user/` scopes grant what the user may see: for a patient, their own compartment.
+        tx.scopes = tx.scopes.for_patient_user();
         tx.step = Step::Consent;
     } else if let Some(patient) = launch_patient {
         tx.patient = Some(patient);

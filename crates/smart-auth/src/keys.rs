@@ -180,13 +180,25 @@ impl KeyRing {
     }
 }
 
-/// Loads the persisted key, or generates and persists one.
+/// Loads the persisted key, or generates and persists one. The directory is created owner-only
+/// (0700); an existing directory or key file that another user owns, or that group or others may
+/// access, is refused (another local user could have planted or read the key).
 pub(crate) fn load_or_generate(dir: &Path) -> Result<SigningKey, String> {
+    prepare_private_dir(dir)?;
     let path = dir.join(KEY_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(pem) => SigningKey::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display())),
+    match std::fs::File::open(&path) {
+        Ok(mut file) => {
+            use std::io::Read;
+            let meta = file
+                .metadata()
+                .map_err(|e| format!("cannot inspect {}: {e}", path.display()))?;
+            check_private(&path, &meta, "key file", "chmod 600")?;
+            let mut pem = String::new();
+            file.read_to_string(&mut pem)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            SigningKey::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             let (key, pem) = SigningKey::generate()?;
             write_key_file(&path, &pem)?;
             Ok(key)
@@ -195,12 +207,102 @@ pub(crate) fn load_or_generate(dir: &Path) -> Result<SigningKey, String> {
     }
 }
 
-/// Writes the key file (owner-only on Unix) through a temporary file.
+/// Creates `dir` owner-only (0700, parents too) when it does not exist, and checks it when it does.
+fn prepare_private_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::metadata(dir) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            builder
+                .create(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        Err(e) => return Err(format!("cannot inspect {}: {e}", dir.display())),
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| format!("cannot inspect {}: {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    check_private(dir, &meta, "directory", "chmod 700")
+}
+
+/// Refuses a file or directory another user owns or that group or others may access.
+#[cfg(unix)]
+fn check_private(path: &Path, meta: &std::fs::Metadata, what: &str, fix: &str) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = current_uid(path)?;
+    if meta.uid() != me {
+        return Err(format!(
+            "the {what} {} is owned by uid {}, not by this process's user (uid {me}); refusing to use it \
+             for the signing key",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "the {what} {} has mode {mode:04o}: group or others may access it; refusing to use it for \
+             the signing key (run {fix} {})",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &Path, _: &std::fs::Metadata, _: &str, _: &str) -> Result<(), String> {
+    Ok(())
+}
+
+/// The effective uid of this process: from `/proc/self/status`, else the owner of a file it
+/// creates in `near` (a file's owner is its creator's uid).
+#[cfg(unix)]
+fn current_uid(near: &Path) -> Result<u32, String> {
+    use std::os::unix::fs::MetadataExt;
+    let from_proc: Option<u32> = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            .and_then(|euid| euid.parse().ok())
+    });
+    if let Some(uid) = from_proc {
+        return Ok(uid);
+    }
+    let dir = if near.is_dir() {
+        near
+    } else {
+        near.parent().unwrap_or(near)
+    };
+    let probe = dir.join(format!(".owner-probe-{}", crate::util::random_token()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| format!("cannot learn this process's uid (writing in {}): {e}", dir.display()));
+    let uid = file.and_then(|f| {
+        f.metadata()
+            .map(|m| m.uid())
+            .map_err(|e| format!("cannot learn this process's uid: {e}"))
+    });
+    let _ = std::fs::remove_file(&probe);
+    uid
+}
+
+/// Writes the key file (owner-only on Unix) through a temporary file of its own.
 fn write_key_file(path: &Path, pem: &str) -> Result<(), String> {
     use std::io::Write;
-    let tmp = path.with_extension("pem.tmp");
+    let tmp = path.with_extension(format!("pem.{}.tmp", crate::util::random_token()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -209,10 +311,15 @@ fn write_key_file(path: &Path, pem: &str) -> Result<(), String> {
     let mut file = options
         .open(&tmp)
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    file.write_all(pem.as_bytes())
+    let written = file
+        .write_all(pem.as_bytes())
         .and_then(|()| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display())));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]
@@ -267,6 +374,88 @@ mod tests {
             let mode = std::fs::metadata(dir.join(KEY_FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0);
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    fn scratch(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("smart-auth-{name}-{}", crate::util::random_token()))
+    }
+
+    #[cfg(unix)]
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    fn set_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fresh_data_dir_is_created_owner_only_with_its_parents() {
+        let root = scratch("fresh");
+        let dir = root.join("data").join("auth");
+        load_or_generate(&dir).unwrap();
+        assert_eq!(mode_of(&dir), 0o700);
+        assert_eq!(mode_of(&root), 0o700);
+        assert_eq!(mode_of(&dir.join(KEY_FILE)), 0o600);
+        let leftovers: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            leftovers,
+            vec![KEY_FILE.to_owned()],
+            "no temporary or probe files are left"
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_data_dir_others_may_access_is_refused() {
+        let dir = scratch("open-dir");
+        std::fs::create_dir(&dir).unwrap();
+        set_mode(&dir, 0o777);
+        let err = load_or_generate(&dir).err().unwrap();
+        assert!(err.contains(&dir.display().to_string()), "{err}");
+        assert!(err.contains("0777") && err.contains("group or others"), "{err}");
+        assert!(!dir.join(KEY_FILE).exists(), "nothing is written there");
+        set_mode(&dir, 0o750);
+        assert!(load_or_generate(&dir).is_err(), "group access is refused too");
+        set_mode(&dir, 0o700);
+        assert!(load_or_generate(&dir).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_may_read_is_refused() {
+        let dir = scratch("open-key");
+        let first = load_or_generate(&dir).unwrap();
+        let key = dir.join(KEY_FILE);
+        set_mode(&key, 0o644);
+        let err = load_or_generate(&dir).err().unwrap();
+        assert!(
+            err.contains(&key.display().to_string()) && err.contains("0644"),
+            "{err}"
+        );
+        set_mode(&key, 0o600);
+        assert_eq!(load_or_generate(&dir).unwrap().kid, first.kid);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_process_uid_owns_what_it_creates() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = scratch("uid");
+        load_or_generate(&dir).unwrap();
+        assert_eq!(current_uid(&dir).unwrap(), std::fs::metadata(&dir).unwrap().uid());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

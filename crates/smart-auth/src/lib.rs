@@ -24,6 +24,7 @@ mod layer;
 mod password;
 mod settings;
 mod store;
+mod throttle;
 mod token;
 mod util;
 mod verify;
@@ -184,6 +185,12 @@ pub(crate) struct Inner {
     /// Tokens whose signature and claims were verified, by the SHA-256 of the token: a token
     /// presented again skips the signature check (expiry and revocation are still checked).
     pub(crate) verified: Mutex<HashMap<[u8; 32], Identity>>,
+    /// The bounded pool every Argon2 check (passwords, client secrets) goes through.
+    pub(crate) passwords: password::PasswordChecks,
+    /// Failed sign-ins per username and per client address.
+    pub(crate) throttle: throttle::Throttle,
+    /// Transactions at the login page per client address.
+    pub(crate) pending_logins_per_ip: usize,
 }
 
 /// The SMART authorization server and token verifier. Cheap to clone.
@@ -227,6 +234,44 @@ fn secs(d: std::time::Duration, setting: &str) -> Result<i64, AuthError> {
     Ok(s)
 }
 
+/// The password-check pool of the settings.
+fn password_checks(settings: &AuthSettings) -> Result<password::PasswordChecks, AuthError> {
+    let slots = settings.max_concurrent_password_checks;
+    if !(1..=password::MAX_SLOTS).contains(&slots) {
+        return Err(config(
+            "max_concurrent_password_checks",
+            format!("must be between 1 and {}", password::MAX_SLOTS),
+        ));
+    }
+    if settings.password_check_wait > std::time::Duration::from_secs(10) {
+        return Err(config("password_check_wait", "must be at most 10 seconds"));
+    }
+    Ok(password::PasswordChecks::new(slots, settings.password_check_wait))
+}
+
+/// The sign-in throttle of the settings.
+fn login_throttle(settings: &AuthSettings) -> Result<throttle::Throttle, AuthError> {
+    if settings.login_failures_per_user < 1 {
+        return Err(config("login_failures_per_user", "must be at least 1"));
+    }
+    if settings.login_failures_per_ip < 1 {
+        return Err(config("login_failures_per_ip", "must be at least 1"));
+    }
+    let max = settings.login_lockout_max;
+    if max < std::time::Duration::from_secs(1) || max > std::time::Duration::from_secs(24 * 3600) {
+        return Err(config("login_lockout_max", "must be between one second and one day"));
+    }
+    if !(100..=1_000_000).contains(&settings.login_throttle_entries) {
+        return Err(config("login_throttle_entries", "must be between 100 and 1000000"));
+    }
+    Ok(throttle::Throttle::new(throttle::Limits {
+        user_failures: settings.login_failures_per_user,
+        ip_failures: settings.login_failures_per_ip,
+        max_lockout: max,
+        max_entries: settings.login_throttle_entries,
+    }))
+}
+
 /// A FHIR id (`[A-Za-z0-9\-\.]{1,64}`).
 pub(crate) fn is_fhir_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
@@ -264,6 +309,15 @@ impl SmartAuth {
         let access_ttl = secs(settings.access_token_ttl, "access_token_ttl")?;
         let code_ttl = secs(settings.code_ttl, "code_ttl")?;
         let refresh_ttl = secs(settings.refresh_token_ttl, "refresh_token_ttl")?;
+        let passwords = password_checks(&settings)?;
+        let throttle = login_throttle(&settings)?;
+        let pending_logins_per_ip = settings.max_pending_logins_per_ip;
+        if !(1..=store::MAX_TRANSACTIONS).contains(&pending_logins_per_ip) {
+            return Err(config(
+                "max_pending_logins_per_ip",
+                format!("must be between 1 and {}", store::MAX_TRANSACTIONS),
+            ));
+        }
 
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(5))
@@ -347,6 +401,9 @@ impl SmartAuth {
                 code_ttl,
                 refresh_ttl,
                 verified: Mutex::new(HashMap::new()),
+                passwords,
+                throttle,
+                pending_logins_per_ip,
             }),
         })
     }

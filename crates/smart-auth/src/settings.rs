@@ -28,6 +28,27 @@ pub struct AuthSettings {
     pub users: Vec<UserAccount>,
     /// When set, bearer tokens from that issuer are also accepted.
     pub external: Option<ExternalIdp>,
+    /// Argon2 checks (user passwords, client secrets) run at once (default: the number of CPUs).
+    /// Further ones wait up to `password_check_wait` in a short queue, then are answered 503 with
+    /// `Retry-After`.
+    pub max_concurrent_password_checks: usize,
+    /// How long a password check may wait for a free slot (default 300 ms; at most 10 s; zero
+    /// refuses at once).
+    pub password_check_wait: Duration,
+    /// Failed sign-ins per username before it is locked out (default 5); each further failure
+    /// doubles the lock-out, from one second up to `login_lockout_max`.
+    pub login_failures_per_user: u32,
+    /// Failed sign-ins per client address (IPv6: per /64) before it is locked out the same way
+    /// (default 20: users behind one NAT share an address).
+    pub login_failures_per_ip: u32,
+    /// The longest sign-in lock-out (default 15 minutes).
+    pub login_lockout_max: Duration,
+    /// Usernames, and separately client addresses, the sign-in throttle remembers at most (default
+    /// 10,000 each); past it the longest-idle counters are forgotten first.
+    pub login_throttle_entries: usize,
+    /// Sign-ins in progress that have not passed the login page, per client address (default 20);
+    /// past it that address's oldest one is dropped.
+    pub max_pending_logins_per_ip: usize,
 }
 
 impl AuthSettings {
@@ -43,6 +64,13 @@ impl AuthSettings {
             clients: Vec::new(),
             users: Vec::new(),
             external: None,
+            max_concurrent_password_checks: std::thread::available_parallelism().map_or(1, usize::from),
+            password_check_wait: Duration::from_millis(300),
+            login_failures_per_user: 5,
+            login_failures_per_ip: 20,
+            login_lockout_max: Duration::from_secs(15 * 60),
+            login_throttle_entries: 10_000,
+            max_pending_logins_per_ip: 20,
         }
     }
 }
@@ -59,6 +87,13 @@ impl fmt::Debug for AuthSettings {
             .field("clients", &self.clients)
             .field("users", &self.users)
             .field("external", &self.external)
+            .field("max_concurrent_password_checks", &self.max_concurrent_password_checks)
+            .field("password_check_wait", &self.password_check_wait)
+            .field("login_failures_per_user", &self.login_failures_per_user)
+            .field("login_failures_per_ip", &self.login_failures_per_ip)
+            .field("login_lockout_max", &self.login_lockout_max)
+            .field("login_throttle_entries", &self.login_throttle_entries)
+            .field("max_pending_logins_per_ip", &self.max_pending_logins_per_ip)
             .finish()
     }
 }

@@ -1,7 +1,7 @@
 //! The token, introspection, revocation, launch, discovery and JWKS endpoints, client
 //! authentication, and minting.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Value, json};
 
 use crate::scopes::{Context, ScopeSet};
-use crate::store::{self, Family, Grant, RefreshRecord};
+use crate::store::{self, Family, Grant};
 use crate::util::{Form, constant_time_eq, now, random_token, sha256, truncate};
 use crate::verify::{ACCESS_TOKEN_TYP, AccessClaims, LEEWAY};
 use crate::{Client, GrantType, SmartAuth, is_fhir_id, password, paths};
@@ -29,6 +29,8 @@ pub(crate) struct OAuthError {
     description: String,
     /// `WWW-Authenticate: Basic` (the client tried HTTP Basic).
     basic_challenge: bool,
+    /// `Retry-After` (seconds).
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -38,6 +40,7 @@ impl OAuthError {
             error,
             description: description.into(),
             basic_challenge: false,
+            retry_after: None,
         }
     }
 
@@ -72,6 +75,23 @@ impl OAuthError {
             "the authorization server is at capacity; retry later",
         )
     }
+
+    /// Every password-check slot is taken: 503 with `Retry-After: 1`.
+    pub(crate) fn busy() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "too many client authentications are in progress; retry shortly",
+        );
+        e.retry_after = Some(1);
+        e
+    }
+}
+
+impl From<password::Busy> for OAuthError {
+    fn from(_: password::Busy) -> Self {
+        Self::busy()
+    }
 }
 
 impl IntoResponse for OAuthError {
@@ -83,6 +103,11 @@ impl IntoResponse for OAuthError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"fhir-gateway\""),
             );
+        }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -218,7 +243,7 @@ impl SmartAuth {
                 return Err(fail("client_id does not match the authenticated client"));
             }
             let Some(client) = self.client(&id) else {
-                password::burn_verification(secret).await;
+                self.inner.passwords.burn_verification(secret).await?;
                 return Err(fail("client authentication failed"));
             };
             let crate::ClientAuth::SecretBasic { secret_hash } = &client.reg.auth else {
@@ -231,7 +256,12 @@ impl SmartAuth {
                 .unwrap_or_else(|e| e.into_inner())
                 .is_some_and(|d| constant_time_eq(&d, &digest));
             if !cached {
-                if !password::verify_password_async(secret, secret_hash.clone()).await {
+                if !self
+                    .inner
+                    .passwords
+                    .verify_password_async(secret, secret_hash.clone())
+                    .await?
+                {
                     tracing::info!(client_id = %id, "client authentication failed");
                     return Err(fail("client authentication failed"));
                 }
@@ -511,12 +541,16 @@ impl SmartAuth {
             }
             if let Some(issued) = record.redeemed.take() {
                 record.redeemed = Some(Default::default());
+                let mut revoked = Vec::new();
                 for (jti, exp) in &issued.access {
                     store.revoke_access(jti, *exp);
+                    revoked.push(jti.clone());
                 }
                 if let Some(family) = &issued.family {
-                    store.revoke_family(family);
+                    revoked.extend(store.revoke_family(family));
                 }
+                drop(store);
+                self.forget_verified(&revoked);
                 tracing::warn!(client_id = %client.reg.client_id, "authorization code reused; its tokens are revoked");
                 return Err(OAuthError::invalid_grant(
                     "the code was already used; tokens issued from it are revoked",
@@ -560,16 +594,13 @@ impl SmartAuth {
                         grant: grant.clone(),
                         access: vec![(p.jti.clone(), p.exp)],
                         expires_at,
+                        refresh: VecDeque::new(),
                     },
                 );
-                store.refresh.insert(
-                    sha256(refresh_token.as_bytes()),
-                    RefreshRecord {
-                        family: family_id.clone(),
-                        used: false,
-                        expires_at,
-                    },
-                );
+                if !store.add_refresh(&family_id, sha256(refresh_token.as_bytes()), expires_at) {
+                    store.families.remove(&family_id);
+                    return Err(OAuthError::unavailable());
+                }
                 Some((family_id, refresh_token))
             } else {
                 None
@@ -611,7 +642,9 @@ impl SmartAuth {
                 ));
             }
             if record.used {
-                store.revoke_family(&record.family);
+                let revoked = store.revoke_family(&record.family);
+                drop(store);
+                self.forget_verified(&revoked);
                 tracing::warn!(client_id = %client.reg.client_id, "refresh token reused; its family is revoked");
                 return Err(OAuthError::invalid_grant(
                     "the refresh token was already used; the grant is revoked",
@@ -634,17 +667,10 @@ impl SmartAuth {
             }
             let new_token = random_token();
             let expires_at = p.iat + self.inner.refresh_ttl;
-            if let Some(r) = store.refresh.get_mut(&hash) {
-                r.used = true;
+            if !store.add_refresh(&record.family, sha256(new_token.as_bytes()), expires_at) {
+                return Err(OAuthError::unavailable());
             }
-            store.refresh.insert(
-                sha256(new_token.as_bytes()),
-                RefreshRecord {
-                    family: record.family.clone(),
-                    used: false,
-                    expires_at,
-                },
-            );
+            store.mark_refresh_used(&hash);
             if let Some(f) = store.families.get_mut(&record.family) {
                 f.expires_at = expires_at;
             }
@@ -832,6 +858,7 @@ impl SmartAuth {
                 && &claims.client_id == client_id
             {
                 self.store().revoke_access(&claims.jti, claims.exp);
+                self.forget_verified(std::slice::from_ref(&claims.jti));
                 tracing::info!(client_id = %client_id, "access token revoked");
             }
             return Ok(());
@@ -843,7 +870,9 @@ impl SmartAuth {
             .map(|r| r.family.clone())
             .filter(|f| store.families.get(f).is_some_and(|f| &f.grant.client_id == client_id));
         if let Some(family) = family {
-            store.revoke_family(&family);
+            let revoked = store.revoke_family(&family);
+            drop(store);
+            self.forget_verified(&revoked);
             tracing::info!(client_id = %client_id, "refresh token family revoked");
         }
         Ok(())

@@ -127,7 +127,34 @@ impl SmartAuth {
         Ok(identity)
     }
 
-    /// One of this server's tokens verified before, still unexpired and not revoked.
+    /// Drops tokens just revoked from the verified-token cache. Every cache hit checks revocation
+    /// and expiry anyway (a token verified while it was being revoked may be cached after this ran);
+    /// this keeps revoked tokens out of the cache as well.
+    pub(crate) fn forget_verified(&self, jtis: &[String]) {
+        if jtis.is_empty() {
+            return;
+        }
+        let jtis: std::collections::HashSet<&str> = jtis.iter().map(String::as_str).collect();
+        self.inner
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, identity| !jtis.contains(identity.token_id.as_str()));
+    }
+
+    /// True when `token` (this server's, verified before) is in the verified-token cache.
+    #[cfg(test)]
+    pub(crate) fn is_remembered(&self, token: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.inner
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&digest)
+    }
+
+    /// One of this server's tokens verified before, still unexpired and not revoked (checked on
+    /// every hit: the cache never outlives a revocation or an expiry).
     fn remembered(&self, digest: &[u8; 32]) -> Option<Identity> {
         let identity = {
             let verified = self.inner.verified.lock().unwrap_or_else(|e| e.into_inner());
@@ -329,6 +356,64 @@ mod tests {
             Unauthorized::missing().www_authenticate(),
             "Bearer realm=\"fhir-gateway\""
         );
+    }
+
+    struct NoPatients;
+
+    #[async_trait::async_trait]
+    impl crate::PatientDirectory for NoPatients {
+        async fn search(&self, _text: &str, _limit: usize) -> Vec<crate::PatientChoice> {
+            Vec::new()
+        }
+
+        async fn exists(&self, _patient_id: &str) -> bool {
+            false
+        }
+    }
+
+    /// A server and one of its access tokens (jti, exp, token).
+    fn server_and_token(jti: &str) -> (SmartAuth, String, i64, String) {
+        let settings = crate::AuthSettings::new(url::Url::parse("https://gw.example").unwrap());
+        let auth = SmartAuth::new(settings, Arc::new(NoPatients)).unwrap();
+        let t = crate::util::now();
+        let claims = AccessClaims {
+            iss: auth.issuer().to_owned(),
+            sub: "backend".into(),
+            aud: auth.fhir_base_url().to_owned(),
+            exp: t + 300,
+            iat: t,
+            nbf: t,
+            jti: jti.to_owned(),
+            client_id: "backend".into(),
+            scope: "system/*.rs".into(),
+            patient: None,
+            encounter: None,
+            fhir_user: None,
+        };
+        let token = auth.inner.keys.current().sign(ACCESS_TOKEN_TYP, &claims).unwrap();
+        (auth, jti.to_owned(), t + 300, token)
+    }
+
+    #[tokio::test]
+    async fn every_cache_hit_checks_revocation() {
+        let (auth, jti, exp, token) = server_and_token("jti-1");
+        assert!(auth.verify_token(&token).await.is_ok());
+        assert!(auth.is_remembered(&token), "verified tokens are cached");
+        // Revoked behind the cache's back (no purge): the hit still refuses it and drops it.
+        auth.store().revoke_access(&jti, exp);
+        let err = auth.verify_token(&token).await.unwrap_err();
+        assert!(err.description.contains("revoked"), "{err}");
+        assert!(!auth.is_remembered(&token));
+    }
+
+    #[tokio::test]
+    async fn revocation_purges_the_cache() {
+        let (auth, jti, _, token) = server_and_token("jti-2");
+        assert!(auth.verify_token(&token).await.is_ok());
+        auth.forget_verified(&["other".to_owned()]);
+        assert!(auth.is_remembered(&token), "only the revoked ids are dropped");
+        auth.forget_verified(std::slice::from_ref(&jti));
+        assert!(!auth.is_remembered(&token));
     }
 
     #[test]
