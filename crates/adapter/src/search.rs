@@ -116,7 +116,12 @@ impl DateRange {
         let local = |naive: NaiveDateTime| -> Result<DateTime<Utc>, BadDate> {
             tz.from_local_datetime(&naive)
                 .earliest()
-                .or_else(|| tz.from_local_datetime(&(naive + Duration::hours(1))).earliest())
+                // A local time in a gap (or past chrono's range): the instant an hour later.
+                .or_else(|| {
+                    naive
+                        .checked_add_signed(Duration::hours(1))
+                        .and_then(|later| tz.from_local_datetime(&later).earliest())
+                })
                 .map(|d| d.with_timezone(&Utc))
                 .ok_or(BadDate)
         };
@@ -178,6 +183,11 @@ impl DateRange {
                 } else {
                     return Err(BadDate);
                 };
+                // FHIR years have four digits; chrono's signed `%Y` reads more, up to where adding a
+                // step would overflow.
+                if !(1..=9999).contains(&naive.year()) {
+                    return Err(BadDate);
+                }
                 let start = match zone {
                     None => local(naive)?,
                     Some(z) => {
@@ -189,7 +199,7 @@ impl DateRange {
                 };
                 Ok(Self {
                     start,
-                    end: start + step,
+                    end: start.checked_add_signed(step).ok_or(BadDate)?,
                 })
             }
         }
@@ -219,7 +229,8 @@ fn split_zone(value: &str) -> (&str, Option<&str>) {
     if let Some(body) = value.strip_suffix('Z') {
         return (body, Some("Z"));
     }
-    if value.len() > 6 {
+    // The zone is ASCII: a split inside a multi-byte character is no zone (and would panic).
+    if value.len() > 6 && value.is_char_boundary(value.len() - 6) {
         let (body, zone) = value.split_at(value.len() - 6);
         let z = zone.as_bytes();
         if (z[0] == b'+' || z[0] == b'-') && z[3] == b':' && body.contains('T') {

@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: settings from TOML, the environment and secret files.
 //! - [`app`]: the axum router and handlers; [`error`]: errors → OperationOutcome.
+//! - [`fhir_json`]: client FHIR JSON bodies checked before the FHIR parser sees them.
 //! - [`query`] parses searches, [`params`] defines and evaluates search parameters,
 //!   [`engine`] federates, filters, sorts, pages and includes, [`bundle`] shapes results,
 //!   [`paging`] signs paging links.
@@ -9,6 +10,7 @@
 //! - [`sources`]: the wired adapters, each metered, and the cross-source [`sources::GatewayResolver`];
 //!   [`cache`]: the opt-in caching decorator; [`access`]: the auth seam; [`write`]: create, update, patch,
 //!   operations.
+//! - [`ratelimit`]: per-client request rate limits.
 //! - [`run`]: wiring for `serve` and `demo`.
 
 pub mod access;
@@ -20,6 +22,7 @@ pub mod conditional;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fhir_json;
 pub mod format;
 pub mod metrics;
 pub mod openapi;
@@ -27,6 +30,7 @@ pub mod operations;
 pub mod paging;
 pub mod params;
 pub mod query;
+pub mod ratelimit;
 pub mod run;
 pub mod sources;
 pub mod write;

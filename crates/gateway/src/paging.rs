@@ -103,10 +103,11 @@ impl CursorCodec {
         mac.verify_slice(&sig).map_err(|_| forged())?;
         let json = BASE64URL_NOPAD.decode(body.as_bytes()).map_err(|_| forged())?;
         let cursor: Cursor = serde_json::from_slice(&json).map_err(|_| forged())?;
-        if cursor.iat > now_unix + 60 {
+        // Saturating: a signed link is ours, but its numbers must not be able to overflow.
+        if cursor.iat > now_unix.saturating_add(60) {
             return Err(forged());
         }
-        if now_unix - cursor.iat > self.ttl_secs {
+        if now_unix.saturating_sub(cursor.iat) > self.ttl_secs {
             return Err(GatewayError::PageExpired(
                 "the paging link has expired; run the search again to get fresh links".into(),
             ));

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use adapter::{AdapterError, FhirId, Interaction, OperationTarget, Resource, ResourceType};
+use adapter::{AdapterError, FhirId, Interaction, OperationTarget, Performer, Resource, ResourceType};
 use serde_json::Value;
 
 use crate::access::{AccessPolicy, Caller};
@@ -22,8 +22,9 @@ fn to_resource(body: &Value, expected: ResourceType) -> Result<Resource, Gateway
             "the body must be a {expected} resource"
         )));
     }
-    fhirbolt::json::from_str(&body.to_string(), None)
-        .map_err(|_| GatewayError::BadRequest(format!("the body is not a valid FHIR R4 {expected}")))
+    // Shapes FHIR JSON forbids are refused naming the element before the parser sees them (an
+    // empty array panics it); see `fhir_json`.
+    crate::fhir_json::parse(body, expected.as_str())
 }
 
 /// The JSON answered for a resource a vendor returned from a write (an operation may answer with
@@ -44,6 +45,26 @@ fn within_grant(resource: &Value, caller: &Caller, policy: &dyn AccessPolicy) ->
             "the access token does not allow writing this resource (outside its compartment or constraint)".into(),
         ))
     }
+}
+
+/// May this caller make this write at `adapter`'s vendor? A patient-facing caller only what the
+/// source declares a patient may do (checked before anything is read, like a scope).
+fn may_write(
+    adapter: &Arc<dyn adapter::Adapter>,
+    t: ResourceType,
+    interaction: Interaction,
+    caller: &Caller,
+    policy: &dyn AccessPolicy,
+) -> Result<(), GatewayError> {
+    let performer = adapter
+        .capabilities()
+        .resource(t)
+        .map_or(Performer::Provider, |c| c.performer(interaction));
+    let what = match interaction {
+        Interaction::Create => format!("creating a {t} at {}", adapter.source()),
+        _ => format!("changing a {t} at {}", adapter.source()),
+    };
+    policy.may_perform(caller, performer, &what)
 }
 
 fn not_found(t: ResourceType, id: &str) -> GatewayError {
@@ -73,6 +94,22 @@ pub async fn create(
     if adapters.is_empty() {
         return Err(not_allowed("POST", t, "GET"));
     }
+    // Only the sources that let this caller create (a patient books a Zoom visit, nothing else).
+    let mut refused = None;
+    let adapters: Vec<_> = adapters
+        .into_iter()
+        .filter(|a| match may_write(a, t, Interaction::Create, caller, policy) {
+            Ok(()) => true,
+            Err(e) => {
+                refused.get_or_insert(e);
+                false
+            }
+        })
+        .collect();
+    if let (true, Some(e)) = (adapters.is_empty(), refused) {
+        return Err(e);
+    }
+    policy.names_only_own_patient(caller, &body)?;
     let mut last = None;
     for adapter in adapters {
         match adapter.create(resource.clone()).await {
@@ -133,6 +170,7 @@ async fn owner<'a>(
     policy: &dyn AccessPolicy,
 ) -> Result<(&'a std::sync::Arc<dyn adapter::Adapter>, FhirId, Value), GatewayError> {
     let (adapter, parsed) = writable(engine, t, id, interaction)?;
+    may_write(adapter, t, interaction, caller, policy)?;
     let current = engine.read(t, id, caller, policy).await?;
     Ok((adapter, parsed, current))
 }
@@ -155,6 +193,7 @@ pub async fn update(
     let resource = to_resource(&body, t)?;
     let (adapter, parsed, _) = owner(engine, t, id, Interaction::Update, caller, policy).await?;
     within_grant(&body, caller, policy)?;
+    policy.names_only_own_patient(caller, &body)?;
     let updated = adapter.update(t, parsed.native(), resource).await?;
     answer(updated, caller, policy)
 }
@@ -188,9 +227,14 @@ pub async fn patch(
         }));
     }
     within_grant(&current, caller, policy)?;
-    let resource = to_resource(&current, t).map_err(|_| {
+    policy.names_only_own_patient(caller, &current)?;
+    let resource = to_resource(&current, t).map_err(|e| {
         GatewayError::Adapter(AdapterError::Unprocessable {
-            element: t.as_str().into(),
+            // The element `fhir_json` names (an emptied array, say), else the resource.
+            element: match e {
+                GatewayError::BadParameter { name, .. } => name,
+                _ => t.as_str().into(),
+            },
             detail: "the patched resource is not valid FHIR".into(),
         })
     })?;
@@ -246,22 +290,20 @@ pub async fn operation(
         Interaction::Read
     };
     policy.authorize(caller, interaction, t)?;
+    policy.may_perform(caller, def.performer, &format!("${name}"))?;
     // The caller must be able to see the resource it operates on.
     let target = engine.read(t, id, caller, policy).await?;
-    let input =
-        match input {
-            None => None,
-            Some(v) => {
-                if v.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
-                    return Err(GatewayError::BadRequest(
-                        "an operation's body must be a Parameters resource".into(),
-                    ));
-                }
-                Some(fhirbolt::json::from_str::<Resource>(&v.to_string(), None).map_err(|_| {
-                    GatewayError::BadRequest("the body is not a valid FHIR R4 Parameters resource".into())
-                })?)
+    let input = match input {
+        None => None,
+        Some(v) => {
+            if v.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+                return Err(GatewayError::BadRequest(
+                    "an operation's body must be a Parameters resource".into(),
+                ));
             }
-        };
+            Some(crate::fhir_json::parse(&v, "Parameters resource")?)
+        }
+    };
     let out = match def.target {
         OperationTarget::Own => adapter.operation(t, parsed.native(), name, input).await?,
         OperationTarget::AnySource => {
