@@ -464,7 +464,13 @@ async fn the_simulator_verifies_the_callback_and_its_hooks_become_change_events(
     assert!(f.sim.verify_webhook_url().await);
 
     let patient = &data.patients[0];
-    let appointment = &data.appointments[0];
+    // An appointment the adapter serves (the dataset follows today's date: its first may be a break
+    // or deleted, which are not Appointments).
+    let appointment = data
+        .appointments
+        .iter()
+        .find(|a| !a.appt_is_break && !a.deleted_flag)
+        .unwrap();
     let note = &data.clinical_notes[0];
     f.sim.fire_webhook("PING", json!({}));
     f.sim

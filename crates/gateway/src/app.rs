@@ -52,6 +52,15 @@ pub struct AppState {
     /// SMART on FHIR, when configured: every `/fhir` route but the CapabilityStatement and the
     /// OperationDefinitions needs a valid bearer token.
     pub auth: Option<smart_auth::SmartAuth>,
+    /// The per-client rate limit (`[rate_limit]`), when on.
+    pub rate_limit: Option<Arc<crate::ratelimit::ClientLimiter>>,
+    /// `/metrics` needs a bearer token the gateway accepts (`metrics.require_token`).
+    pub metrics_require_token: bool,
+    /// Outside `/fhir` (held to [`Self::request_deadline`]), the most a request body may take to
+    /// arrive (`server.body_read_timeout_secs`; then 408).
+    pub body_read_timeout: Duration,
+    /// How much one request may ask for (`[limits]`): body, query and header sizes, parameters.
+    pub request_limits: query::Limits,
 }
 
 type Shared = Arc<AppState>;
@@ -68,7 +77,12 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route(
             "/fhir/{type}/_search",
-            axum::routing::post(search_post).fallback(method_not_allowed_search),
+            axum::routing::post(search_post)
+                .fallback(method_not_allowed_search)
+                // A form of search parameters, not a resource: its own, smaller, body limit.
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    state.request_limits.max_search_body_bytes,
+                )),
         )
         .route(
             "/fhir/{type}/{id}",
@@ -86,9 +100,20 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found);
+    // In order: the token gate (and `/metrics`'), then the per-client rate limit (keyed by the
+    // token's client, so after the gate), then the request deadline.
     let fhir = fhir
         .layer(middleware::from_fn_with_state(state.clone(), within_deadline))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .layer(middleware::from_fn_with_state(state.clone(), crate::ratelimit::limit))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn_with_state(state.clone(), require_metrics_token));
+    // Before anything else: the headers' and the URL query's size (431, 414); every body read on
+    // these routes is bounded by `limits.max_body_bytes` (`_search`: its own limit above; 413).
+    let fhir = fhir
+        .layer(middleware::from_fn_with_state(state.clone(), within_limits))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.request_limits.max_body_bytes,
+        ));
     // The OpenAPI route is served by Swagger UI's router (same document, typed by utoipa).
     let router = fhir.merge(docs).route("/", get(root)).with_state(state.clone());
     // The authorization server's own routes (discovery, /auth/*) sit beside, outside the token gate.
@@ -97,6 +122,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         None => router,
     };
     router
+        .layer(middleware::from_fn_with_state(state.clone(), body_deadline))
         .layer(middleware::from_fn(fhir_errors_are_outcomes))
         .layer(middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
@@ -149,6 +175,94 @@ async fn within_deadline(State(state): State<Shared>, request: Request, next: Ne
     }
 }
 
+/// The cheap bounds, checked before the token gate and any work: the request headers' total size
+/// (431) and the URL query's length (414), as `[limits]` sets them.
+async fn within_limits(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let limits = &state.request_limits;
+    let checked = query::check_headers(request.headers(), limits).and_then(|()| {
+        request
+            .uri()
+            .query()
+            .map_or(Ok(()), |q| query::check_query_len(q, limits))
+    });
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// With `metrics.require_token`, `/metrics` needs a bearer token the gateway accepts (any client,
+/// any scope), verified as the token gate verifies: else 401 with `WWW-Authenticate` and an
+/// OperationOutcome. Without an authorization server nothing can be verified, so nothing is served.
+async fn require_metrics_token(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    if !state.metrics_require_token || request.uri().path() != "/metrics" {
+        return next.run(request).await;
+    }
+    let verified = match &state.auth {
+        Some(auth) => auth.authenticate(request.headers()).await.map(|_| ()),
+        None => Err(smart_auth::Unauthorized {
+            error: None,
+            description: "a Bearer access token is required".to_owned(),
+        }),
+    };
+    match verified {
+        Ok(()) => next.run(request).await,
+        Err(unauthorized) => unauthorized.into_response(),
+    }
+}
+
+/// Outside `/fhir` (which [`within_deadline`] bounds whole), a request body must arrive within
+/// [`AppState::body_read_timeout`]: a client trickling a webhook or token request cannot hold the
+/// connection. Past it the handler sees the body fail, and the client gets 408 and a closed connection.
+async fn body_deadline(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    use axum::body::HttpBody as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if request.uri().path().starts_with("/fhir") || request.body().size_hint().exact() == Some(0) {
+        return next.run(request).await;
+    }
+    let limit = state.body_read_timeout;
+    let expired = Arc::new(AtomicBool::new(false));
+    let flag = expired.clone();
+    let deadline = tokio::time::Instant::now() + limit;
+    let request = request.map(move |body| {
+        let frames = futures::stream::unfold(Some(body.into_data_stream()), move |stream| {
+            let flag = flag.clone();
+            async move {
+                let mut stream = stream?;
+                match tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut stream)).await {
+                    Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(stream))),
+                    Ok(Some(Err(e))) => Some((Err(axum::BoxError::from(e)), None)),
+                    Ok(None) => None,
+                    Err(_) => {
+                        flag.store(true, Ordering::Relaxed);
+                        let message = format!("the request body did not arrive within {} s", limit.as_secs());
+                        Some((Err(axum::BoxError::from(message)), None))
+                    }
+                }
+            }
+        });
+        axum::body::Body::from_stream(frames)
+    });
+    let response = next.run(request).await;
+    if !expired.load(Ordering::Relaxed) {
+        return response;
+    }
+    tracing::debug!("a request body did not arrive in time");
+    let body = json!({
+        "error": "request_timeout",
+        "error_description": format!("the request body did not arrive within {} s", limit.as_secs()),
+    });
+    (
+        StatusCode::REQUEST_TIMEOUT,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CONNECTION, "close"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 /// A panic is a bug; the client still gets an OperationOutcome (and the process keeps serving).
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
@@ -180,6 +294,14 @@ async fn fhir_errors_are_outcomes(request: Request, next: Next) -> Response {
     let error = match status {
         StatusCode::NOT_FOUND => GatewayError::NotFound(message),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => GatewayError::UnsupportedMediaType(message),
+        // axum's body limit (`DefaultBodyLimit`, set per route from `[limits]`).
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            GatewayError::PayloadTooLarge("the request body is larger than this route accepts".into())
+        }
+        StatusCode::URI_TOO_LONG => GatewayError::UriTooLong("the request URL is too long".into()),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            GatewayError::HeadersTooLarge("the request headers are too large".into())
+        }
         s if s.is_server_error() => GatewayError::Internal(message),
         _ => GatewayError::BadRequest(format!("{message}: the request is malformed")),
     };
@@ -193,7 +315,8 @@ async fn fhir_errors_are_outcomes(request: Request, next: Next) -> Response {
 
 async fn record_metrics(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    // One of a fixed set (`OTHER` for the rest): a client cannot grow the label set.
+    let method = crate::metrics::method_label(request.method().as_str());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -201,7 +324,7 @@ async fn record_metrics(State(state): State<Shared>, request: Request, next: Nex
     let response = next.run(request).await;
     state
         .metrics
-        .http_request(&method, &route, response.status().as_u16(), started.elapsed());
+        .http_request(method, &route, response.status().as_u16(), started.elapsed());
     response
 }
 
@@ -286,6 +409,7 @@ async fn read(
     caller: Option<axum::Extension<Caller>>,
 ) -> Result<Response, GatewayError> {
     let pairs = pairs(q.as_deref());
+    query::check_limits(&pairs, &state.request_limits)?;
     format::negotiate(&headers, first(&pairs, "_format"))?;
     let t = resource_type(&ty, |t| state.engine.sources.serves(t))?;
     if !adapter::id::is_valid_fhir_id(&id) {
@@ -628,6 +752,8 @@ async fn run_search(
     headers: &HeaderMap,
     caller: Caller,
 ) -> Result<Response, GatewayError> {
+    // The client's own parameters, before any work (the policy's compartment filter comes later).
+    query::check_limits(&pairs, &state.request_limits)?;
     format::negotiate(headers, first(&pairs, "_format"))?;
     let t = resource_type(ty, |t| state.engine.sources.serves(t))?;
     state.policy.authorize(&caller, Interaction::SearchType, t)?;

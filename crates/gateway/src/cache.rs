@@ -4,12 +4,15 @@
 //! count only misses) and remembers reads and search pages for a while:
 //!
 //! - reads are keyed by account, source, type and native id and live for a per-type TTL;
-//! - search pages are keyed by account, source, the canonical request, the page cursor and size, and
-//!   the type's current *generation*: bumping the generation makes every cached page of the type
-//!   unreachable at once (they age out or are pushed out by the byte bound);
-//! - concurrent identical misses make exactly one inner call; errors are never cached;
-//! - entries are weighed by their serialized FHIR JSON size and the whole cache stays under
-//!   [`CacheSettings::max_bytes`].
+//! - search pages are keyed by the type's current *generation* and a SHA-256 digest of a canonical
+//!   form of account, source, request, page cursor and size (a fixed-size key, whatever the query);
+//!   bumping the generation makes every cached page of the type unreachable at once (they age out or
+//!   are pushed out by the byte bound);
+//! - concurrent identical misses make exactly one inner call; errors are never cached, except the
+//!   vendor saying a read's resource does not exist (not found, gone), remembered for
+//!   [`CacheSettings::not_found_ttl`] and evicted like any read;
+//! - entries are weighed by their serialized FHIR JSON size plus their key, and the whole cache stays
+//!   under [`CacheSettings::max_bytes`].
 //!
 //! Writes through the decorator and vendor change events ([`Cached::apply`]) evict what they change.
 //! The access policy is applied by the handlers after the cache (ARCHITECTURE.md invariant 3), and
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use adapter::search::SearchRequest;
+use adapter::search::{Modifier, Prefix, SearchParam, SearchRequest, SearchValue};
 use adapter::{
     Adapter, AdapterError, Capabilities, ChangeEvent, FhirId, Page, PageRequest, Resource, ResourceType, SourceName,
     WebhookReceiver,
@@ -29,6 +32,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use moka::ops::compute::{CompResult, Op};
+use sha2::{Digest, Sha256};
 
 /// How much to cache and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,10 @@ pub struct CacheSettings {
     /// How long past its TTL an entry is still served when the vendor fails (stale-if-error);
     /// zero serves nothing stale.
     pub stale_if_error: Duration,
+    /// How long a read the vendor answered "not found" or "gone" is answered so without calling it
+    /// again (evicted by change events and writes like any read; never served stale); zero
+    /// remembers nothing.
+    pub not_found_ttl: Duration,
 }
 
 /// The read TTL of a type missing from [`CacheSettings::read_ttl`].
@@ -65,6 +73,7 @@ impl Default for CacheSettings {
             read_ttl,
             search_ttl: Duration::from_secs(60),
             stale_if_error: Duration::from_secs(300),
+            not_found_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -108,23 +117,34 @@ struct ReadKey {
 /// Evicted resources remembered for their epochs before the whole read cache is cleared instead.
 const MAX_EPOCHS: usize = 100_000;
 
+/// What the vendor answered to a read.
+#[derive(Debug, Clone)]
+enum ReadAnswer {
+    Found(Arc<Resource>),
+    /// Not found or gone: remembered for [`CacheSettings::not_found_ttl`].
+    Absent(AdapterError),
+}
+
 #[derive(Debug, Clone)]
 struct ReadEntry {
-    resource: Arc<Resource>,
+    answer: ReadAnswer,
     size: u64,
-    /// When the vendor answered: fresh for the type's TTL, then kept for `stale_if_error`.
+    /// When the vendor answered: fresh for the type's TTL, then kept for `stale_if_error` (an absent
+    /// answer: fresh for `not_found_ttl`, then gone).
     fetched: Instant,
 }
 
+/// A search page's key: fixed-size, however long the query.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SearchKey {
-    account: Arc<str>,
+    /// The type searched (also in the digest): the metrics slot.
     resource_type: Option<ResourceType>,
-    source: SourceName,
-    request: String,
-    cursor: Option<String>,
-    size: u32,
+    /// The type's generation when the page was asked for: a change bumps it, and every page cached
+    /// under the old one becomes unreachable.
     generation: u64,
+    /// SHA-256 of the canonical form of account, source, request, cursor and page size
+    /// ([`search_digest`]).
+    digest: [u8; 32],
 }
 
 #[derive(Debug, Clone)]
@@ -137,11 +157,20 @@ struct PageEntry {
 /// Cache entries know when the vendor gave them.
 trait Fetched {
     fn fetched(&self) -> Instant;
+
+    /// The vendor said the resource does not exist: fresh for `not_found_ttl`, never served stale.
+    fn absent(&self) -> bool {
+        false
+    }
 }
 
 impl Fetched for ReadEntry {
     fn fetched(&self) -> Instant {
         self.fetched
+    }
+
+    fn absent(&self) -> bool {
+        matches!(self.answer, ReadAnswer::Absent(_))
     }
 }
 
@@ -151,24 +180,36 @@ impl Fetched for PageEntry {
     }
 }
 
-/// Per-type read lifetimes for moka: the TTL plus the stale-if-error window.
+/// Per-type read lifetimes for moka: the TTL plus the stale-if-error window; an absent answer
+/// lives for `not_found_ttl` only.
 struct ReadExpiry {
     keep: [Duration; ResourceType::ALL.len()],
+    absent: Duration,
+}
+
+impl ReadExpiry {
+    fn lifetime(&self, key: &ReadKey, value: &ReadEntry) -> Duration {
+        if value.absent() {
+            self.absent
+        } else {
+            self.keep[type_index(key.resource_type)]
+        }
+    }
 }
 
 impl Expiry<ReadKey, ReadEntry> for ReadExpiry {
-    fn expire_after_create(&self, key: &ReadKey, _value: &ReadEntry, _created_at: Instant) -> Option<Duration> {
-        Some(self.keep[type_index(key.resource_type)])
+    fn expire_after_create(&self, key: &ReadKey, value: &ReadEntry, _created_at: Instant) -> Option<Duration> {
+        Some(self.lifetime(key, value))
     }
 
     fn expire_after_update(
         &self,
         key: &ReadKey,
-        _value: &ReadEntry,
+        value: &ReadEntry,
         _updated_at: Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
-        Some(self.keep[type_index(key.resource_type)])
+        Some(self.lifetime(key, value))
     }
 }
 
@@ -181,6 +222,16 @@ fn type_index(resource_type: ResourceType) -> usize {
 
 fn weight(size: u64) -> u32 {
     u32::try_from(size).unwrap_or(u32::MAX).max(1)
+}
+
+/// What a read entry weighs: its FHIR JSON and its key (the account is shared, not counted).
+fn read_weight(key: &ReadKey, entry: &ReadEntry) -> u64 {
+    (std::mem::size_of::<ReadKey>() + key.native_id.len()) as u64 + entry.size
+}
+
+/// What a search page weighs: its FHIR JSON and continuation, and its (fixed-size) key.
+fn search_weight(_key: &SearchKey, entry: &PageEntry) -> u64 {
+    std::mem::size_of::<SearchKey>() as u64 + entry.size
 }
 
 /// The serialized FHIR JSON of a resource, with the type and id it names.
@@ -215,12 +266,119 @@ fn serialize(resource: &Resource) -> Serialized {
     }
 }
 
-/// A stable text for a search: the type and the parameters sorted by name (values kept in order,
-/// repeated parameters kept in their order).
-fn canonical(request: &SearchRequest) -> String {
-    let mut params: Vec<_> = request.params.iter().collect();
-    params.sort_by(|a, b| a.name.cmp(&b.name));
-    format!("{:?}|{:?}", request.resource_type, params)
+/// The key of a search page: SHA-256 of its canonical form — account, source, type, the parameters
+/// sorted by name and modifier (a repeated parameter's occurrences keep their order, and a
+/// parameter's comma-separated values theirs: an adapter may plan its vendor calls in that order),
+/// the vendor cursor and the page size. Every field is tagged or length-prefixed, so two different
+/// searches never share a form (`name=a,b` is not `name=a&name=b`).
+fn search_digest(account: &str, source: &str, request: &SearchRequest, page: &PageRequest) -> [u8; 32] {
+    let mut form = Canonical(Sha256::new());
+    form.text("fhir-gateway search page v1");
+    form.text(account);
+    form.text(source);
+    form.text(request.resource_type.map_or("*", |t| t.as_str()));
+    let mut params: Vec<&SearchParam> = request.params.iter().collect();
+    params.sort_by(|a, b| {
+        (a.name.as_str(), modifier_code(a.modifier)).cmp(&(b.name.as_str(), modifier_code(b.modifier)))
+    });
+    form.count(params.len());
+    for param in params {
+        form.text(&param.name);
+        form.text(modifier_code(param.modifier));
+        form.count(param.values.len());
+        for value in &param.values {
+            form.value(value);
+        }
+    }
+    form.optional(page.cursor.as_ref().map(|c| c.0.as_str()));
+    form.0.update(page.size.to_be_bytes());
+    form.0.finalize().into()
+}
+
+fn modifier_code(modifier: Option<Modifier>) -> &'static str {
+    match modifier {
+        None => "",
+        Some(Modifier::Exact) => "exact",
+        Some(Modifier::Contains) => "contains",
+        Some(Modifier::Missing) => "missing",
+        Some(Modifier::Not) => "not",
+    }
+}
+
+fn prefix_code(prefix: Prefix) -> &'static str {
+    match prefix {
+        Prefix::Eq => "eq",
+        Prefix::Ne => "ne",
+        Prefix::Gt => "gt",
+        Prefix::Lt => "lt",
+        Prefix::Ge => "ge",
+        Prefix::Le => "le",
+        Prefix::Sa => "sa",
+        Prefix::Eb => "eb",
+        Prefix::Ap => "ap",
+    }
+}
+
+/// Writes a search's canonical form into a hash: every text length-prefixed, every choice tagged.
+struct Canonical(Sha256);
+
+impl Canonical {
+    fn count(&mut self, n: usize) {
+        self.0.update((n as u64).to_be_bytes());
+    }
+
+    fn text(&mut self, text: &str) {
+        self.count(text.len());
+        self.0.update(text.as_bytes());
+    }
+
+    fn tag(&mut self, tag: u8) {
+        self.0.update([tag]);
+    }
+
+    fn optional(&mut self, text: Option<&str>) {
+        match text {
+            None => self.tag(0),
+            Some(t) => {
+                self.tag(1);
+                self.text(t);
+            }
+        }
+    }
+
+    fn instant(&mut self, at: &chrono::DateTime<chrono::Utc>) {
+        self.0.update(at.timestamp().to_be_bytes());
+        self.0.update(at.timestamp_subsec_nanos().to_be_bytes());
+    }
+
+    fn value(&mut self, value: &SearchValue) {
+        match value {
+            SearchValue::String(s) => {
+                self.tag(1);
+                self.text(s);
+            }
+            SearchValue::Token(t) => {
+                self.tag(2);
+                self.optional(t.system.as_deref());
+                self.optional(t.code.as_deref());
+            }
+            SearchValue::Date(d) => {
+                self.tag(3);
+                self.text(prefix_code(d.prefix));
+                self.instant(&d.range.start);
+                self.instant(&d.range.end);
+            }
+            SearchValue::Reference(r) => {
+                self.tag(4);
+                self.optional(r.resource_type.map(|t| t.as_str()));
+                self.text(&r.id);
+            }
+            SearchValue::Missing(missing) => {
+                self.tag(5);
+                self.tag(u8::from(*missing));
+            }
+        }
+    }
 }
 
 /// An answer served from the cache past its TTL because the vendor failed.
@@ -279,6 +437,8 @@ pub struct Cached {
     read_ttl: [Duration; ResourceType::ALL.len()],
     search_ttl: Duration,
     stale_if_error: Duration,
+    /// How long a read the vendor answered "not found" or "gone" is remembered (zero: not at all).
+    not_found_ttl: Duration,
 }
 
 const SLOTS: usize = ResourceType::ALL.len() + 1;
@@ -308,9 +468,10 @@ impl Cached {
         let counter = counters.clone();
         let reads = Cache::builder()
             .max_capacity(read_bytes)
-            .weigher(|_: &ReadKey, v: &ReadEntry| weight(v.size))
+            .weigher(|k: &ReadKey, v: &ReadEntry| weight(read_weight(k, v)))
             .expire_after(ReadExpiry {
                 keep: ResourceType::ALL.map(|t| settings.read_ttl_of(t).saturating_add(settings.stale_if_error)),
+                absent: settings.not_found_ttl,
             })
             .eviction_listener(move |k: Arc<ReadKey>, _, cause: RemovalCause| {
                 if cause.was_evicted() {
@@ -323,7 +484,7 @@ impl Cached {
         let counter = counters.clone();
         let searches = Cache::builder()
             .max_capacity(search_bytes)
-            .weigher(|_: &SearchKey, v: &PageEntry| weight(v.size))
+            .weigher(|k: &SearchKey, v: &PageEntry| weight(search_weight(k, v)))
             .time_to_live(settings.search_ttl.saturating_add(settings.stale_if_error))
             .eviction_listener(move |k: Arc<SearchKey>, _, cause: RemovalCause| {
                 if cause.was_evicted() {
@@ -344,6 +505,7 @@ impl Cached {
             read_ttl: ResourceType::ALL.map(|t| settings.read_ttl_of(t)),
             search_ttl: settings.search_ttl,
             stale_if_error: settings.stale_if_error,
+            not_found_ttl: settings.not_found_ttl,
         }
     }
 
@@ -461,12 +623,12 @@ impl Cached {
         for (key, entry) in self.reads.iter() {
             let h = &mut held[slot(Some(key.resource_type))];
             h.0 += 1;
-            h.1 += entry.size;
+            h.1 += read_weight(&key, &entry);
         }
         for (key, entry) in self.searches.iter() {
             let h = &mut held[slot(key.resource_type)];
             h.0 += 1;
-            h.1 += entry.size;
+            h.1 += search_weight(&key, &entry);
         }
         (0..SLOTS)
             .filter_map(|i| {
@@ -501,6 +663,12 @@ impl Cached {
         Fut: std::future::Future<Output = Result<V, AdapterError>>,
     {
         let missed = AtomicBool::new(false);
+        // An absent answer ("not found") is fresh for `not_found_ttl`, anything else for `ttl`.
+        let not_found_ttl = self.not_found_ttl;
+        let fresh = move |value: &V| {
+            let lifetime = if value.absent() { not_found_ttl } else { ttl };
+            value.fetched().elapsed() < lifetime
+        };
         let Some(current) = cache.get(&key).await else {
             let result = cache
                 .try_get_with(key, async {
@@ -511,7 +679,7 @@ impl Cached {
             self.count(slot, missed.load(Ordering::Relaxed));
             return result.map_err(|e| AdapterError::clone(&e));
         };
-        if current.fetched().elapsed() < ttl {
+        if fresh(&current) {
             self.count(slot, false);
             return Ok(current);
         }
@@ -522,7 +690,7 @@ impl Cached {
             .entry(key.clone())
             .and_try_compute_with(|held| async move {
                 if let Some(held) = &held
-                    && held.value().fetched().elapsed() < ttl
+                    && fresh(held.value())
                 {
                     // Another caller refreshed it while this one waited.
                     return Ok(Op::Nop);
@@ -530,8 +698,12 @@ impl Cached {
                 missed_ref.store(true, Ordering::Relaxed);
                 match fetch().await {
                     Ok(value) => Ok(Op::Put(value)),
+                    // An absent answer is never served stale: only a copy of a resource stands in.
                     Err(e)
-                        if vendor_failed(&e) && held.as_ref().is_some_and(|h| h.value().fetched().elapsed() < keep) =>
+                        if vendor_failed(&e)
+                            && held
+                                .as_ref()
+                                .is_some_and(|h| !h.value().absent() && h.value().fetched().elapsed() < keep) =>
                     {
                         *failure_ref.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                         Ok(Op::Nop)
@@ -569,7 +741,8 @@ impl Cached {
         }
     }
 
-    /// Remembers the resources of a page as reads, unless already cached.
+    /// Remembers the resources of a page as reads, unless already cached (a remembered "not found"
+    /// is replaced).
     async fn warm(&self, page: &Page) {
         for resource in &page.resources {
             let s = serialize(resource);
@@ -583,13 +756,14 @@ impl Cached {
                 continue;
             }
             let entry = ReadEntry {
-                resource: Arc::new(resource.clone()),
+                answer: ReadAnswer::Found(Arc::new(resource.clone())),
                 size: s.size,
                 fetched: Instant::now(),
             };
+            // A remembered "not found" is replaced: the page shows the resource exists now.
             self.reads
                 .entry(self.read_key(resource_type, fid.native()))
-                .or_insert(entry)
+                .or_insert_with_if(async move { entry }, |held: &ReadEntry| held.absent())
                 .await;
         }
     }
@@ -612,29 +786,42 @@ impl Adapter for Cached {
     async fn read(&self, resource_type: ResourceType, native_id: &str) -> Result<Resource, AdapterError> {
         let key = self.read_key(resource_type, native_id);
         let ttl = self.read_ttl[type_index(resource_type)];
+        let remember_absent = !self.not_found_ttl.is_zero();
         let entry = self
             .lookup(&self.reads, (key, slot(Some(resource_type))), ttl, || async {
-                let resource = self.inner.read(resource_type, native_id).await?;
-                let size = serialize(&resource).size;
-                Ok(ReadEntry {
-                    resource: Arc::new(resource),
-                    size,
-                    fetched: Instant::now(),
-                })
+                match self.inner.read(resource_type, native_id).await {
+                    Ok(resource) => {
+                        let size = serialize(&resource).size;
+                        Ok(ReadEntry {
+                            answer: ReadAnswer::Found(Arc::new(resource)),
+                            size,
+                            fetched: Instant::now(),
+                        })
+                    }
+                    // The vendor's "no such resource" is an answer too: remembered briefly, so
+                    // reads of ids that do not exist do not spend the vendor's rate budget.
+                    Err(e @ (AdapterError::NotFound { .. } | AdapterError::Gone { .. })) if remember_absent => {
+                        Ok(ReadEntry {
+                            answer: ReadAnswer::Absent(e),
+                            size: (std::mem::size_of::<AdapterError>() + native_id.len()) as u64,
+                            fetched: Instant::now(),
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
             })
             .await?;
-        Ok(Resource::clone(&entry.resource))
+        match entry.answer {
+            ReadAnswer::Found(resource) => Ok(Resource::clone(&resource)),
+            ReadAnswer::Absent(e) => Err(e),
+        }
     }
 
     async fn search(&self, request: &SearchRequest, page: PageRequest) -> Result<Page, AdapterError> {
         let key = SearchKey {
-            account: self.account.clone(),
             resource_type: request.resource_type,
-            source: self.inner.source(),
-            request: canonical(request),
-            cursor: page.cursor.as_ref().map(|c| c.0.clone()),
-            size: page.size,
             generation: self.generation(request.resource_type),
+            digest: search_digest(&self.account, self.inner.source(), request, &page),
         };
         let entry = self
             .lookup(
@@ -667,6 +854,18 @@ impl Adapter for Cached {
         match resource_type {
             Some(t) => self.bump(t),
             None => self.bump_all(),
+        }
+        // A "not found" remembered for the new id must not answer the next read.
+        if !self.not_found_ttl.is_zero()
+            && let Ok(created) = &result
+        {
+            let s = serialize(created);
+            if let (Some(t), Some(id)) = (s.resource_type, s.id)
+                && let Ok(fid) = FhirId::parse(&id)
+                && fid.source() == self.inner.source()
+            {
+                self.evict(t, fid.native()).await;
+            }
         }
         result
     }
@@ -751,7 +950,7 @@ pub fn render_metrics(caches: &[Arc<Cached>]) -> String {
         (
             "fhir_gateway_cache_bytes",
             "gauge",
-            "Serialized FHIR JSON bytes held (the bound is on the sum).",
+            "Bytes held: serialized FHIR JSON and keys (the bound is on the sum).",
             |s| s.weighted_bytes,
         ),
     ];
@@ -765,4 +964,172 @@ pub fn render_metrics(caches: &[Arc<Cached>]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use adapter::search::{Continuation, TokenValue};
+
+    use super::*;
+
+    fn strings(name: &str, modifier: Option<Modifier>, values: &[&str]) -> SearchParam {
+        SearchParam {
+            name: name.into(),
+            modifier,
+            values: values.iter().map(|v| SearchValue::String((*v).into())).collect(),
+        }
+    }
+
+    fn patients(params: Vec<SearchParam>) -> SearchRequest {
+        SearchRequest {
+            resource_type: Some(ResourceType::Patient),
+            params,
+        }
+    }
+
+    fn first(size: u32) -> PageRequest {
+        PageRequest { cursor: None, size }
+    }
+
+    #[test]
+    fn reordered_parameters_make_the_same_key() {
+        let a = patients(vec![
+            strings("family", None, &["x"]),
+            strings("given", Some(Modifier::Exact), &["y"]),
+            strings("family", Some(Modifier::Contains), &["z"]),
+            strings("birthdate", None, &["1970"]),
+        ]);
+        let b = patients(vec![
+            strings("birthdate", None, &["1970"]),
+            strings("family", Some(Modifier::Contains), &["z"]),
+            strings("given", Some(Modifier::Exact), &["y"]),
+            strings("family", None, &["x"]),
+        ]);
+        assert_eq!(
+            search_digest("acct", "mem", &a, &first(50)),
+            search_digest("acct", "mem", &b, &first(50))
+        );
+    }
+
+    #[test]
+    fn any_other_difference_makes_another_key() {
+        let base = patients(vec![strings("name", None, &["a", "b"])]);
+        let with_type = |t: Option<ResourceType>| SearchRequest {
+            resource_type: t,
+            params: base.params.clone(),
+        };
+        let token = patients(vec![SearchParam {
+            name: "name".into(),
+            modifier: None,
+            values: vec![
+                SearchValue::Token(TokenValue {
+                    system: None,
+                    code: Some("a".into()),
+                }),
+                SearchValue::Token(TokenValue {
+                    system: None,
+                    code: Some("b".into()),
+                }),
+            ],
+        }]);
+        let keys = [
+            search_digest("acct", "mem", &base, &first(50)),
+            search_digest("other", "mem", &base, &first(50)),
+            search_digest("acct", "zoom", &base, &first(50)),
+            search_digest("acct", "mem", &base, &first(20)),
+            search_digest(
+                "acct",
+                "mem",
+                &base,
+                &PageRequest {
+                    cursor: Some(Continuation("c1".into())),
+                    size: 50,
+                },
+            ),
+            search_digest(
+                "acct",
+                "mem",
+                &base,
+                &PageRequest {
+                    cursor: Some(Continuation("c2".into())),
+                    size: 50,
+                },
+            ),
+            // OR is not AND, and no concatenation of texts looks like another.
+            search_digest(
+                "acct",
+                "mem",
+                &patients(vec![strings("name", None, &["a"]), strings("name", None, &["b"])]),
+                &first(50),
+            ),
+            search_digest(
+                "acct",
+                "mem",
+                &patients(vec![strings("name", None, &["ab"])]),
+                &first(50),
+            ),
+            search_digest(
+                "acct",
+                "mem",
+                &patients(vec![strings("name", None, &["a,b"])]),
+                &first(50),
+            ),
+            search_digest(
+                "acct",
+                "mem",
+                &patients(vec![strings("name", Some(Modifier::Exact), &["a", "b"])]),
+                &first(50),
+            ),
+            search_digest("acct", "mem", &token, &first(50)),
+            search_digest("acct", "mem", &with_type(Some(ResourceType::Practitioner)), &first(50)),
+            search_digest("acct", "mem", &with_type(None), &first(50)),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b, "key {i} is shared");
+            }
+        }
+    }
+
+    #[test]
+    fn search_keys_are_small_and_weighed() {
+        let key_size = std::mem::size_of::<SearchKey>();
+        assert!(key_size <= 64, "{key_size}");
+        let key = SearchKey {
+            resource_type: Some(ResourceType::Patient),
+            generation: 0,
+            digest: search_digest(
+                "acct",
+                "mem",
+                &patients(vec![strings("name", None, &["x".repeat(10_000).as_str()])]),
+                &first(50),
+            ),
+        };
+        let entry = PageEntry {
+            page: Arc::new(Page::default()),
+            size: 100,
+            fetched: Instant::now(),
+        };
+        assert_eq!(
+            search_weight(&key, &entry),
+            100 + std::mem::size_of::<SearchKey>() as u64
+        );
+        let read = ReadKey {
+            account: Arc::from("acct"),
+            source: "mem",
+            resource_type: ResourceType::Patient,
+            native_id: "12345".into(),
+            epoch: (0, 0),
+        };
+        let absent = ReadEntry {
+            answer: ReadAnswer::Absent(AdapterError::NotFound {
+                resource_type: ResourceType::Patient,
+                id: "12345".into(),
+            }),
+            size: 0,
+            fetched: Instant::now(),
+        };
+        assert!(absent.absent());
+        assert_eq!(read_weight(&read, &absent), (std::mem::size_of::<ReadKey>() + 5) as u64);
+    }
 }

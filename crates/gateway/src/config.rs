@@ -49,6 +49,13 @@ pub struct ServerSection {
     pub public_url: Option<String>,
     /// The most one `/fhir` request may take before it is answered 504.
     pub request_timeout_secs: u64,
+    /// A client must send a request's whole header within this (else the connection is closed); also
+    /// how long an idle keep-alive connection stays open.
+    pub header_read_timeout_secs: u64,
+    /// Outside `/fhir`, the most a request body may take to arrive (then 408).
+    pub body_read_timeout_secs: u64,
+    /// Connections served at once; more wait until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSection {
@@ -57,8 +64,41 @@ impl Default for ServerSection {
             listen: "127.0.0.1:8080".into(),
             public_url: None,
             request_timeout_secs: 60,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            max_connections: 1024,
         }
     }
+}
+
+/// `[rate_limit]`: requests per client (a token's `client_id`, else the caller's address).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSection {
+    pub enabled: bool,
+    /// Sustained requests per minute per client.
+    pub per_client_per_minute: u32,
+    /// Requests a client may send at once.
+    pub burst: u32,
+}
+
+impl Default for RateLimitSection {
+    fn default() -> Self {
+        let d = crate::ratelimit::RateLimitSettings::default();
+        Self {
+            enabled: true,
+            per_client_per_minute: d.per_minute.get(),
+            burst: d.burst.get(),
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// `/metrics` needs a bearer token the gateway accepts (needs `auth.mode = "smart"`).
+    pub require_token: bool,
 }
 
 /// `[fhir]`
@@ -134,6 +174,8 @@ pub struct CacheSection {
     pub read_ttl_secs: BTreeMap<String, u64>,
     /// How long past its TTL an answer is still served when the vendor fails (0: never).
     pub stale_if_error_secs: u64,
+    /// How long a vendor's "not found" / "gone" on a read is remembered (0: not at all).
+    pub not_found_ttl_secs: u64,
 }
 
 impl Default for CacheSection {
@@ -144,6 +186,7 @@ impl Default for CacheSection {
             search_ttl_secs: 60,
             read_ttl_secs: BTreeMap::new(),
             stale_if_error_secs: 300,
+            not_found_ttl_secs: 30,
         }
     }
 }
@@ -376,7 +419,11 @@ pub struct RawConfig {
     pub zoom: Option<ZoomSection>,
     pub noa: Option<NoaSection>,
     pub cache: CacheSection,
+    /// `[limits]`: how much one request may ask for (each at least 1).
+    pub limits: crate::query::Limits,
     pub resilience: ResilienceSection,
+    pub rate_limit: RateLimitSection,
+    pub metrics: MetricsSection,
 }
 
 /// Validated settings.
@@ -401,6 +448,14 @@ pub struct Settings {
     pub noa: Option<adapter_noa::NoaConfig>,
     /// `None` when `cache.enabled = false`.
     pub cache: Option<crate::cache::CacheSettings>,
+    /// `[server]`'s connection handling.
+    pub server_limits: crate::run::ServerLimits,
+    /// `None` when `rate_limit.enabled = false`.
+    pub rate_limit: Option<crate::ratelimit::RateLimitSettings>,
+    /// `metrics.require_token`.
+    pub metrics_require_token: bool,
+    /// `[limits]`.
+    pub limits: crate::query::Limits,
 }
 
 impl Settings {
@@ -518,6 +573,10 @@ fn cache_settings(c: &CacheSection) -> Result<Option<crate::cache::CacheSettings
     if c.stale_if_error_secs > 86_400 {
         return Err(invalid("cache.stale_if_error_secs", "must be at most 86400 (one day)"));
     }
+    if c.not_found_ttl_secs > 3600 {
+        return Err(invalid("cache.not_found_ttl_secs", "must be at most 3600 (one hour)"));
+    }
+    settings.not_found_ttl = Duration::from_secs(c.not_found_ttl_secs);
     for (name, secs) in &c.read_ttl_secs {
         let t: adapter::ResourceType = name.parse().map_err(|_| {
             invalid(
@@ -531,6 +590,72 @@ fn cache_settings(c: &CacheSection) -> Result<Option<crate::cache::CacheSettings
         settings.read_ttl.insert(t, Duration::from_secs(*secs));
     }
     Ok(Some(settings))
+}
+
+/// Validates `[limits]`: every bound is at least 1 (a bound of 0 would refuse every request).
+fn limits_settings(l: &crate::query::Limits) -> Result<crate::query::Limits, ConfigError> {
+    for (setting, value) in [
+        ("limits.max_body_bytes", l.max_body_bytes),
+        ("limits.max_search_body_bytes", l.max_search_body_bytes),
+        ("limits.max_query_bytes", l.max_query_bytes),
+        ("limits.max_header_bytes", l.max_header_bytes),
+        ("limits.max_params", l.max_params),
+        ("limits.max_value_len", l.max_value_len),
+        ("limits.max_sort_keys", l.max_sort_keys),
+        ("limits.max_includes", l.max_includes),
+        ("limits.max_elements", l.max_elements),
+    ] {
+        if value == 0 {
+            return Err(invalid(setting, "must be at least 1"));
+        }
+    }
+    for (setting, value) in [
+        ("limits.max_body_bytes", l.max_body_bytes),
+        ("limits.max_search_body_bytes", l.max_search_body_bytes),
+    ] {
+        if value > 1024 * 1024 * 1024 {
+            return Err(invalid(setting, "must be at most 1073741824 (1 GiB)"));
+        }
+    }
+    Ok(*l)
+}
+
+/// Validates `[server]`'s connection handling.
+fn server_limits(s: &ServerSection) -> Result<crate::run::ServerLimits, ConfigError> {
+    if !(1..=300).contains(&s.header_read_timeout_secs) {
+        return Err(invalid("server.header_read_timeout_secs", "must be between 1 and 300"));
+    }
+    if !(1..=3600).contains(&s.body_read_timeout_secs) {
+        return Err(invalid("server.body_read_timeout_secs", "must be between 1 and 3600"));
+    }
+    if !(1..=1_000_000).contains(&s.max_connections) {
+        return Err(invalid("server.max_connections", "must be between 1 and 1000000"));
+    }
+    Ok(crate::run::ServerLimits {
+        header_read_timeout: Duration::from_secs(s.header_read_timeout_secs),
+        body_read_timeout: Duration::from_secs(s.body_read_timeout_secs),
+        max_connections: s.max_connections,
+    })
+}
+
+/// Validates `[rate_limit]`.
+fn rate_limit_settings(r: &RateLimitSection) -> Result<Option<crate::ratelimit::RateLimitSettings>, ConfigError> {
+    if !r.enabled {
+        return Ok(None);
+    }
+    if r.per_client_per_minute == 0 {
+        return Err(invalid(
+            "rate_limit.per_client_per_minute",
+            "must be at least 1 (or set rate_limit.enabled = false)",
+        ));
+    }
+    if r.burst == 0 {
+        return Err(invalid("rate_limit.burst", "must be at least 1"));
+    }
+    Ok(crate::ratelimit::RateLimitSettings::new(
+        r.per_client_per_minute,
+        r.burst,
+    ))
 }
 
 /// Validates `[resilience]`.
@@ -830,6 +955,14 @@ impl RawConfig {
             }
         };
         let auth_configured = auth.is_some();
+        let server_limits = server_limits(&self.server)?;
+        let rate_limit = rate_limit_settings(&self.rate_limit)?;
+        if self.metrics.require_token && !auth_configured {
+            return Err(invalid(
+                "metrics.require_token",
+                "needs auth.mode = \"smart\" (nothing else can verify a token)",
+            ));
+        }
         let resilience = resilience_settings(&self.resilience)?;
         let drchrono = match self.drchrono {
             None => None,
@@ -943,6 +1076,7 @@ impl RawConfig {
             }
         };
         let cache = cache_settings(&self.cache)?;
+        let limits = limits_settings(&self.limits)?;
         let noa = match self.noa {
             None => None,
             Some(n) => Some(noa_config(n, public_url.as_ref(), timezone, &resilience)?),
@@ -951,6 +1085,7 @@ impl RawConfig {
             zoom,
             noa,
             cache,
+            limits,
             listen,
             public_url,
             default_count: self.fhir.default_count,
@@ -961,6 +1096,9 @@ impl RawConfig {
             paging_secret,
             link_ttl: Duration::from_secs(self.paging.link_ttl_secs as u64),
             request_deadline: Duration::from_secs(self.server.request_timeout_secs),
+            server_limits,
+            rate_limit,
+            metrics_require_token: self.metrics.require_token,
             auth_configured,
             auth,
             drchrono,
@@ -972,7 +1110,7 @@ impl RawConfig {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    pub(super) const GOOD: &str = r#"
 [server]
 listen = "127.0.0.1:9090"
 [paging]
@@ -985,11 +1123,11 @@ redirect_uri = "https://gw.example/cb"
 timezone = "America/Chicago"
 "#;
 
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pub(super) fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    fn err(text: &str, e: &[(&str, &str)]) -> String {
+    pub(super) fn err(text: &str, e: &[(&str, &str)]) -> String {
         Settings::from_toml(text, &env(e)).unwrap_err().to_string()
     }
 
@@ -1234,6 +1372,7 @@ jwks_url = "https://idp.example/jwks"
 
 #[cfg(test)]
 mod sample_tests {
+    use super::tests::{GOOD, env, err};
     use super::*;
 
     /// `examples/gateway.toml` stays a valid configuration (its secret files are provided here).
@@ -1299,5 +1438,118 @@ mod sample_tests {
         let tz = format!("{with_url}timezone = \"Mars/Olympus\"\n");
         let e = Settings::from_toml(&tz, &BTreeMap::new()).unwrap_err().to_string();
         assert!(e.contains("noa.timezone"), "{e}");
+    }
+
+    #[test]
+    fn limits_have_defaults_overrides_and_named_errors() {
+        let s = Settings::from_toml(GOOD, &BTreeMap::new()).unwrap();
+        assert_eq!(s.limits, crate::query::Limits::default());
+        assert_eq!(s.cache.as_ref().map(|c| c.not_found_ttl), Some(Duration::from_secs(30)));
+        let s = Settings::from_toml(
+            &format!("{GOOD}[limits]\nmax_params = 20\nmax_sort_keys = 3\n[cache]\nnot_found_ttl_secs = 0\n"),
+            &env(&[("FHIR_GATEWAY__LIMITS__MAX_BODY_BYTES", "4096")]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.limits,
+            crate::query::Limits {
+                max_params: 20,
+                max_sort_keys: 3,
+                max_body_bytes: 4096,
+                ..crate::query::Limits::default()
+            }
+        );
+        assert_eq!(s.cache.map(|c| c.not_found_ttl), Some(Duration::ZERO));
+        assert_eq!(
+            err(GOOD, &[("FHIR_GATEWAY__LIMITS__MAX_PARAMS", "0")]),
+            "setting `limits.max_params`: must be at least 1"
+        );
+        for (key, value) in [
+            ("LIMITS__MAX_BODY_BYTES", "0"),
+            ("LIMITS__MAX_SEARCH_BODY_BYTES", "2000000000"),
+            ("LIMITS__MAX_QUERY_BYTES", "0"),
+            ("LIMITS__MAX_HEADER_BYTES", "0"),
+            ("LIMITS__MAX_VALUE_LEN", "-1"),
+            ("LIMITS__MAX_SORT_KEYS", "0"),
+            ("LIMITS__MAX_INCLUDES", "0"),
+            ("LIMITS__MAX_ELEMENTS", "many"),
+            ("CACHE__NOT_FOUND_TTL_SECS", "7200"),
+        ] {
+            let setting = key.to_lowercase().replace("__", ".");
+            let e = err(GOOD, &[(&format!("FHIR_GATEWAY__{key}"), value)]);
+            assert!(e.contains(&setting), "{key}={value}: {e}");
+        }
+        let e = err(&format!("{GOOD}[limits]\nmax_parms = 3\n"), &[]);
+        assert!(e.contains("limits"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod server_tests {
+    use super::*;
+
+    const BASE: &str = "[drchrono]\nclient_id = \"c\"\nclient_secret = \"s\"\nrefresh_token = \"r\"\nredirect_uri = \"https://gw.example/cb\"\n";
+
+    fn load(extra: &str) -> Result<Settings, ConfigError> {
+        Settings::from_toml(&format!("{extra}\n{BASE}"), &BTreeMap::new())
+    }
+
+    #[test]
+    fn connection_limits_rate_limits_and_metrics_have_defaults() {
+        let s = load("").unwrap();
+        assert_eq!(s.server_limits, crate::run::ServerLimits::default());
+        assert_eq!(s.server_limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.server_limits.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(s.server_limits.max_connections, 1024);
+        assert_eq!(s.rate_limit, crate::ratelimit::RateLimitSettings::new(600, 100));
+        assert!(!s.metrics_require_token);
+        let s = load(
+            "[server]\nheader_read_timeout_secs = 5\nbody_read_timeout_secs = 7\nmax_connections = 64\n\
+             [rate_limit]\nper_client_per_minute = 120\nburst = 20\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.server_limits,
+            crate::run::ServerLimits {
+                header_read_timeout: Duration::from_secs(5),
+                body_read_timeout: Duration::from_secs(7),
+                max_connections: 64,
+            }
+        );
+        assert_eq!(s.rate_limit, crate::ratelimit::RateLimitSettings::new(120, 20));
+        assert!(load("[rate_limit]\nenabled = false\n").unwrap().rate_limit.is_none());
+        let s = Settings::from_toml(
+            BASE,
+            &BTreeMap::from([("FHIR_GATEWAY__RATE_LIMIT__BURST".to_owned(), "7".to_owned())]),
+        )
+        .unwrap();
+        assert_eq!(s.rate_limit, crate::ratelimit::RateLimitSettings::new(600, 7));
+    }
+
+    #[test]
+    fn bad_server_rate_limit_and_metrics_settings_are_named() {
+        for (extra, setting) in [
+            (
+                "[server]\nheader_read_timeout_secs = 0",
+                "server.header_read_timeout_secs",
+            ),
+            (
+                "[server]\nheader_read_timeout_secs = 301",
+                "server.header_read_timeout_secs",
+            ),
+            ("[server]\nbody_read_timeout_secs = 0", "server.body_read_timeout_secs"),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+            (
+                "[rate_limit]\nper_client_per_minute = 0",
+                "rate_limit.per_client_per_minute",
+            ),
+            ("[rate_limit]\nburst = 0", "rate_limit.burst"),
+            ("[rate_limit]\nburst = -1", "rate_limit.burst"),
+            ("[rate_limit]\nper_minute = 5", "rate_limit"),
+            ("[metrics]\nrequire_token = true", "metrics.require_token"),
+        ] {
+            let e = load(extra).unwrap_err().to_string();
+            assert!(e.contains(setting), "{extra}: {e}");
+        }
     }
 }

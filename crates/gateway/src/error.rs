@@ -26,6 +26,10 @@ pub enum IssueCode {
     Security,
     Informational,
     Incomplete,
+    /// The request (body, URL, headers, a value) is longer than the gateway accepts.
+    TooLong,
+    /// The request asks for more work than the gateway does for one request.
+    TooCostly,
 }
 
 impl IssueCode {
@@ -45,6 +49,8 @@ impl IssueCode {
             Self::Security => "security",
             Self::Informational => "informational",
             Self::Incomplete => "incomplete",
+            Self::TooLong => "too-long",
+            Self::TooCostly => "too-costly",
         }
     }
 }
@@ -143,6 +149,9 @@ pub enum GatewayError {
     /// The caller's token does not allow this interaction (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The caller is over its rate limit (`[rate_limit]`): 429 with `Retry-After`.
+    #[error("too many requests from this client: retry after {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error(transparent)]
     Adapter(#[from] AdapterError),
     /// Several sources failed under `Prefer: handling=strict`; the first decides the status.
@@ -151,13 +160,34 @@ pub enum GatewayError {
     /// The request ran past the gateway's own deadline (`server.request_timeout_secs`).
     #[error("the request took longer than the gateway's deadline of {0} s")]
     DeadlineExceeded(u64),
+    /// The request body is over the route's limit (413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The URL's query is over `limits.max_query_bytes` (414).
+    #[error("{0}")]
+    UriTooLong(String),
+    /// The request headers are over `limits.max_header_bytes` (431).
+    #[error("{0}")]
+    HeadersTooLarge(String),
+    /// A parameter value (or name) over `limits.max_value_len` (400); `name` goes into
+    /// `expression` when the parameter can be named.
+    #[error("{message}")]
+    ValueTooLong { name: Option<String>, message: String },
+    /// More parameters, `_sort` keys, includes or `_elements` than the `[limits]` allow (400).
+    #[error("{message}")]
+    TooCostly { name: Option<String>, message: String },
 }
 
 impl GatewayError {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) | Self::BadParameter { .. } => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::BadParameter { .. } | Self::ValueTooLong { .. } | Self::TooCostly { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnknownType(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Gone(_) | Self::PageExpired(_) => StatusCode::GONE,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -166,6 +196,7 @@ impl GatewayError {
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Adapter(e) => adapter_status(e),
         }
     }
@@ -185,7 +216,11 @@ impl GatewayError {
             Self::Internal(_) => (IssueCode::Exception, None),
             Self::DeadlineExceeded(_) => (IssueCode::Timeout, None),
             Self::Forbidden(_) => (IssueCode::Forbidden, None),
+            Self::TooManyRequests { .. } => (IssueCode::Throttled, None),
             Self::Adapter(e) => (adapter_issue_code(e), None),
+            Self::PayloadTooLarge(_) | Self::UriTooLong(_) | Self::HeadersTooLarge(_) => (IssueCode::TooLong, None),
+            Self::ValueTooLong { name, .. } => (IssueCode::TooLong, name.clone()),
+            Self::TooCostly { name, .. } => (IssueCode::TooCostly, name.clone()),
         };
         let mut issue = Issue::new(Severity::Error, code, self.to_string());
         if let Some(e) = expression {
@@ -199,6 +234,7 @@ impl GatewayError {
             Self::Adapter(AdapterError::RateLimited { retry_after, .. }) => {
                 Some(retry_after.unwrap_or(Duration::from_secs(60)))
             }
+            Self::TooManyRequests { retry_after_secs } => Some(Duration::from_secs(*retry_after_secs)),
             _ => None,
         }
     }

@@ -38,7 +38,28 @@ struct Inner {
     vendor_latency: BTreeMap<(String, String), Histogram>,
     webhooks: BTreeMap<(String, String), u64>,
     change_events: BTreeMap<String, u64>,
+    /// Requests refused by the per-client rate limit, by key kind ([`RATE_LIMIT_KEYS`]).
+    rate_limited: [u64; RATE_LIMIT_KEYS.len()],
+    /// HTTP connections open now, and closed because a client sent no whole request header in time.
+    connections_open: u64,
+    header_timeouts: u64,
 }
+
+/// The `method` label's values: every other request method is counted as `OTHER`, so a client
+/// cannot grow the label set.
+pub const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"];
+
+/// The `method` label of a request method.
+pub fn method_label(method: &str) -> &'static str {
+    METHODS[..METHODS.len() - 1]
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("OTHER")
+}
+
+/// The `key` label of `fhir_gateway_rate_limited_total`: a token's client, or an address.
+pub const RATE_LIMIT_KEYS: [&str; 2] = ["client", "ip"];
 
 /// The gateway's metrics registry.
 #[derive(Debug, Default)]
@@ -52,8 +73,10 @@ impl Metrics {
         f(&mut guard)
     }
 
-    /// Records one HTTP request (`route` is the matched route template, never the raw path).
+    /// Records one HTTP request (`route` is the matched route template, never the raw path; the
+    /// method is one of [`METHODS`]).
     pub fn http_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = method_label(method);
         self.with(|m| {
             *m.http_requests
                 .entry((method.to_owned(), route.to_owned(), status))
@@ -83,6 +106,29 @@ impl Metrics {
         self.with(|m| {
             *m.webhooks.entry((source.to_owned(), outcome.to_owned())).or_default() += 1;
             *m.change_events.entry(source.to_owned()).or_default() += events as u64;
+        });
+    }
+
+    /// Records one request refused by the per-client rate limit (`key`: `client` or `ip`).
+    pub fn rate_limited(&self, key: &str) {
+        let i = RATE_LIMIT_KEYS
+            .iter()
+            .position(|k| *k == key)
+            .unwrap_or(RATE_LIMIT_KEYS.len() - 1);
+        self.with(|m| m.rate_limited[i] += 1);
+    }
+
+    /// Records an HTTP connection accepted.
+    pub fn connection_opened(&self) {
+        self.with(|m| m.connections_open += 1);
+    }
+
+    /// Records an HTTP connection closed; `header_timeout` when the client did not send a whole
+    /// request header within `server.header_read_timeout_secs`.
+    pub fn connection_closed(&self, header_timeout: bool) {
+        self.with(|m| {
+            m.connections_open = m.connections_open.saturating_sub(1);
+            m.header_timeouts += u64::from(header_timeout);
         });
     }
 
@@ -147,6 +193,21 @@ impl Metrics {
             for (source, n) in &m.change_events {
                 let _ = writeln!(out, "fhir_gateway_change_events_total{{source=\"{source}\"}} {n}");
             }
+            out.push_str(
+                "# HELP fhir_gateway_rate_limited_total Requests refused (429) by the per-client rate limit, by key (client: a token's client_id; ip: an unauthenticated caller's address).\n",
+            );
+            out.push_str("# TYPE fhir_gateway_rate_limited_total counter\n");
+            for (key, n) in RATE_LIMIT_KEYS.iter().zip(m.rate_limited) {
+                let _ = writeln!(out, "fhir_gateway_rate_limited_total{{key=\"{key}\"}} {n}");
+            }
+            out.push_str("# HELP fhir_gateway_http_connections HTTP connections open.\n");
+            out.push_str("# TYPE fhir_gateway_http_connections gauge\n");
+            let _ = writeln!(out, "fhir_gateway_http_connections {}", m.connections_open);
+            out.push_str(
+                "# HELP fhir_gateway_http_header_timeouts_total Connections closed because the client did not send a whole request header in time.\n",
+            );
+            out.push_str("# TYPE fhir_gateway_http_header_timeouts_total counter\n");
+            let _ = writeln!(out, "fhir_gateway_http_header_timeouts_total {}", m.header_timeouts);
             out
         })
     }
@@ -272,6 +333,64 @@ mod tests {
         );
         assert!(text.contains("fhir_gateway_vendor_calls_total{source=\"drchrono\",op=\"search\",outcome=\"ok\"} 1"));
         assert!(text.contains("fhir_gateway_vendor_call_duration_seconds_count{source=\"drchrono\",outcome=\"ok\"} 1"));
+    }
+
+    #[test]
+    fn the_method_label_is_one_of_a_fixed_set() {
+        for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            assert_eq!(method_label(method), method);
+        }
+        let long = "X".repeat(100);
+        for method in [
+            "BREW",
+            "get",
+            "PROPFIND",
+            "CONNECT",
+            "TRACE",
+            "OTHER",
+            "",
+            long.as_str(),
+        ] {
+            assert_eq!(method_label(method), "OTHER", "{method}");
+        }
+        let m = Metrics::default();
+        for (i, method) in ["BREW", "PROPFIND", "M1", "M2"].iter().enumerate() {
+            m.http_request(method, "/healthz", 200, Duration::from_millis(i as u64));
+        }
+        m.http_request("GET", "/healthz", 200, Duration::from_millis(1));
+        let text = m.render();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("fhir_gateway_http_requests_total{"))
+            .collect();
+        assert_eq!(
+            series,
+            vec![
+                "fhir_gateway_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1",
+                "fhir_gateway_http_requests_total{method=\"OTHER\",route=\"/healthz\",status=\"200\"} 4",
+            ]
+        );
+    }
+
+    #[test]
+    fn renders_rate_limit_refusals_and_connections() {
+        let m = Metrics::default();
+        m.rate_limited("client");
+        m.rate_limited("ip");
+        m.rate_limited("ip");
+        m.connection_opened();
+        m.connection_opened();
+        m.connection_closed(true);
+        let text = m.render();
+        for line in [
+            "# TYPE fhir_gateway_rate_limited_total counter",
+            "fhir_gateway_rate_limited_total{key=\"client\"} 1",
+            "fhir_gateway_rate_limited_total{key=\"ip\"} 2",
+            "fhir_gateway_http_connections 1",
+            "fhir_gateway_http_header_timeouts_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
     }
 
     #[test]

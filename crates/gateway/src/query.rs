@@ -72,6 +72,155 @@ pub struct CountLimits {
 /// Parameters that shape the HTTP exchange rather than the search.
 const TRANSPORT: &[&str] = &["_format", "_pretty"];
 
+/// `[limits]`: how much one request may ask for. Each is checked before any work is done for the
+/// request, and going over is answered with an OperationOutcome naming the parameter (never its
+/// value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The largest body of a create, update, patch, operation or webhook, in bytes (then 413).
+    pub max_body_bytes: usize,
+    /// The largest `POST /fhir/{type}/_search` form body, in bytes (then 413).
+    pub max_search_body_bytes: usize,
+    /// The longest URL query, in bytes as sent (then 414). A `_cursor` paging link is not counted:
+    /// the gateway minted it (and checks its signature before anything else).
+    pub max_query_bytes: usize,
+    /// The most header bytes (names and values) a request may carry (then 431).
+    pub max_header_bytes: usize,
+    /// The most query (and `_search` form) parameters (then 400).
+    pub max_params: usize,
+    /// The longest parameter name or value, in characters (then 400; `_cursor` excepted).
+    pub max_value_len: usize,
+    /// The most `_sort` keys, over every `_sort` parameter (then 400).
+    pub max_sort_keys: usize,
+    /// The most `_include` and `_revinclude` parameters together (then 400).
+    pub max_includes: usize,
+    /// The most `_elements` names, over every `_elements` parameter (then 400).
+    pub max_elements: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_search_body_bytes: 64 * 1024,
+            max_query_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_params: 100,
+            max_value_len: 2000,
+            max_sort_keys: 8,
+            max_includes: 10,
+            max_elements: 50,
+        }
+    }
+}
+
+/// Longer than `max` characters (counting only when the bytes could be).
+fn longer_than(text: &str, max: usize) -> bool {
+    text.len() > max && text.chars().count() > max
+}
+
+/// Checks the query (and `_search` form) pairs of a request against `limits` before they are
+/// parsed: how many parameters, how long each name and value, how many `_sort` keys, includes and
+/// `_elements` names.
+pub fn check_limits(pairs: &[(String, String)], limits: &Limits) -> Result<(), GatewayError> {
+    if pairs.len() > limits.max_params {
+        return Err(GatewayError::TooCostly {
+            name: None,
+            message: format!("the request has more than {} parameters", limits.max_params),
+        });
+    }
+    let (mut sort_keys, mut includes, mut elements) = (0usize, 0usize, 0usize);
+    for (key, value) in pairs {
+        if longer_than(key, limits.max_value_len) {
+            return Err(GatewayError::ValueTooLong {
+                name: None,
+                message: format!("a parameter name is longer than {} characters", limits.max_value_len),
+            });
+        }
+        // A paging link is checked by its signature; its length follows from the search it carries.
+        if key != "_cursor" && longer_than(value, limits.max_value_len) {
+            return Err(GatewayError::ValueTooLong {
+                name: Some(key.clone()),
+                message: format!(
+                    "the value of '{key}' is longer than {} characters",
+                    limits.max_value_len
+                ),
+            });
+        }
+        let name = key.split_once(':').map_or(key.as_str(), |(n, _)| n);
+        match name {
+            "_sort" => {
+                sort_keys += value.split(',').filter(|s| !s.is_empty()).count();
+                if sort_keys > limits.max_sort_keys {
+                    return Err(GatewayError::TooCostly {
+                        name: Some("_sort".into()),
+                        message: format!("_sort takes at most {} keys", limits.max_sort_keys),
+                    });
+                }
+            }
+            "_include" | "_revinclude" => {
+                includes += 1;
+                if includes > limits.max_includes {
+                    return Err(GatewayError::TooCostly {
+                        name: Some(name.to_owned()),
+                        message: format!(
+                            "a search takes at most {} _include and _revinclude parameters together",
+                            limits.max_includes
+                        ),
+                    });
+                }
+            }
+            "_elements" => {
+                elements += value.split(',').filter(|s| !s.trim().is_empty()).count();
+                if elements > limits.max_elements {
+                    return Err(GatewayError::TooCostly {
+                        name: Some("_elements".into()),
+                        message: format!("_elements takes at most {} names", limits.max_elements),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks the length of a URL's raw query (as sent, percent-encoded), leaving out `_cursor`
+/// paging links (see [`Limits::max_query_bytes`]).
+pub fn check_query_len(raw: &str, limits: &Limits) -> Result<(), GatewayError> {
+    if raw.len() <= limits.max_query_bytes {
+        return Ok(());
+    }
+    let counted: usize = raw
+        .split('&')
+        .filter(|part| !part.starts_with("_cursor="))
+        .map(|part| part.len() + 1)
+        .sum();
+    if counted.saturating_sub(1) > limits.max_query_bytes {
+        return Err(GatewayError::UriTooLong(format!(
+            "the URL query is longer than {} bytes",
+            limits.max_query_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the total size of a request's headers, names and values (see [`Limits::max_header_bytes`]).
+pub fn check_headers(headers: &axum::http::HeaderMap, limits: &Limits) -> Result<(), GatewayError> {
+    let total: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if total > limits.max_header_bytes {
+        return Err(GatewayError::HeadersTooLarge(format!(
+            "the request headers are larger than {} bytes",
+            limits.max_header_bytes
+        )));
+    }
+    Ok(())
+}
+
 /// Parses query pairs for a search on `resource_type`.
 pub fn parse(
     resource_type: ResourceType,
@@ -493,5 +642,130 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const SMALL: Limits = Limits {
+        max_body_bytes: 1024,
+        max_search_body_bytes: 256,
+        max_query_bytes: 40,
+        max_header_bytes: 100,
+        max_params: 4,
+        max_value_len: 20,
+        max_sort_keys: 2,
+        max_includes: 2,
+        max_elements: 3,
+    };
+
+    #[test]
+    fn each_limit_is_a_400_outcome_naming_the_parameter_not_its_value() {
+        use axum::http::StatusCode;
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+        let cases: &[Case] = &[
+            (
+                &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4"), ("e", "5")],
+                None,
+                "too-costly",
+            ),
+            (&[("family", "secret-value-of-a-patient")], Some("family"), "too-long"),
+            (&[("family", "ąąąąąąąąąąąąąąąąąąąąą")], Some("family"), "too-long"),
+            (&[("a-parameter-name-too-long", "x")], None, "too-long"),
+            (&[("_sort", "date,status,name")], Some("_sort"), "too-costly"),
+            (
+                &[("_sort", "date"), ("_sort", "-status,name")],
+                Some("_sort"),
+                "too-costly",
+            ),
+            (
+                &[("_include", "A:b"), ("_revinclude", "C:d"), ("_include:iterate", "E:f")],
+                Some("_include"),
+                "too-costly",
+            ),
+            (
+                &[("_revinclude", "A:b"), ("_include", "C:d"), ("_revinclude", "E:f")],
+                Some("_revinclude"),
+                "too-costly",
+            ),
+            (
+                &[("_elements", "a,b"), ("_elements", "c,d")],
+                Some("_elements"),
+                "too-costly",
+            ),
+        ];
+        for (pairs, name, code) in cases {
+            let e = check_limits(&owned(pairs), &SMALL).expect_err(&format!("{pairs:?}"));
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{pairs:?}");
+            let outcome = crate::error::operation_outcome(&[e.issue()]);
+            let issue = &outcome["issue"][0];
+            assert_eq!(issue["code"], *code, "{pairs:?}");
+            match name {
+                Some(n) => assert_eq!(issue["expression"][0], *n, "{pairs:?}"),
+                None => assert!(issue.get("expression").is_none(), "{pairs:?}"),
+            }
+            let diagnostics = issue["diagnostics"].as_str().unwrap();
+            assert!(
+                !diagnostics.contains("secret-value") && !diagnostics.contains('ą'),
+                "{diagnostics}"
+            );
+        }
+    }
+
+    #[test]
+    fn within_the_limits_everything_passes() {
+        let within: &[&[(&str, &str)]] = &[
+            &[
+                ("_sort", "date,-status"),
+                ("_include", "A:b"),
+                ("_revinclude", "C:d"),
+                ("_elements", "a, b,c"),
+            ],
+            // Characters, not bytes.
+            &[("family", "ąąąąąąąąąąąąąąąąąąąą")],
+            // A paging link the gateway minted is checked by its signature, not its length.
+            &[("_cursor", "eyJ0IjoiUGF0aWVudCIsInEiOltdfQ.c2lnbmF0dXJl")],
+            &[],
+        ];
+        for pairs in within {
+            assert!(check_limits(&owned(pairs), &SMALL).is_ok(), "{pairs:?}");
+        }
+        // The defaults are generous enough for ordinary searches.
+        let ordinary = owned(&[
+            ("patient", "Patient/drchrono-17"),
+            ("date", "ge2026-06-01"),
+            ("_sort", "-date"),
+            ("_include", "Appointment:patient"),
+            ("_count", "100"),
+        ]);
+        assert!(check_limits(&ordinary, &Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn a_long_query_is_414_but_a_paging_link_is_not_counted() {
+        use axum::http::StatusCode;
+        assert!(check_query_len("family=smith&_count=10", &SMALL).is_ok());
+        let e = check_query_len(&format!("family={}", "x".repeat(40)), &SMALL).unwrap_err();
+        assert_eq!(e.status(), StatusCode::URI_TOO_LONG);
+        assert_eq!(e.issue().code, IssueCode::TooLong);
+        assert!(!e.to_string().contains("xxx"));
+        let cursor = format!("_cursor={}", "c".repeat(500));
+        assert!(check_query_len(&format!("{cursor}&_pretty=true"), &SMALL).is_ok());
+        assert!(check_query_len(&format!("_format=json&{cursor}"), &SMALL).is_ok());
+        assert!(check_query_len(&format!("{cursor}&family={}", "x".repeat(40)), &SMALL).is_err());
+    }
+
+    #[test]
+    fn large_headers_are_431() {
+        use axum::http::{HeaderMap, HeaderValue, StatusCode};
+        let mut headers = HeaderMap::new();
+        headers.insert("accept", HeaderValue::from_static("application/fhir+json"));
+        assert!(check_headers(&headers, &SMALL).is_ok());
+        headers.insert("x-big", HeaderValue::from_str(&"v".repeat(100)).unwrap());
+        let e = check_headers(&headers, &SMALL).unwrap_err();
+        assert_eq!(e.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert_eq!(e.issue().code, IssueCode::TooLong);
+        assert!(check_headers(&headers, &Limits::default()).is_ok());
     }
 }

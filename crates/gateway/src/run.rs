@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::openapi;
 use crate::paging::CursorCodec;
 use crate::query::CountLimits;
+use crate::ratelimit::{ClientLimiter, RateLimitSettings};
 use crate::sources::{GatewayResolver, Metered, Sources};
 
 /// Everything needed to build the application, independent of where it came from.
@@ -53,6 +54,40 @@ pub struct GatewayOptions {
     pub practice_resilience: Option<ResilienceSettings>,
     /// The most one `/fhir` request may take (then 504).
     pub request_deadline: Duration,
+    /// How the HTTP server treats connections: header and body read timeouts, the connection cap.
+    pub server: ServerLimits,
+    /// The per-client rate limit; `None`: unlimited (tests; the demo and `serve` set one).
+    pub rate_limit: Option<RateLimitSettings>,
+    /// `/metrics` needs a bearer token the gateway accepts.
+    pub metrics_require_token: bool,
+    /// How much one request may ask for (`[limits]`).
+    pub request_limits: crate::query::Limits,
+}
+
+/// How the HTTP server treats connections (`[server]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// A client must send a request's whole header within this, else its connection is closed
+    /// (slow-header clients cannot hold connections); also how long an idle keep-alive connection
+    /// stays open.
+    pub header_read_timeout: Duration,
+    /// Outside `/fhir` (held to the request deadline), the most a request body may take to arrive
+    /// (then 408 and the connection is closed).
+    pub body_read_timeout: Duration,
+    /// Connections served at once; past it the gateway stops accepting (new connections wait in the
+    /// listen backlog) until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    /// 10 s, 30 s, 1024 connections.
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
 }
 
 impl GatewayOptions {
@@ -70,6 +105,10 @@ impl GatewayOptions {
             cache: None,
             practice_resilience: None,
             request_deadline: Duration::from_secs(60),
+            server: ServerLimits::default(),
+            rate_limit: None,
+            metrics_require_token: false,
+            request_limits: crate::query::Limits::default(),
         }
     }
 
@@ -97,6 +136,10 @@ impl GatewayOptions {
             cache: s.cache.clone(),
             practice_resilience: None,
             request_deadline: s.request_deadline,
+            server: s.server_limits,
+            rate_limit: s.rate_limit,
+            metrics_require_token: s.metrics_require_token,
+            request_limits: s.limits,
         }
     }
 }
@@ -264,6 +307,10 @@ fn build_state(
         changes: tokio::sync::broadcast::channel(1024).0,
         caches,
         auth: None,
+        rate_limit: options.rate_limit.map(|r| Arc::new(ClientLimiter::new(r))),
+        metrics_require_token: options.metrics_require_token,
+        body_read_timeout: options.server.body_read_timeout,
+        request_limits: options.request_limits,
     }
 }
 
@@ -319,18 +366,93 @@ pub fn serve_on(
         tokio::spawn(apply_changes(state.changes.subscribe(), state.caches.clone()));
         tokio::spawn(maintain(state.caches.iter().map(Arc::downgrade).collect()));
     }
+    if let Some(limiter) = &state.rate_limit {
+        tokio::spawn(crate::ratelimit::housekeeping(Arc::downgrade(limiter)));
+    }
     let router = app(state.clone());
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "the HTTP server stopped");
-        }
-    });
+    // Every request carries its peer's `ConnectInfo<SocketAddr>` (the rate limit's key when there is no
+    // token), as with `into_make_service_with_connect_info::<SocketAddr>()`.
+    let task = tokio::spawn(serve_connections(
+        listener,
+        router,
+        options.server,
+        state.metrics.clone(),
+    ));
     Ok(RunningGateway {
         base_url,
         addr,
         state,
         task,
     })
+}
+
+/// The HTTP/1.1 server: accepts while fewer than `limits.max_connections` are open (then waits for
+/// one to close; the kernel's backlog holds the rest), closes a connection whose client does not send
+/// a whole request header within `limits.header_read_timeout`, and hands each request to `router`
+/// with its peer's `ConnectInfo<SocketAddr>`. When this task ends (dropped, or aborted by
+/// [`RunningGateway::stop`]) the listener closes and every connection finishes the request it is
+/// serving, then closes.
+async fn serve_connections(listener: TcpListener, router: axum::Router, limits: ServerLimits, metrics: Arc<Metrics>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt as _;
+
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    // Connections watch this; it closes when this task ends.
+    let (_stop, stopped) = tokio::sync::watch::channel(());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait rather than spin (as axum::serve does).
+                tracing::warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = router
+            .clone()
+            .map_request(move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                request
+            });
+        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let mut stopped = stopped.clone();
+        let metrics = metrics.clone();
+        metrics.connection_opened();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = stopped.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().await
+                }
+            };
+            let header_timeout = result.as_ref().is_err_and(hyper::Error::is_timeout);
+            if let Err(e) = &result {
+                tracing::debug!(peer = %peer, error = %e, "connection closed");
+            }
+            metrics.connection_closed(header_timeout);
+        });
+    }
 }
 
 /// Runs the caches' pending maintenance every second (moka otherwise does it on later accesses), so
@@ -459,7 +581,8 @@ pub struct PracticeConfig {
 
 /// The demo's SMART settings: clients `demo-backend`, `demo-jwt`, `demo-app`; users `dr.demo`
 /// (the practice's first doctor) and `patient.demo` (its first patient with an appointment). The
-/// signing key is kept in the system's temporary directory.
+/// signing key is kept in `data/auth` under the working directory (created owner-only; the
+/// authorization server refuses it if another user owns it or others may access it).
 pub fn demo_auth(base_url: &str, dataset: &vendor_sim::drchrono::Dataset) -> Result<smart_auth::AuthSettings, String> {
     let base = Url::parse(base_url).map_err(|e| format!("demo URL: {e}"))?;
     let doctor = dataset.doctors.first().map(|d| d.id).unwrap_or_default();
@@ -471,7 +594,7 @@ pub fn demo_auth(base_url: &str, dataset: &vendor_sim::drchrono::Dataset) -> Res
         .unwrap_or_default();
     Ok(smart_auth::demo_settings(
         base,
-        Some(std::env::temp_dir().join("fhir-gateway-demo")),
+        Some(std::path::PathBuf::from("data").join("auth")),
         &format!("Practitioner/drchrono-{doctor}"),
         &format!("Patient/drchrono-{patient}"),
     ))
@@ -573,7 +696,8 @@ pub async fn start_demo(listen: SocketAddr, sim_config: DrChronoSimConfig) -> Re
             noa: Some(NoaSimConfig::demo),
             auth: true,
         },
-        |_| {},
+        // Generous, but there (the benchmarks and tests call `start_practice` without one).
+        |options| options.rate_limit = Some(RateLimitSettings::demo()),
     )
     .await
 }

@@ -186,7 +186,12 @@ async fn concurrent_cold_reads_make_one_inner_call() {
 #[tokio::test]
 async fn errors_are_not_cached() {
     let inner = Counting::new(&["1"]);
-    let cache = cached(&inner);
+    // With `not_found_ttl` zero even the vendor's "not found" is an error like any other.
+    let settings = CacheSettings {
+        not_found_ttl: Duration::ZERO,
+        ..CacheSettings::default()
+    };
+    let cache = Cached::new(inner.clone(), &settings);
     inner.fail.store(true, Ordering::SeqCst);
     assert!(matches!(
         cache.read(ResourceType::Patient, "1").await,
@@ -208,6 +213,93 @@ async fn errors_are_not_cached() {
         Err(AdapterError::NotFound { .. })
     ));
     assert_eq!(inner.reads(), 5, "not-found is an error too: not cached");
+}
+
+#[tokio::test]
+async fn a_missing_id_is_asked_once_until_a_change_event_evicts_it() {
+    let inner = Counting::new(&["1"]);
+    let cache = cached(&inner);
+    for _ in 0..2 {
+        assert!(matches!(
+            cache.read(ResourceType::Patient, "404").await,
+            Err(AdapterError::NotFound { .. })
+        ));
+    }
+    assert_eq!(inner.reads(), 1, "the vendor's not-found is remembered");
+    // The resource appears at the vendor: remembered until a webhook says so.
+    inner.patients.lock().expect("lock").insert("404".into(), 1);
+    assert!(matches!(
+        cache.read(ResourceType::Patient, "404").await,
+        Err(AdapterError::NotFound { .. })
+    ));
+    assert_eq!(inner.reads(), 1);
+    cache.apply(&event("mem", "acct", "404")).await;
+    let found = cache
+        .read(ResourceType::Patient, "404")
+        .await
+        .expect("read after the event");
+    assert_eq!(version(&found), "1");
+    assert_eq!(inner.reads(), 2);
+    // Errors that are not the vendor's answer about the resource are still never remembered.
+    inner.fail.store(true, Ordering::SeqCst);
+    for _ in 0..2 {
+        assert!(matches!(
+            cache.read(ResourceType::Patient, "405").await,
+            Err(AdapterError::Unavailable { .. })
+        ));
+    }
+    assert_eq!(inner.reads(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_of_a_missing_id_make_one_inner_call() {
+    let inner = Counting::new(&["1"]);
+    let cache = cached(&inner);
+    let reads = (0..100).map(|_| cache.read(ResourceType::Patient, "404"));
+    let results = futures::future::join_all(reads).await;
+    assert!(results.iter().all(|r| matches!(r, Err(AdapterError::NotFound { .. }))));
+    assert_eq!(inner.reads(), 1);
+}
+
+#[tokio::test]
+async fn a_remembered_not_found_expires_and_is_never_served_stale() {
+    let inner = Counting::new(&["1"]);
+    let settings = CacheSettings {
+        not_found_ttl: Duration::from_millis(100),
+        ..CacheSettings::default()
+    };
+    let cache = Cached::new(inner.clone(), &settings);
+    assert!(cache.read(ResourceType::Patient, "404").await.is_err());
+    assert!(cache.read(ResourceType::Patient, "404").await.is_err());
+    assert_eq!(inner.reads(), 1);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    inner.fail.store(true, Ordering::SeqCst);
+    assert!(
+        matches!(
+            cache.read(ResourceType::Patient, "404").await,
+            Err(AdapterError::Unavailable { .. })
+        ),
+        "past its lifetime a not-found stands in for nothing (stale_if_error is for resources)"
+    );
+    inner.fail.store(false, Ordering::SeqCst);
+    inner.patients.lock().expect("lock").insert("404".into(), 1);
+    assert!(cache.read(ResourceType::Patient, "404").await.is_ok());
+    assert_eq!(inner.reads(), 3);
+}
+
+#[tokio::test]
+async fn a_search_showing_the_resource_replaces_a_remembered_not_found() {
+    let inner = Counting::new(&["1"]);
+    let cache = cached(&inner);
+    assert!(cache.read(ResourceType::Patient, "2").await.is_err());
+    inner.patients.lock().expect("lock").insert("2".into(), 1);
+    cache.search(&patients_named("a"), first_page()).await.expect("search");
+    let found = cache
+        .read(ResourceType::Patient, "2")
+        .await
+        .expect("warmed by the page");
+    assert_eq!(version(&found), "1");
+    assert_eq!(inner.reads(), 1, "only the first read reached the vendor");
 }
 
 #[tokio::test]
@@ -432,10 +524,11 @@ async fn past_the_window_or_when_the_resource_is_gone_nothing_stale_is_served() 
     assert!(
         matches!(
             cache.read(ResourceType::Patient, "2").await,
-            Err(AdapterError::Unavailable { .. })
+            Err(AdapterError::NotFound { .. })
         ),
-        "a resource the vendor said is gone is never served stale"
+        "a resource the vendor said is gone is never served stale: its not-found is (briefly) remembered"
     );
+    assert_eq!(inner.reads(), 5, "the remembered not-found made no vendor call");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
