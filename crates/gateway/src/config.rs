@@ -157,6 +157,17 @@ pub struct AuthSection {
     pub signing_key: Option<String>,
     pub access_token_ttl_secs: Option<u64>,
     pub refresh_token_ttl_secs: Option<u64>,
+    /// Argon2 checks (client secrets, passwords) run at once; default: the core count.
+    pub max_concurrent_password_checks: Option<usize>,
+    /// How long a check waits for a free slot before the answer is 503 (default 300 ms).
+    pub password_check_wait_ms: Option<u64>,
+    /// Failed sign-ins per username, then per client address, before the lock-out (5, 20).
+    pub login_failures_per_user: Option<u32>,
+    pub login_failures_per_ip: Option<u32>,
+    /// The longest lock-out (it doubles from 1 s; default 900).
+    pub login_lockout_max_secs: Option<u64>,
+    /// Sign-ins not yet past the login page, per client address (default 20).
+    pub max_pending_logins_per_ip: Option<usize>,
     pub clients: Vec<ClientSection>,
     pub users: Vec<UserSection>,
     pub external: Option<ExternalSection>,
@@ -715,6 +726,36 @@ fn auth_settings(a: AuthSection, base: Url) -> Result<smart_auth::AuthSettings, 
             return Err(invalid("auth.refresh_token_ttl_secs", "must be at least 60"));
         }
         s.refresh_token_ttl = Duration::from_secs(t);
+    }
+    if let Some(n) = a.max_concurrent_password_checks {
+        s.max_concurrent_password_checks = n;
+    }
+    if let Some(ms) = a.password_check_wait_ms {
+        if ms > 10_000 {
+            return Err(invalid("auth.password_check_wait_ms", "must be at most 10000"));
+        }
+        s.password_check_wait = Duration::from_millis(ms);
+    }
+    if let Some(n) = a.login_failures_per_user {
+        if n == 0 {
+            return Err(invalid("auth.login_failures_per_user", "must be at least 1"));
+        }
+        s.login_failures_per_user = n;
+    }
+    if let Some(n) = a.login_failures_per_ip {
+        if n == 0 {
+            return Err(invalid("auth.login_failures_per_ip", "must be at least 1"));
+        }
+        s.login_failures_per_ip = n;
+    }
+    if let Some(t) = a.login_lockout_max_secs {
+        if !(1..=86_400).contains(&t) {
+            return Err(invalid("auth.login_lockout_max_secs", "must be between 1 and 86400"));
+        }
+        s.login_lockout_max = Duration::from_secs(t);
+    }
+    if let Some(n) = a.max_pending_logins_per_ip {
+        s.max_pending_logins_per_ip = n;
     }
     for (i, c) in a.clients.into_iter().enumerate() {
         let at = |key: &str| format!("auth.clients[{i}].{key}");
@@ -1367,6 +1408,29 @@ jwks_url = "https://idp.example/jwks"
         assert!(e.contains("auth.users[0].fhir_user"), "{e}");
         let e = smart("access_token_ttl_secs = 5\n").unwrap_err().to_string();
         assert!(e.contains("auth.access_token_ttl_secs"), "{e}");
+        for (body, setting) in [
+            ("password_check_wait_ms = 60000\n", "auth.password_check_wait_ms"),
+            ("login_failures_per_user = 0\n", "auth.login_failures_per_user"),
+            ("login_failures_per_ip = 0\n", "auth.login_failures_per_ip"),
+            ("login_lockout_max_secs = 0\n", "auth.login_lockout_max_secs"),
+        ] {
+            let e = smart(body).unwrap_err().to_string();
+            assert!(e.contains(setting), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn sign_in_bounds_are_settings() {
+        let s = smart(
+            "max_concurrent_password_checks = 3\npassword_check_wait_ms = 50\nlogin_failures_per_user = 4\nlogin_failures_per_ip = 9\nlogin_lockout_max_secs = 60\nmax_pending_logins_per_ip = 7\n[[auth.clients]]\nclient_id = \"x\"\nauth = \"public\"\nredirect_uris = [\"https://app.example/cb\"]\nscopes = \"patient/*.rs\"\ngrant_types = [\"authorization_code\"]\n",
+        )
+        .unwrap();
+        let a = s.auth.unwrap();
+        assert_eq!(a.max_concurrent_password_checks, 3);
+        assert_eq!(a.password_check_wait, Duration::from_millis(50));
+        assert_eq!((a.login_failures_per_user, a.login_failures_per_ip), (4, 9));
+        assert_eq!(a.login_lockout_max, Duration::from_secs(60));
+        assert_eq!(a.max_pending_logins_per_ip, 7);
     }
 }
 
