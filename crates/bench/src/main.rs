@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! apt-get install -y wrk                        # the load generator (Debian package `wrk`)
-//! cargo run --release -p bench -- all           # every item; about four minutes at the defaults
+//! cargo run --release -p bench -- all           # every item; about five minutes at the defaults
 //! cargo run --release -p bench -- read --runs 5 --duration 10
 //! ```
 //!
@@ -36,11 +36,22 @@
 //! 7. `rss` — the practice in a child process (`serve-child`, hidden) with a cache bound of
 //!    `--cache-mb` MiB, filled by reading and searching every type: VmRSS before and after,
 //!    VmHWM, and the cache's own `fhir_gateway_cache_bytes` from `/metrics`.
+//! 8. `auth-flood` — the practice in a child process (`serve-child`, SMART on): the median time to
+//!    success of five legitimate logins of each kind one at a time (a `demo-backend`
+//!    client_credentials token; `patient.demo`'s authorization-code sign-in through the login and
+//!    consent pages), then 3 000 `POST /auth/token` client_credentials requests with wrong secrets
+//!    (half for `demo-backend`, half for unknown client ids) over 400 connections while the same
+//!    logins run again, one at a time per kind: the flood's answers by status and rate, the child's
+//!    peak VmRSS (read every 50 ms) against its VmRSS before, VmHWM, and each kind's time to success
+//!    during the flood against the baseline, with the 503s it met (a 503 or 429 is retried after its
+//!    `Retry-After`, for at most 30 s).
 //!
 //! `all` runs every item in that order. The header names the machine (CPU model, cores) and the
 //! load generator with its version; `wrk` runs as `wrk -t2 -c<conns> -d<secs>s --latency -H
 //! "Authorization: Bearer <token>" <url>`. Progress goes to stderr, the table to stdout.
 
+mod child;
+mod flood;
 mod load;
 mod mapping;
 mod practice;
@@ -87,6 +98,8 @@ figure is the median of --runs runs and every comparison is measured within a ru
   5 single-flight  200 concurrent cold reads of one Patient: upstream calls
   6 mapping        vendor JSON -> FHIR JSON per vendor and type, one core
   7 rss            peak RSS of a gateway child process with its cache full at --cache-mb
+  8 auth-flood     3 000 wrong client secrets at /auth/token over 400 connections (child process):
+                   answers by status, peak RSS, legitimate token and sign-in times vs no flood
 
 Example: cargo run --release -p bench -- all";
 
@@ -106,9 +119,11 @@ enum Item {
     Mapping,
     /// Item 7: RSS of a gateway process with its cache full.
     Rss,
+    /// Item 8: a flood of wrong client secrets at the token endpoint: RSS and legitimate logins.
+    AuthFlood,
     /// Every item, in order.
     All,
-    /// (internal) Serves the practice for `rss`; prints its base URL and token on stdout.
+    /// (internal) Serves the practice for `rss` and `auth-flood`; prints its base URL and token on stdout.
     #[command(hide = true)]
     ServeChild,
 }
@@ -137,7 +152,7 @@ fn main() -> Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if cli.command == Item::ServeChild {
-        return runtime.block_on(rss::serve_child(opts.cache_mb));
+        return runtime.block_on(child::serve_child(opts.cache_mb));
     }
     let items: Vec<Item> = match cli.command {
         Item::All => vec![
@@ -148,6 +163,7 @@ fn main() -> Result<()> {
             Item::SingleFlight,
             Item::Mapping,
             Item::Rss,
+            Item::AuthFlood,
         ],
         one => vec![one],
     };
@@ -182,6 +198,7 @@ fn main() -> Result<()> {
                 mapping::run(&opts)
             }
             Item::Rss => runtime.block_on(rss::run(&opts)),
+            Item::AuthFlood => runtime.block_on(flood::run(&opts)),
             Item::All | Item::ServeChild => unreachable!("expanded above"),
         };
         match section {

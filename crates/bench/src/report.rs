@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 /// One line of the table.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
-    /// The item number of the brief (`1` … `7`).
+    /// The item number of the brief (`1` … `8`).
     pub item: String,
     pub what: String,
     pub measure: String,

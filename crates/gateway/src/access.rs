@@ -67,7 +67,7 @@ impl Caller {
         match self {
             Self::Unauthenticated => false,
             Self::Token(g) => {
-                g.patient_user().is_some()
+                !matches!(g.user(), User::Provider | User::None)
                     || (!g.scopes.is_empty()
                         && g.scopes.resource_scopes().next().is_some()
                         && g.scopes.resource_scopes().all(|s| s.context == Context::Patient))
@@ -86,6 +86,19 @@ impl Caller {
     }
 }
 
+/// The signed-in user, as far as access is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum User<'a> {
+    /// No `fhirUser`: a backend service, or a token that does not say.
+    None,
+    /// A `Practitioner` or `PractitionerRole`.
+    Provider,
+    /// A patient: their own compartment only.
+    Patient(&'a str),
+    /// Anyone else (`RelatedPerson`, `Person`, …): not a provider.
+    Other,
+}
+
 /// Whose records one scope of a grant reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bound<'a> {
@@ -99,26 +112,52 @@ enum Bound<'a> {
 }
 
 impl Grant {
-    /// The signed-in patient, when the user is one (`fhirUser` `Patient/drchrono-9`).
-    /// A `fhirUser` outside this server's base (`https://idp.example/fhir/Patient/9`) still names a
-    /// patient user: such a user is bounded too (to an id no record here has).
+    /// Who the signed-in user is, from `fhirUser` (`Patient/drchrono-9`, or an absolute URL of
+    /// this or another server, with or without `/_history/{v}`).
+    fn user(&self) -> User<'_> {
+        let Some(user) = self.fhir_user.as_deref() else {
+            return User::None;
+        };
+        let path = user.trim_end_matches('/');
+        let path = path.find("/_history/").map_or(path, |i| &path[..i]);
+        let mut parts = path.rsplit('/');
+        match (parts.next(), parts.next()) {
+            (Some(id), Some("Patient")) if !id.is_empty() => User::Patient(id),
+            (Some(id), Some("Practitioner" | "PractitionerRole")) if !id.is_empty() => User::Provider,
+            _ => User::Other,
+        }
+    }
+
+    /// The signed-in patient, when the user is one (`fhirUser` `Patient/drchrono-9`). A `fhirUser`
+    /// of another server (`https://idp.example/fhir/Patient/9`) still names a patient user: such a
+    /// user is bounded too (to an id no record here has).
     pub fn patient_user(&self) -> Option<&str> {
-        let user = self.fhir_user.as_deref()?;
-        let mut parts = user.rsplit('/');
-        let id = parts.next()?;
-        (parts.next()? == "Patient").then_some(id)
+        match self.user() {
+            User::Patient(id) => Some(id),
+            _ => None,
+        }
     }
 
     /// Whose records `scope` reaches. A `user/` scope grants what the user may see, and a
     /// patient user may see their own compartment only: so for a patient user **every** scope is
     /// bounded by their compartment, whatever its context says (the authorization server already
     /// narrows their `user/` scopes; tokens of an external IdP may not).
+    ///
+    /// Only a practitioner (or a token naming no user: a backend service, or an external IdP that
+    /// does not say who) has `user/` and `system/` scopes over everyone's records. Any other user
+    /// (`RelatedPerson/…`, `Person/…`, something unparseable) is not a provider: their scopes reach
+    /// the launch patient's compartment, or nothing.
     fn bound(&self, scope: &ResourceScope) -> Bound<'_> {
-        match (self.patient_user(), scope.context) {
-            (Some(own), Context::Patient) if self.patient.as_deref().is_some_and(|p| p != own) => Bound::Nothing,
-            (Some(own), _) => Bound::Compartment(own),
-            (None, Context::Patient) => self.patient.as_deref().map_or(Bound::Nothing, Bound::Compartment),
-            (None, Context::User | Context::System) => Bound::All,
+        let launch = || self.patient.as_deref().map_or(Bound::Nothing, Bound::Compartment);
+        match (self.user(), scope.context) {
+            (User::Patient(own), Context::Patient) if self.patient.as_deref().is_some_and(|p| p != own) => {
+                Bound::Nothing
+            }
+            (User::Patient(own), _) => Bound::Compartment(own),
+            (_, Context::Patient) => launch(),
+            (User::Provider | User::None, Context::User | Context::System) => Bound::All,
+            (User::Other, Context::User) => launch(),
+            (User::Other, Context::System) => Bound::Nothing,
         }
     }
 }
@@ -165,14 +204,27 @@ pub trait AccessPolicy: Send + Sync + 'static {
     }
 
     /// A patient-facing caller's write may name no patient but their own: every `Patient`
-    /// reference in `resource` (a participant, the subject) must be theirs.
-    fn names_only_own_patient(&self, caller: &Caller, resource: &Value) -> Result<(), GatewayError> {
+    /// reference in `resource` (a participant, the subject) must be theirs, or already stand in
+    /// `before`, the current version the caller could see (a Zoom visit linked to the EHR names
+    /// the patient twice, as Zoom's patient and as the EHR's).
+    fn names_only_own_patient(
+        &self,
+        caller: &Caller,
+        resource: &Value,
+        before: Option<&Value>,
+    ) -> Result<(), GatewayError> {
         if !caller.patient_facing() {
             return Ok(());
         }
         let own = caller.own_patient();
+        let mut known: Vec<String> = Vec::new();
+        if let Some(before) = before {
+            visit_patient_references(before, &mut |id| known.extend(id.map(str::to_owned)));
+        }
         let mut ok = true;
-        visit_patient_references(resource, &mut |id| ok &= id.is_some() && id == own);
+        visit_patient_references(resource, &mut |id| {
+            ok &= id.is_some_and(|id| Some(id) == own || known.iter().any(|k| k == id))
+        });
         if ok {
             Ok(())
         } else {
@@ -482,6 +534,35 @@ mod tests {
     }
 
     #[test]
+    fn users_who_are_not_providers_reach_only_the_launch_patient() {
+        let p = policy();
+        for user in [
+            "RelatedPerson/drchrono-3",
+            "Person/1",
+            "patient/drchrono-10",
+            "nonsense",
+        ] {
+            let launched = Caller::token("app", "user/*.rs", Some("drchrono-9"), Some(user));
+            assert!(launched.patient_facing(), "{user}");
+            assert!(p.visible(&launched, &patient("drchrono-9")), "{user}");
+            assert!(!p.visible(&launched, &patient("drchrono-10")), "{user}");
+            let alone = Caller::token("app", "user/*.rs system/*.rs", None, Some(user));
+            assert!(!p.visible(&alone, &patient("drchrono-10")), "{user}");
+            assert!(p.authorize(&alone, Interaction::Read, ResourceType::Patient).is_err());
+        }
+        for user in [
+            "https://idp.example/fhir/Patient/drchrono-9/_history/2",
+            "Patient/drchrono-9/",
+        ] {
+            let c = Caller::token("app", "user/*.rs", None, Some(user));
+            assert_eq!(c.own_patient(), Some("drchrono-9"), "{user}");
+            assert!(!p.visible(&c, &patient("drchrono-10")), "{user}");
+        }
+        let role = Caller::token("ehr", "user/*.rs", None, Some("PractitionerRole/r1"));
+        assert!(p.visible(&role, &patient("drchrono-10")) && !role.patient_facing());
+    }
+
+    #[test]
     fn practitioners_and_systems_see_everyone() {
         let p = policy();
         for caller in [
@@ -541,25 +622,33 @@ mod tests {
     fn a_patient_writes_only_what_names_themselves() {
         let p = policy();
         let me = Caller::token("app", "user/*.cruds", None, Some("Patient/drchrono-9"));
-        assert!(p.names_only_own_patient(&me, &appt("a", "drchrono-9")).is_ok());
+        assert!(p.names_only_own_patient(&me, &appt("a", "drchrono-9"), None).is_ok());
         let mut both = appt("a", "drchrono-9");
         both["participant"]
             .as_array_mut()
             .unwrap()
             .push(json!({"actor": {"reference": "http://x/fhir/Patient/drchrono-10"}}));
         assert!(
-            p.names_only_own_patient(&me, &both).is_err(),
+            p.names_only_own_patient(&me, &both, None).is_err(),
             "an absolute reference to another patient"
         );
         let logical = json!({"resourceType": "Appointment", "participant": [
             {"actor": {"type": "Patient", "identifier": {"system": "urn:x", "value": "10"}}}]});
         assert!(
-            p.names_only_own_patient(&me, &logical).is_err(),
+            p.names_only_own_patient(&me, &logical, None).is_err(),
             "a patient by identifier"
         );
-        assert!(p.names_only_own_patient(&me, &appt("a", "zoom-10")).is_err());
+        assert!(p.names_only_own_patient(&me, &appt("a", "zoom-10"), None).is_err());
         let provider = Caller::token("ehr", "user/*.cruds", None, Some("Practitioner/drchrono-1"));
-        assert!(p.names_only_own_patient(&provider, &both).is_ok());
+        assert!(p.names_only_own_patient(&provider, &both, None).is_ok());
+        // What the visit already named (the Zoom patient of a linked visit) may stay.
+        let mut linked = appt("a", "drchrono-9");
+        linked["participant"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"actor": {"reference": "Patient/zoom-4"}}));
+        assert!(p.names_only_own_patient(&me, &linked, Some(&linked)).is_ok());
+        assert!(p.names_only_own_patient(&me, &both, Some(&linked)).is_err());
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl Engine {
             let record_specific = matches!(
                 e,
                 GatewayError::Gone(_)
+                    | GatewayError::Internal(_)
                     | GatewayError::Adapter(AdapterError::Unmappable { .. } | AdapterError::Forbidden { .. })
             );
             if record_specific && !policy.sees_all(caller, resource_type) {
@@ -505,13 +506,22 @@ impl Engine {
             if refs.is_empty() {
                 continue;
             }
+            let mut params = vec![SearchParam {
+                name: (*name).to_owned(),
+                modifier: None,
+                values: refs,
+            }];
+            // A patient-context caller's revincludes are narrowed to the compartment at the vendor
+            // too, so nobody else's records are fetched (and paid for) only to be filtered out.
+            let forced = policy.search_filter(caller, *src);
+            if !forced.is_empty() {
+                let limits = crate::query::CountLimits { default: 1, max: 1 };
+                let parsed = crate::query::parse(*src, &forced, true, limits, self.tz, "")?;
+                params.extend(parsed.request.params);
+            }
             let request = SearchRequest {
                 resource_type: Some(*src),
-                params: vec![SearchParam {
-                    name: (*name).to_owned(),
-                    modifier: None,
-                    values: refs,
-                }],
+                params,
             };
             let found = self.collect_all(*src, &request, strict, caller, policy, issues).await?;
             for v in found {

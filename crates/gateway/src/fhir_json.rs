@@ -251,6 +251,24 @@ pub fn check(body: &Value) -> Result<(), GatewayError> {
     Ok(())
 }
 
+/// True when objects and arrays in `value` nest more than `max` deep (walked with an explicit
+/// stack, so a deep value cannot overflow this one).
+pub fn deeper_than(value: &Value, max: usize) -> bool {
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Object(map) => Box::new(map.values()),
+            Value::Array(items) => Box::new(items.iter()),
+            _ => continue,
+        };
+        if depth + 1 > max {
+            return true;
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    false
+}
+
 /// [`check`]s `body`, then parses it as the FHIR R4 resource it is. `what` names the expected
 /// resource in the refusal of a body that is not one (`Appointment`, `Parameters resource`).
 pub fn parse(body: &Value, what: &str) -> Result<Resource, GatewayError> {
@@ -301,6 +319,29 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn depth_is_measured_without_recursion() {
+        // Built by hand: `json!` would serialise the inner value recursively.
+        let mut deep = json!(1);
+        for _ in 0..10_000 {
+            let mut object = Map::new();
+            object.insert("a".into(), Value::Array(vec![deep]));
+            deep = Value::Object(object);
+        }
+        assert!(deeper_than(&deep, MAX_DEPTH));
+        assert!(!deeper_than(&json!({"a": {"b": [1, {"c": 2}]}}), 4));
+        assert!(deeper_than(&json!({"a": {"b": [1, {"c": 2}]}}), 3));
+        // serde_json drops deep values recursively: take it apart by hand.
+        let mut stack = vec![deep];
+        while let Some(mut v) = stack.pop() {
+            if let Some(m) = v.as_object_mut() {
+                stack.extend(std::mem::take(m).into_iter().map(|(_, v)| v));
+            } else if let Some(a) = v.as_array_mut() {
+                stack.append(a);
+            }
+        }
+    }
 
     fn refused_at(body: Value) -> String {
         match check(&body) {

@@ -72,7 +72,7 @@ impl Default for RateLimitSettings {
 /// Whose bucket a request takes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ClientKey {
-    /// A verified token's `client_id`.
+    /// A verified token's `client_id`, with its user (`fhirUser`) when it has one.
     Client(String),
     /// An unauthenticated caller's address (IPv4, or the /64 of an IPv6 address).
     Ip(IpAddr),
@@ -84,7 +84,12 @@ impl ClientKey {
     /// The key of a request: its token's client, else its peer address.
     pub fn of(request: &Request) -> Self {
         if let Some(Caller::Token(grant)) = request.extensions().get::<Caller>() {
-            return Self::Client(grant.client_id.clone());
+            // Each user of an app has a bucket of their own (one patient cannot spend the
+            // budget of everyone using the same app); a backend client has one.
+            return Self::Client(match &grant.fhir_user {
+                Some(user) => format!("{} {user}", grant.client_id),
+                None => grant.client_id.clone(),
+            });
         }
         let extensions = request.extensions();
         let peer = extensions

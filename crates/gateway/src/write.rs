@@ -109,7 +109,7 @@ pub async fn create(
     if let (true, Some(e)) = (adapters.is_empty(), refused) {
         return Err(e);
     }
-    policy.names_only_own_patient(caller, &body)?;
+    policy.names_only_own_patient(caller, &body, None)?;
     let mut last = None;
     for adapter in adapters {
         match adapter.create(resource.clone()).await {
@@ -191,12 +191,17 @@ pub async fn update(
         ));
     }
     let resource = to_resource(&body, t)?;
-    let (adapter, parsed, _) = owner(engine, t, id, Interaction::Update, caller, policy).await?;
+    let (adapter, parsed, current) = owner(engine, t, id, Interaction::Update, caller, policy).await?;
     within_grant(&body, caller, policy)?;
-    policy.names_only_own_patient(caller, &body)?;
+    policy.names_only_own_patient(caller, &body, Some(&current))?;
     let updated = adapter.update(t, parsed.native(), resource).await?;
     answer(updated, caller, policy)
 }
+
+/// The most operations one JSON Patch may hold.
+const MAX_PATCH_OPERATIONS: usize = 100;
+/// The largest a resource may grow while a patch is applied to it.
+const MAX_PATCHED_BYTES: usize = 2 * 1024 * 1024;
 
 /// `PATCH /fhir/{type}/{id}` with a JSON Patch document: applied to the current resource, then
 /// stored as an update.
@@ -211,13 +216,34 @@ pub async fn patch(
     policy.authorize(caller, Interaction::Patch, t)?;
     let patch: json_patch::Patch = serde_json::from_value(patch)
         .map_err(|_| GatewayError::BadRequest("the body is not a JSON Patch document (RFC 6902)".into()))?;
+    if patch.0.len() > MAX_PATCH_OPERATIONS {
+        return Err(GatewayError::TooCostly {
+            name: None,
+            message: format!("a JSON Patch may hold at most {MAX_PATCH_OPERATIONS} operations"),
+        });
+    }
     let (adapter, parsed, mut current) = owner(engine, t, id, Interaction::Patch, caller, policy).await?;
-    json_patch::patch(&mut current, &patch).map_err(|e| {
-        GatewayError::Adapter(AdapterError::Unprocessable {
-            element: e.path.to_string(),
-            detail: "the patch does not apply to the current resource".into(),
-        })
-    })?;
+    let before = current.clone();
+    // One operation at a time, each result bounded: `copy` can double a document per operation.
+    for op in patch.0 {
+        json_patch::patch(&mut current, &[op]).map_err(|e| {
+            GatewayError::Adapter(AdapterError::Unprocessable {
+                element: e.path.to_string(),
+                detail: "the patch does not apply to the current resource".into(),
+            })
+        })?;
+        if crate::fhir_json::deeper_than(&current, crate::fhir_json::MAX_DEPTH)
+            || serde_json::to_vec(&current).map_or(true, |b| b.len() > MAX_PATCHED_BYTES)
+        {
+            return Err(GatewayError::TooCostly {
+                name: None,
+                message: format!(
+                    "the patched resource grows past {} levels or {MAX_PATCHED_BYTES} bytes",
+                    crate::fhir_json::MAX_DEPTH
+                ),
+            });
+        }
+    }
     if current.get("id").and_then(Value::as_str) != Some(id)
         || current.get("resourceType").and_then(Value::as_str) != Some(t.as_str())
     {
@@ -227,7 +253,7 @@ pub async fn patch(
         }));
     }
     within_grant(&current, caller, policy)?;
-    policy.names_only_own_patient(caller, &current)?;
+    policy.names_only_own_patient(caller, &current, Some(&before))?;
     let resource = to_resource(&current, t).map_err(|e| {
         GatewayError::Adapter(AdapterError::Unprocessable {
             // The element `fhir_json` names (an emptied array, say), else the resource.

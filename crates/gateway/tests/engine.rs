@@ -738,6 +738,35 @@ async fn writes_go_to_the_owning_source() {
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // A patch's work is bounded: at most 100 operations, and no operation may make the resource
+    // grow past the depth or size bounds (`copy` doubles a document per pair of operations).
+    let many: Vec<Value> = (0..101)
+        .map(|_| json!({"op": "replace", "path": "/gender", "value": "male"}))
+        .collect();
+    let (s, b, _) = call(&h.app, patch("/fhir/Patient/alpha-2", Value::Array(many))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["issue"][0]["code"], "too-costly");
+    let mut doubling = vec![json!({"op": "add", "path": "/o", "value": {"a": "x".repeat(4000)}})];
+    for i in 0..40 {
+        doubling.push(json!({"op": "copy", "from": "/o", "path": format!("/p{i}")}));
+        doubling.push(json!({"op": "copy", "from": format!("/p{i}"), "path": format!("/o/p{i}")}));
+    }
+    let (s, b, _) = call(&h.app, patch("/fhir/Patient/alpha-2", Value::Array(doubling))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["issue"][0]["code"], "too-costly");
+    let mut deep = json!("x");
+    for _ in 0..40 {
+        deep = json!({ "a": deep });
+    }
+    let (s, b, _) = call(
+        &h.app,
+        patch(
+            "/fhir/Patient/alpha-2",
+            json!([{"op": "add", "path": "/deep", "value": deep}]),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     let (s, _, _) = call(&h.app, patch("/fhir/Patient/alpha-2", json!({"not": "a patch"}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 

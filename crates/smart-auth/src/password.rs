@@ -50,6 +50,11 @@ pub(crate) struct Busy;
 /// check that finds every slot taken waits a short while in a short queue, then gives up with
 /// [`Busy`].
 pub(crate) struct PasswordChecks {
+    /// The threads the checks run on, one per slot for the life of the pool: Argon2 takes 19 MiB
+    /// a check, and the allocator keeps what a thread freed for that thread, so checks spread over
+    /// the runtime's growing blocking pool would hold that much per thread ever used. `None` when
+    /// no thread could be started (the checks then run on the blocking pool).
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
     slots: Arc<Semaphore>,
     /// Callers waiting for a slot now.
     waiting: AtomicUsize,
@@ -58,6 +63,9 @@ pub(crate) struct PasswordChecks {
 }
 
 /// A place in the wait queue, given back on drop.
+/// One check, with its slot, for a worker thread.
+type Job = Box<dyn FnOnce() + Send>;
+
 struct Queued<'a>(&'a AtomicUsize);
 
 impl Drop for Queued<'_> {
@@ -70,7 +78,31 @@ impl PasswordChecks {
     /// `slots` checks at once (at least one), waiting at most `wait` for a slot.
     pub(crate) fn new(slots: usize, wait: Duration) -> Self {
         let slots = slots.clamp(1, MAX_SLOTS);
+        let (send, receive) = std::sync::mpsc::channel::<Job>();
+        let receive = Arc::new(std::sync::Mutex::new(receive));
+        let started = (0..slots)
+            .filter(|i| {
+                let receive = Arc::clone(&receive);
+                std::thread::Builder::new()
+                    .name(format!("password-check-{i}"))
+                    .spawn(move || {
+                        // Ends when the pool (the sender) is dropped.
+                        loop {
+                            let job = match receive.lock() {
+                                Ok(r) => r.recv(),
+                                Err(_) => return,
+                            };
+                            match job {
+                                Ok(job) => job(),
+                                Err(_) => return,
+                            }
+                        }
+                    })
+                    .is_ok()
+            })
+            .count();
         Self {
+            jobs: (started > 0).then_some(send),
             slots: Arc::new(Semaphore::new(slots)),
             waiting: AtomicUsize::new(0),
             max_waiting: slots * WAITERS_PER_SLOT,
@@ -99,22 +131,42 @@ impl PasswordChecks {
 
     /// Verifies on the blocking pool so the async runtime keeps serving. The slot is held by the
     /// blocking task itself, so a caller that goes away does not free it before the work ends.
+    /// Runs `check` on a worker thread, holding `permit` until it is done (also when the caller
+    /// stops waiting).
+    async fn run<T: Send + 'static>(
+        &self,
+        permit: OwnedSemaphorePermit,
+        check: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _permit = permit;
+            let _ = done.send(check());
+        });
+        match &self.jobs {
+            Some(jobs) => {
+                jobs.send(job).ok()?;
+            }
+            None => {
+                tokio::task::spawn_blocking(job);
+            }
+        }
+        answer.await.ok()
+    }
+
     pub(crate) async fn verify_password_async(&self, password: String, phc: String) -> Result<bool, Busy> {
         let permit = self.slot().await?;
-        Ok(tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            verify_password(&password, &phc)
-        })
-        .await
-        .unwrap_or(false))
+        Ok(self
+            .run(permit, move || verify_password(&password, &phc))
+            .await
+            .unwrap_or(false))
     }
 
     /// Spends the time of one verification (unknown user names take as long as known ones).
     pub(crate) async fn burn_verification(&self, password: String) -> Result<(), Busy> {
         static DUMMY: OnceLock<String> = OnceLock::new();
         let permit = self.slot().await?;
-        let _ = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        self.run(permit, move || {
             let phc = DUMMY.get_or_init(|| hash_password("dummy-password-for-timing"));
             verify_password(&password, phc)
         })
