@@ -74,6 +74,9 @@ async fn the_openapi_document_holds_under_schemathesis() {
         .args(["--url", base.as_str()])
         .arg("--checks")
         .arg("not_a_server_error,response_schema_conformance")
+        // Readiness answers 503 by design once a vendor's budget is spent, which a fuzzing run of
+        // thousands of requests does to DrChrono's 500 calls an hour.
+        .args(["--exclude-path", "/readyz"])
         .arg("--max-examples")
         .arg(max_examples.to_string())
         .arg("--max-time")

@@ -140,8 +140,10 @@ impl PasswordChecks {
     ) -> Option<T> {
         let (done, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let _permit = permit;
-            let _ = done.send(check());
+            let result = check();
+            // Free the slot before answering, so the caller's next check finds it free.
+            drop(permit);
+            let _ = done.send(result);
         });
         match &self.jobs {
             Some(jobs) => {
