@@ -404,13 +404,7 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Exten
         Counted::Attempt(n) => n,
         Counted::Exhausted => {
             attempt.not_checked();
-            auth.store().transactions.remove(&id);
-            return redirect_error(
-                &tx.redirect_uri,
-                Some(&tx.state),
-                "access_denied",
-                "too many failed sign-in attempts",
-            );
+            return give_up(&auth, &id, &tx);
         }
         Counted::Gone => {
             attempt.not_checked();
@@ -440,13 +434,7 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Exten
         attempt.failed();
         tracing::info!(client_id = %tx.client_id, "sign-in failed");
         if failures >= MAX_LOGIN_FAILURES {
-            auth.store().transactions.remove(&id);
-            return redirect_error(
-                &tx.redirect_uri,
-                Some(&tx.state),
-                "access_denied",
-                "too many failed sign-in attempts",
-            );
+            return give_up(&auth, &id, &tx);
         }
         return again(StatusCode::OK, "The username or password is incorrect.");
     };
@@ -489,6 +477,18 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Exten
         return error(StatusCode::BAD_REQUEST, "This sign-in has expired or is not valid.");
     }
     auth.show_consent(&id, &tx)
+}
+
+/// Ends a sign-in that used up its tries: the transaction is dropped and the app is told
+/// `access_denied`.
+fn give_up(auth: &SmartAuth, id: &str, tx: &AuthTx) -> Response {
+    auth.store().transactions.remove(id);
+    redirect_error(
+        &tx.redirect_uri,
+        Some(&tx.state),
+        "access_denied",
+        "too many failed sign-in attempts",
+    )
 }
 
 /// `POST /auth/authorize/patient`: a search (`q`) or a choice (`patient`).
