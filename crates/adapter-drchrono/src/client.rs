@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use adapter::http::{same_origin, with_trailing_slash};
 use adapter::resilience::Guard;
+use adapter::token_slot::{CachedToken, token_lifetime};
 use adapter::{AdapterError, VendorHealth};
 use chrono::{DateTime, Utc};
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -29,13 +31,6 @@ const MAX_REDIRECTS: usize = 5;
 
 /// The largest response body read (a DrChrono page of 250 verbose patients is far smaller).
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
-
-/// Refresh this long before the access token expires (at most half its lifetime).
-const REFRESH_MARGIN: Duration = Duration::from_secs(60);
-
-/// The lifetime assumed when the token endpoint names none (the doc says it is always 48 hours;
-/// a shorter guess only costs an early refresh).
-const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Called with each new refresh token DrChrono hands out, so a deployment can persist it: the old
 /// one stops working once rotated.
@@ -72,14 +67,11 @@ impl std::fmt::Debug for DrChronoClient {
     }
 }
 
+/// The rotating refresh token and the access token it last bought (the token endpoint names a
+/// lifetime; the doc says it is always 48 hours, an hour is assumed when it names none).
 struct Tokens {
     refresh: Secret,
-    access: Option<AccessToken>,
-}
-
-struct AccessToken {
-    value: Secret,
-    refresh_at: Instant,
+    access: Option<CachedToken>,
 }
 
 impl DrChronoClient {
@@ -87,11 +79,7 @@ impl DrChronoClient {
     /// access token).
     pub fn new(config: &DrChronoConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let mut base = config.base_url.clone();
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
+        let base = with_trailing_slash(config.base_url.clone());
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)
@@ -178,7 +166,7 @@ impl DrChronoClient {
 
     /// True when `url` is on the configured DrChrono origin.
     pub fn is_own_origin(&self, url: &Url) -> bool {
-        url.origin() == self.base.origin() && url.username().is_empty() && url.password().is_none()
+        same_origin(url, &self.base)
     }
 
     fn check_origin(&self, url: &Url) -> Result<(), AdapterError> {
@@ -302,10 +290,8 @@ impl DrChronoClient {
     /// expire. Callers that arrive during a refresh wait for it and share its result.
     async fn access_token(&self) -> Result<Secret, AdapterError> {
         let mut tokens = self.tokens.lock().await;
-        if let Some(access) = &tokens.access
-            && Instant::now() < access.refresh_at
-        {
-            return Ok(access.value.clone());
+        if let Some(value) = tokens.access.as_ref().and_then(CachedToken::fresh) {
+            return Ok(value.clone());
         }
         self.refresh(&mut tokens).await
     }
@@ -314,11 +300,8 @@ impl DrChronoClient {
     /// replaced it, that newer token is used instead of refreshing again.
     async fn refresh_rejected(&self, rejected: &Secret) -> Result<Secret, AdapterError> {
         let mut tokens = self.tokens.lock().await;
-        if let Some(access) = &tokens.access
-            && access.value != *rejected
-            && Instant::now() < access.refresh_at
-        {
-            return Ok(access.value.clone());
+        if let Some(value) = tokens.access.as_ref().and_then(|t| t.fresh_unless(rejected)) {
+            return Ok(value.clone());
         }
         self.refresh(&mut tokens).await
     }
@@ -360,12 +343,6 @@ impl DrChronoClient {
             .access_token
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| unmappable("the DrChrono token endpoint sent no access token"))?;
-        let lifetime = grant
-            .expires_in
-            .filter(|s| *s > 0.0 && s.is_finite())
-            .map(|s| Duration::from_secs_f64(s.min(10.0 * 365.0 * 86_400.0)))
-            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
-        let margin = REFRESH_MARGIN.min(lifetime / 2);
         if let Some(refresh) = grant.refresh_token.filter(|t| !t.trim().is_empty()) {
             let refresh = Secret::new(refresh);
             if refresh != tokens.refresh {
@@ -376,10 +353,8 @@ impl DrChronoClient {
             }
         }
         let value = Secret::new(access);
-        tokens.access = Some(AccessToken {
-            value: value.clone(),
-            refresh_at: requested + lifetime - margin,
-        });
+        tokens.access = Some(CachedToken::new(value.clone(), requested, grant.expires_in));
+        let lifetime = token_lifetime(grant.expires_in);
         tracing::debug!(lifetime_s = lifetime.as_secs(), "fetched a DrChrono access token");
         Ok(value)
     }
@@ -444,29 +419,6 @@ pub(crate) fn unmappable(detail: impl Into<String>) -> AdapterError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let now = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h, now), None);
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("120"));
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(120)));
-        h.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Mon, 01 Jan 2024 00:00:30 GMT"),
-        );
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
-        h.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Sun, 31 Dec 2023 23:00:00 GMT"),
-        );
-        assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h, now), None);
-    }
 
     fn client(base: &str) -> DrChronoClient {
         let config =

@@ -128,19 +128,7 @@ impl DrChronoConfig {
 
     /// Checks every setting; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let base = &self.base_url;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(ConfigError::invalid("base_url", "must be an http or https URL"));
-        }
-        if base.host_str().is_none_or(str::is_empty) {
-            return Err(ConfigError::invalid("base_url", "must name a host"));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(ConfigError::invalid("base_url", "must not carry credentials"));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(ConfigError::invalid("base_url", "must not have a query or fragment"));
-        }
+        adapter::http::check_base_url(&self.base_url).map_err(|reason| ConfigError::invalid("base_url", reason))?;
         if self.client_id.trim().is_empty() {
             return Err(ConfigError::invalid("client_id", "is empty"));
         }

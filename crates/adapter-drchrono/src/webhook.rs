@@ -91,7 +91,9 @@ impl DrChronoWebhooks {
 
     /// `X-drchrono-signature` must be the secret token, compared in constant time.
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {
-        let given = header(request, SIGNATURE_HEADER).ok_or(WebhookError::Unauthorized("no signature"))?;
+        let given = request
+            .header(SIGNATURE_HEADER)
+            .ok_or(WebhookError::Unauthorized("no signature"))?;
         let mut mac = self.mac();
         mac.update(given.as_bytes());
         mac.verify_slice(&self.expected_tag)
@@ -114,7 +116,7 @@ impl DrChronoWebhooks {
         let native_id = match resource_type {
             ResourceType::Patient => {
                 let id = id_text(object.get("id"))
-                    .and_then(|id| canonical_positive(&id))
+                    .and_then(|id| ids::canonical_positive(&id))
                     .ok_or(WebhookError::Malformed("the patient event names no patient"))?;
                 ids::patient(id)
             }
@@ -155,7 +157,8 @@ impl WebhookReceiver for DrChronoWebhooks {
             return Err(WebhookError::Malformed("the body is too large"));
         }
         self.verify(request)?;
-        let event = header(request, EVENT_HEADER)
+        let event = request
+            .header(EVENT_HEADER)
             .filter(|e| !e.is_empty())
             .ok_or(WebhookError::Malformed("the hook names no event"))?;
         let body: Value =
@@ -202,21 +205,6 @@ fn id_text(value: Option<&Value>) -> Option<String> {
         }
         _ => None,
     }
-}
-
-/// A positive integer in canonical decimal form.
-fn canonical_positive(s: &str) -> Option<i64> {
-    let n: i64 = s.parse().ok()?;
-    (n > 0 && n.to_string() == s).then_some(n)
-}
-
-/// A header by its lower-case name (compared case-insensitively, first occurrence).
-fn header<'a>(request: &'a WebhookRequest<'_>, name: &str) -> Option<&'a str> {
-    request
-        .headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
 }
 
 #[cfg(test)]

@@ -577,53 +577,16 @@ pub struct Document {
     pub updated_at: String,
 }
 
-/// The lenient field deserializers described in the module docs.
+/// The lenient field deserializers described in the module docs: [`adapter::lenient`]'s, ids read
+/// as its integers, and the shapes only DrChrono sends.
 mod de {
-    use serde::de::{DeserializeOwned, Error};
+    pub use adapter::lenient::{flag, int as id, list, opt_flag, opt_int as opt_id, opt_object, text};
+    use adapter::lenient::{value_int, value_text};
+    use serde::de::Error;
     use serde::{Deserialize, Deserializer};
     use serde_json::Value;
 
     use super::ExamRoom;
-
-    /// Any JSON value as text: `null` → `""`, scalars → their JSON text, arrays and objects →
-    /// compact JSON.
-    pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        Ok(value_text(Value::deserialize(d)?))
-    }
-
-    fn value_text(v: Value) -> String {
-        match v {
-            Value::Null => String::new(),
-            Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            other => other.to_string(),
-        }
-    }
-
-    /// An integer id or reference from a number or a string of digits; `null`/`""` → `None`.
-    pub fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-        value_id(Value::deserialize(d)?).map_err(D::Error::custom)
-    }
-
-    /// An object's own integer id; absent (`null`/`""`) gives `0`, which the mapping refuses.
-    pub fn id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        Ok(opt_id(d)?.unwrap_or(0))
-    }
-
-    fn value_id(v: Value) -> Result<Option<i64>, &'static str> {
-        match v {
-            Value::Null => Ok(None),
-            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => Ok(Some(i)),
-                (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
-                _ => Err("an id is not an integer"),
-            },
-            Value::String(s) if s.trim().is_empty() => Ok(None),
-            Value::String(s) => s.trim().parse().map(Some).map_err(|_| "an id is not an integer"),
-            _ => Err("an id is not an integer"),
-        }
-    }
 
     /// A list of integer ids; `null` → empty.
     pub fn id_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
@@ -632,7 +595,7 @@ mod de {
             Value::Array(items) => {
                 let mut ids = Vec::with_capacity(items.len());
                 for item in items {
-                    if let Some(id) = value_id(item).map_err(D::Error::custom)? {
+                    if let Some(id) = value_int(item).map_err(D::Error::custom)? {
                         ids.push(id);
                     }
                 }
@@ -655,49 +618,6 @@ mod de {
             Value::String(s) => Ok(Some(s)),
             Value::Number(n) => Ok(Some(n.to_string())),
             _ => Err(D::Error::custom("an id is neither a string nor a number")),
-        }
-    }
-
-    /// A boolean; `null` → `false`.
-    pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        Ok(opt_flag(d)?.unwrap_or(false))
-    }
-
-    /// A boolean; `null` → `None`.
-    pub fn opt_flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Null => Ok(None),
-            Value::Bool(b) => Ok(Some(b)),
-            Value::Number(n) => match n.as_i64() {
-                Some(0) => Ok(Some(false)),
-                Some(1) => Ok(Some(true)),
-                _ => Err(D::Error::custom("a boolean is a number other than 0 or 1")),
-            },
-            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" => Ok(Some(true)),
-                "false" | "0" | "" => Ok(Some(false)),
-                _ => Err(D::Error::custom("a boolean is an unrecognised string")),
-            },
-            _ => Err(D::Error::custom("a boolean is an array or an object")),
-        }
-    }
-
-    /// A list of objects; `null` → empty.
-    pub fn list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Null => Ok(Vec::new()),
-            v @ Value::Array(_) => serde_json::from_value(v).map_err(D::Error::custom),
-            _ => Err(D::Error::custom("a list is not an array")),
-        }
-    }
-
-    /// A nested object; `null`, `""` and `{}`-less values → `None`.
-    pub fn opt_object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Null => Ok(None),
-            Value::String(s) if s.is_empty() => Ok(None),
-            v @ Value::Object(_) => serde_json::from_value(v).map(Some).map_err(D::Error::custom),
-            _ => Err(D::Error::custom("a nested object is not an object")),
         }
     }
 

@@ -8,16 +8,17 @@
 //! lines carry the method, the endpoint's name and the status: never an id, a query string, a
 //! body, a problem detail, or a credential.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use adapter::http::with_trailing_slash;
 use adapter::resilience::Guard;
+use adapter::token_slot::{IssuedToken, TokenSlot, token_lifetime};
 use adapter::{AdapterError, VendorHealth};
 use chrono::{DateTime, Utc};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::Mutex;
 use url::Url;
 
 use crate::config::{ConfigError, Endpoint, NoaConfig, NoaPaths, Secret};
@@ -31,12 +32,6 @@ pub const API_VERSION_PARAM: &str = "api-version";
 
 /// The largest response body read.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
-/// Sign in again this long before the consumer token expires (at most half its lifetime).
-const REFRESH_MARGIN: Duration = Duration::from_secs(60);
-
-/// The lifetime assumed when the sign-in answer names none.
-const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// What Noa answered to a call that did not fail.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +67,7 @@ pub struct NoaClient {
     api_version: String,
     client_id: String,
     client_secret: Secret,
-    token: Mutex<Option<AccessToken>>,
+    token: TokenSlot,
     guard: Guard,
 }
 
@@ -83,11 +78,6 @@ impl std::fmt::Debug for NoaClient {
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
-}
-
-struct AccessToken {
-    value: Secret,
-    refresh_at: Instant,
 }
 
 impl NoaClient {
@@ -112,7 +102,7 @@ impl NoaClient {
             api_version: config.api_version.clone(),
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
-            token: Mutex::new(None),
+            token: TokenSlot::new(),
             guard: Guard::new(VENDOR, config.resilience.clone()),
         })
     }
@@ -268,38 +258,23 @@ impl NoaClient {
     /// The current consumer token, signing in first when there is none or it is about to expire.
     /// Callers that arrive during a sign-in wait for it and share its result.
     async fn access_token(&self) -> Result<Secret, AdapterError> {
-        let mut token = self.token.lock().await;
-        if let Some(access) = token.as_ref()
-            && Instant::now() < access.refresh_at
-        {
-            return Ok(access.value.clone());
-        }
-        self.fetch_token(&mut token).await
+        self.token.current(|| self.fetch_token()).await
     }
 
     /// A new token after Noa refused `rejected`; when another request has already replaced it,
     /// that newer token is used instead of signing in again.
     async fn replace_rejected(&self, rejected: &Secret) -> Result<Secret, AdapterError> {
-        let mut token = self.token.lock().await;
-        if let Some(access) = token.as_ref()
-            && access.value != *rejected
-            && Instant::now() < access.refresh_at
-        {
-            return Ok(access.value.clone());
-        }
-        self.fetch_token(&mut token).await
+        self.token.replace_rejected(rejected, || self.fetch_token()).await
     }
 
     /// `POST clients/authenticate {"clientId", "secret"}` → `{"accessToken", "expiresIn"}`.
-    async fn fetch_token(&self, slot: &mut Option<AccessToken>) -> Result<Secret, AdapterError> {
-        *slot = None;
+    async fn fetch_token(&self) -> Result<IssuedToken, AdapterError> {
         let url = self.url(Endpoint::Authenticate, &[])?;
         let body = serde_json::to_vec(&wire::Authenticate {
             client_id: &self.client_id,
             secret: self.client_secret.expose(),
         })
         .map_err(|_| unmappable("the Noa sign-in could not be written"))?;
-        let requested = Instant::now();
         let response = self
             .send(&Method::POST, &url, None, Some(&body), Endpoint::Authenticate.name())
             .await?;
@@ -331,19 +306,12 @@ impl NoaClient {
             .access_token
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| unmappable("the Noa sign-in sent no access token"))?;
-        let lifetime = grant
-            .expires_in
-            .filter(|s| *s > 0.0 && s.is_finite())
-            .map(|s| Duration::from_secs_f64(s.min(10.0 * 365.0 * 86_400.0)))
-            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
-        let margin = REFRESH_MARGIN.min(lifetime / 2);
-        let value = Secret::new(access);
-        *slot = Some(AccessToken {
-            value: value.clone(),
-            refresh_at: requested + lifetime - margin,
-        });
+        let lifetime = token_lifetime(grant.expires_in);
         tracing::debug!(lifetime_s = lifetime.as_secs(), "signed in to Noa");
-        Ok(value)
+        Ok(IssuedToken {
+            value: Secret::new(access),
+            expires_in: grant.expires_in,
+        })
     }
 }
 
@@ -398,14 +366,6 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, paged: bool) -> R
         },
         s => unmappable(format!("Noa answered with unexpected HTTP {s}")),
     })
-}
-
-fn with_trailing_slash(mut url: Url) -> Url {
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    url
 }
 
 /// Reads a body up to [`MAX_BODY_BYTES`].

@@ -355,8 +355,7 @@ impl NoaConfig {
             ));
         }
         self.paths.validate()?;
-        let ehr = &self.ehr_source;
-        if ehr.is_empty() || !ehr.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        if !adapter::id::is_source_name(&self.ehr_source) {
             return Err(ConfigError::invalid(
                 "ehr_source",
                 "must be a source name of lowercase letters and digits",
@@ -411,19 +410,7 @@ impl NoaConfig {
 }
 
 fn check_base(setting: &'static str, base: &Url) -> Result<(), ConfigError> {
-    if !matches!(base.scheme(), "http" | "https") {
-        return Err(ConfigError::invalid(setting, "must be an http or https URL"));
-    }
-    if base.host_str().is_none_or(str::is_empty) {
-        return Err(ConfigError::invalid(setting, "must name a host"));
-    }
-    if !base.username().is_empty() || base.password().is_some() {
-        return Err(ConfigError::invalid(setting, "must not carry credentials"));
-    }
-    if base.query().is_some() || base.fragment().is_some() {
-        return Err(ConfigError::invalid(setting, "must not have a query or fragment"));
-    }
-    Ok(())
+    adapter::http::check_base_url(base).map_err(|reason| ConfigError::invalid(setting, reason))
 }
 
 #[cfg(test)]

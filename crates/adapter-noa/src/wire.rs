@@ -320,25 +320,16 @@ pub struct WebhookEvent {
     pub occurred_at: String,
 }
 
-/// The lenient readers of the Noa types.
+/// The lenient readers of the Noa types. Text is read as [`adapter::lenient`] reads it; booleans,
+/// integers, lists and the metadata object are Noa's own readers, stricter than
+/// [`adapter::lenient`]'s (no `0`/`1` booleans, no integral floats), as `docs/noa-api.md` states
+/// the types.
 mod de {
     use std::collections::BTreeMap;
 
+    pub(super) use adapter::lenient::{text, value_text};
     use serde::{Deserialize, Deserializer};
     use serde_json::Value;
-
-    /// A JSON value as text: a string as is, `null` as `""`, anything else as its JSON text.
-    pub(super) fn value_text(value: Value) -> String {
-        match value {
-            Value::String(s) => s,
-            Value::Null => String::new(),
-            other => other.to_string(),
-        }
-    }
-
-    pub(super) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        Value::deserialize(d).map(value_text)
-    }
 
     pub(super) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         match Value::deserialize(d)? {

@@ -9,14 +9,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use adapter::http::{same_origin, with_trailing_slash};
 use adapter::resilience::Guard;
+use adapter::token_slot::{IssuedToken, TokenSlot, token_lifetime};
 use adapter::{AdapterError, VendorHealth};
 use chrono::{DateTime, Utc};
 use data_encoding::BASE64;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
-use tokio::sync::Mutex;
 use url::Url;
 
 use crate::config::{ConfigError, Secret, ZoomConfig};
@@ -29,12 +30,6 @@ const MAX_REDIRECTS: usize = 5;
 
 /// The largest response body read.
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
-
-/// Refresh this long before the access token expires (at most half its lifetime).
-const REFRESH_MARGIN: Duration = Duration::from_secs(60);
-
-/// The lifetime assumed when the token endpoint names none (Zoom's tokens live one hour).
-const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Zoom error codes the adapter tells apart (`zoom-clinical-notes-api.md`, and Zoom's general
 /// paging error).
@@ -103,7 +98,7 @@ pub struct ZoomClient {
     account_id: String,
     client_id: String,
     client_secret: Secret,
-    token: Mutex<Option<AccessToken>>,
+    token: TokenSlot,
     rate_limits: std::sync::Mutex<BTreeMap<String, RateLimitStatus>>,
     guard: Guard,
 }
@@ -115,11 +110,6 @@ impl std::fmt::Debug for ZoomClient {
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
-}
-
-struct AccessToken {
-    value: Secret,
-    refresh_at: Instant,
 }
 
 impl ZoomClient {
@@ -151,7 +141,7 @@ impl ZoomClient {
             account_id: config.account_id.clone(),
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
-            token: Mutex::new(None),
+            token: TokenSlot::new(),
             rate_limits: std::sync::Mutex::new(BTreeMap::new()),
             guard: Guard::new(VENDOR, config.guard_settings()),
         })
@@ -414,32 +404,18 @@ impl ZoomClient {
     /// The current access token, fetching a new one first when there is none or it is about to
     /// expire. Callers that arrive during a fetch wait for it and share its result.
     async fn access_token(&self) -> Result<Secret, AdapterError> {
-        let mut token = self.token.lock().await;
-        if let Some(access) = token.as_ref()
-            && Instant::now() < access.refresh_at
-        {
-            return Ok(access.value.clone());
-        }
-        self.fetch_token(&mut token).await
+        self.token.current(|| self.fetch_token()).await
     }
 
     /// A new access token after Zoom refused `rejected`; when another request has already replaced
     /// it, that newer token is used instead of fetching again.
     async fn replace_rejected(&self, rejected: &Secret) -> Result<Secret, AdapterError> {
-        let mut token = self.token.lock().await;
-        if let Some(access) = token.as_ref()
-            && access.value != *rejected
-            && Instant::now() < access.refresh_at
-        {
-            return Ok(access.value.clone());
-        }
-        self.fetch_token(&mut token).await
+        self.token.replace_rejected(rejected, || self.fetch_token()).await
     }
 
     /// The account-credentials grant: `POST /oauth/token?grant_type=account_credentials&account_id=…`
     /// with the app's client id and secret as HTTP Basic credentials.
-    async fn fetch_token(&self, slot: &mut Option<AccessToken>) -> Result<Secret, AdapterError> {
-        *slot = None;
+    async fn fetch_token(&self) -> Result<IssuedToken, AdapterError> {
         let mut url = self.token_url.clone();
         url.query_pairs_mut()
             .append_pair("grant_type", "account_credentials")
@@ -455,7 +431,6 @@ impl ZoomClient {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
-        let requested = Instant::now();
         let origin = self.token_url.clone();
         let response = self.send(&Method::POST, url, &origin, headers, Some(b""), None).await?;
         let status = response.status();
@@ -486,19 +461,12 @@ impl ZoomClient {
             .access_token
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| unmappable("the Zoom token endpoint sent no access token"))?;
-        let lifetime = grant
-            .expires_in
-            .filter(|s| *s > 0.0 && s.is_finite())
-            .map(|s| Duration::from_secs_f64(s.min(10.0 * 365.0 * 86_400.0)))
-            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
-        let margin = REFRESH_MARGIN.min(lifetime / 2);
-        let value = Secret::new(access);
-        *slot = Some(AccessToken {
-            value: value.clone(),
-            refresh_at: requested + lifetime - margin,
-        });
+        let lifetime = token_lifetime(grant.expires_in);
         tracing::debug!(lifetime_s = lifetime.as_secs(), "fetched a Zoom access token");
-        Ok(value)
+        Ok(IssuedToken {
+            value: Secret::new(access),
+            expires_in: grant.expires_in,
+        })
     }
 }
 
@@ -584,19 +552,6 @@ pub fn rate_limit_label(method: &Method, path: &[&str]) -> &'static str {
     }
 }
 
-fn with_trailing_slash(mut url: Url) -> Url {
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    url
-}
-
-/// True when `url` is on `origin`'s scheme, host and port, without credentials.
-fn same_origin(url: &Url, origin: &Url) -> bool {
-    url.origin() == origin.origin() && url.username().is_empty() && url.password().is_none()
-}
-
 /// Reads a body up to [`MAX_BODY_BYTES`].
 async fn read_body(response: Response) -> Result<Vec<u8>, AdapterError> {
     adapter::http::read_body(VENDOR, response, MAX_BODY_BYTES).await
@@ -670,26 +625,6 @@ mod tests {
             panic!()
         };
         assert!(!denied.to_string().contains("admin"), "{denied}");
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let now = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h, now), None);
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("120"));
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(120)));
-        h.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Mon, 01 Jan 2024 00:00:30 GMT"),
-        );
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("2024-01-01T01:00:00Z"));
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(3600)));
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h, now), None);
     }
 
     #[test]

@@ -105,8 +105,12 @@ impl ZoomWebhooks {
 
     /// Checks timestamp, signature and replay.
     fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), WebhookError> {
-        let timestamp = header(request, TIMESTAMP_HEADER).ok_or(WebhookError::Unauthorized("no timestamp"))?;
-        let signature = header(request, SIGNATURE_HEADER).ok_or(WebhookError::Unauthorized("no signature"))?;
+        let timestamp = request
+            .header(TIMESTAMP_HEADER)
+            .ok_or(WebhookError::Unauthorized("no timestamp"))?;
+        let signature = request
+            .header(SIGNATURE_HEADER)
+            .ok_or(WebhookError::Unauthorized("no signature"))?;
         let ts = parse_timestamp(timestamp).ok_or(WebhookError::Unauthorized("the timestamp is not a number"))?;
         let now = request.now.timestamp();
         if (now - ts).abs() > WINDOW_SECONDS {
@@ -286,15 +290,6 @@ impl EventKind {
             _ => return None,
         })
     }
-}
-
-/// A header by its lower-case name (compared case-insensitively, first occurrence).
-fn header<'a>(request: &'a WebhookRequest<'_>, name: &str) -> Option<&'a str> {
-    request
-        .headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
 }
 
 /// Seconds since the epoch, as Zoom sends them.

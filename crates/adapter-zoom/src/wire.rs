@@ -626,17 +626,13 @@ pub struct ZoomError {
     pub message: String,
 }
 
-/// The lenient field deserializers described in the module docs.
+/// The lenient field deserializers described in the module docs: [`adapter::lenient`]'s, and the
+/// optional text and text lists only Zoom sends.
 mod de {
-    use serde::de::{DeserializeOwned, Error};
+    use adapter::lenient::value_text;
+    pub use adapter::lenient::{flag, int, list, opt_flag, opt_int, opt_object, text};
     use serde::{Deserialize, Deserializer};
     use serde_json::Value;
-
-    /// Any JSON value as text: `null` → `""`, strings verbatim, scalars → their JSON text,
-    /// arrays and objects → compact JSON.
-    pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        Ok(value_text(Value::deserialize(d)?))
-    }
 
     /// Like [`text`], but `null` → `None`.
     pub fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -644,16 +640,6 @@ mod de {
             Value::Null => None,
             v => Some(value_text(v)),
         })
-    }
-
-    fn value_text(v: Value) -> String {
-        match v {
-            Value::Null => String::new(),
-            Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            other => other.to_string(),
-        }
     }
 
     /// A list of texts; `null` → empty, one scalar → a list of one; blank items dropped.
@@ -668,73 +654,6 @@ mod de {
             .map(value_text)
             .filter(|s| !s.trim().is_empty())
             .collect())
-    }
-
-    /// An integer from a number or a string of digits; `null`/`""` → `None`.
-    pub fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Null => Ok(None),
-            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => Ok(Some(i)),
-                (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
-                _ => Err(D::Error::custom("an integer field is not an integer")),
-            },
-            Value::String(s) if s.trim().is_empty() => Ok(None),
-            Value::String(s) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| D::Error::custom("an integer field is not an integer")),
-            _ => Err(D::Error::custom("an integer field is not an integer")),
-        }
-    }
-
-    /// An integer; absent gives `0`.
-    pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        Ok(opt_int(d)?.unwrap_or(0))
-    }
-
-    /// A boolean; `null` → `false`.
-    pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        Ok(opt_flag(d)?.unwrap_or(false))
-    }
-
-    /// A boolean; `null` → `None`.
-    pub fn opt_flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Null => Ok(None),
-            Value::Bool(b) => Ok(Some(b)),
-            Value::Number(n) => match n.as_i64() {
-                Some(0) => Ok(Some(false)),
-                Some(1) => Ok(Some(true)),
-                _ => Err(D::Error::custom("a boolean is a number other than 0 or 1")),
-            },
-            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" => Ok(Some(true)),
-                "false" | "0" | "" => Ok(Some(false)),
-                _ => Err(D::Error::custom("a boolean is an unrecognised string")),
-            },
-            _ => Err(D::Error::custom("a boolean is an array or an object")),
-        }
-    }
-
-    /// A list of objects; `null` → empty.
-    pub fn list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Null => Ok(Vec::new()),
-            v @ Value::Array(_) => serde_json::from_value(v).map_err(D::Error::custom),
-            _ => Err(D::Error::custom("a list is not an array")),
-        }
-    }
-
-    /// A nested object; `null` and `""` → `None`.
-    pub fn opt_object<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Null => Ok(None),
-            Value::String(s) if s.is_empty() => Ok(None),
-            v @ Value::Object(_) => serde_json::from_value(v).map(Some).map_err(D::Error::custom),
-            _ => Err(D::Error::custom("a nested object is not an object")),
-        }
     }
 }
 

@@ -46,7 +46,7 @@ pub enum IdError {
 impl FhirId {
     /// Builds the id of a native vendor id, encoding it if needed.
     pub fn new(source: &str, native: &str) -> Result<Self, IdError> {
-        if source.is_empty() || !source.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        if !is_source_name(source) {
             return Err(IdError::BadSource);
         }
         if native.is_empty() {
@@ -68,7 +68,7 @@ impl FhirId {
             return Err(IdError::InvalidFhirId);
         }
         let (source, rest) = id.split_once('-').ok_or(IdError::NoSource)?;
-        if source.is_empty() || !source.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        if !is_source_name(source) {
             return Err(IdError::NoSource);
         }
         if rest.is_empty() {
@@ -125,6 +125,11 @@ fn is_id_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
 }
 
+/// True when `name` can be a source name: one or more lowercase ASCII letters and digits.
+pub fn is_source_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
 /// True when `id` is a valid FHIR id (`[A-Za-z0-9\-\.]{1,64}`).
 pub fn is_valid_fhir_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(is_id_byte)
@@ -173,5 +178,13 @@ mod tests {
         assert_eq!(fhir_id("zoom", &"a/".repeat(40)), Err(IdError::TooLong));
         assert_eq!(fhir_id("Zoom", "1"), Err(IdError::BadSource));
         assert_eq!(fhir_id("zoom", ""), Err(IdError::EmptyNative));
+    }
+
+    #[test]
+    fn source_names_are_lowercase_letters_and_digits() {
+        assert!(is_source_name("ehr2"));
+        for bad in ["", "Ehr", "e-hr", "e hr", "é"] {
+            assert!(!is_source_name(bad), "{bad:?}");
+        }
     }
 }

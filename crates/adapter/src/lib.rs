@@ -13,16 +13,23 @@ pub mod codes;
 mod ctx;
 pub mod ehr;
 mod error;
+pub mod fhir_build;
 pub mod format;
+#[cfg(feature = "test-support")]
+pub mod golden;
 mod health;
 pub mod http;
 pub mod id;
+pub mod lenient;
 #[cfg(feature = "client")]
 pub mod resilience;
 mod resolve;
 pub mod search;
 mod secret;
 pub mod systems;
+pub mod time;
+#[cfg(feature = "client")]
+pub mod token_slot;
 mod webhook;
 
 pub use capability::{

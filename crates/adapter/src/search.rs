@@ -295,6 +295,78 @@ impl SearchRequest {
         )
     }
 
+    /// The native ids of `source` named by the first `_id` parameter without a modifier (or with
+    /// `:exact`), in the order given; `None` when there is no such `_id`. Values that are not ids of
+    /// `source` name nothing.
+    pub fn id_natives(&self, source: &str) -> Option<Vec<String>> {
+        let param = self
+            .params("_id")
+            .find(|p| p.modifier.is_none() || p.modifier == Some(Modifier::Exact))?;
+        Some(
+            param
+                .values
+                .iter()
+                .filter_map(|value| {
+                    let id = match value {
+                        SearchValue::String(s) => s.as_str(),
+                        SearchValue::Token(TokenValue { code: Some(c), .. }) => c.as_str(),
+                        _ => return None,
+                    };
+                    let id = FhirId::parse(id).ok()?;
+                    (id.source() == source).then(|| id.native().to_owned())
+                })
+                .collect(),
+        )
+    }
+
+    /// The codes of the first `identifier` parameter without a modifier whose values are all
+    /// `system|code` tokens: what a search by the identifier under `system` names. `None` when there
+    /// is none (a value of another system, or of none, may match other identifiers).
+    pub fn identifier_codes(&self, system: &str) -> Option<Vec<String>> {
+        self.params("identifier").find_map(|p| {
+            if p.modifier.is_some() {
+                return None;
+            }
+            p.values
+                .iter()
+                .map(|value| match value {
+                    SearchValue::Token(TokenValue {
+                        system: Some(s),
+                        code: Some(code),
+                    }) if s == system => Some(code.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// The codes of a token parameter given once without a modifier (a status, say), when every
+    /// value is a code without a system, with `system`, or a plain string. `None` when the
+    /// parameter is absent, repeated, modified, or has any other value: it cannot be pushed down.
+    pub fn token_codes<'a>(&'a self, name: &str, system: &str) -> Option<Vec<&'a str>> {
+        let mut params = self.params.iter().filter(|p| p.name == name);
+        let param = params.next()?;
+        if params.next().is_some() || param.modifier.is_some() {
+            return None;
+        }
+        param
+            .values
+            .iter()
+            .map(|value| match value {
+                SearchValue::Token(TokenValue {
+                    system: None,
+                    code: Some(code),
+                }) => Some(code.as_str()),
+                SearchValue::Token(TokenValue {
+                    system: Some(s),
+                    code: Some(code),
+                }) if s == system => Some(code.as_str()),
+                SearchValue::String(code) => Some(code.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// A `[start, end)` window that contains the start of every value matching all the date
     /// constraints on `name` (`eq ge gt le lt sa eb`): what a vendor date filter can safely be
     /// narrowed to. `None` when the parameter is absent or cannot be bounded (OR values, `ne`, `ap`).
@@ -335,6 +407,15 @@ impl SearchRequest {
             end: hi.unwrap_or(far_future),
         })
     }
+}
+
+/// True when `t` is an instant a vendor record can carry: from 1 January `earliest_year` to
+/// 1 January 2400 (UTC). The open ends of a one-sided [`SearchRequest::date_bounds`]
+/// (`DateTime::MIN_UTC`, `DateTime::MAX_UTC`) are not, so they are never sent to a vendor.
+pub fn plausible_instant(t: DateTime<Utc>, earliest_year: i32) -> bool {
+    let lo = NaiveDate::from_ymd_opt(earliest_year, 1, 1).map(|d| d.and_time(NaiveTime::MIN).and_utc());
+    let hi = NaiveDate::from_ymd_opt(2400, 1, 1).map(|d| d.and_time(NaiveTime::MIN).and_utc());
+    matches!((lo, hi), (Some(lo), Some(hi)) if lo <= t && t <= hi)
 }
 
 /// An opaque vendor continuation (a DrChrono `next` URL, a Zoom `next_page_token`, an offset).
@@ -474,5 +555,109 @@ mod tests {
             req.reference_natives("practitioner", "drchrono", ResourceType::Practitioner),
             None
         );
+    }
+
+    fn param(name: &str, modifier: Option<Modifier>, values: Vec<SearchValue>) -> SearchParam {
+        SearchParam {
+            name: name.into(),
+            modifier,
+            values,
+        }
+    }
+
+    fn token(system: Option<&str>, code: Option<&str>) -> SearchValue {
+        SearchValue::Token(TokenValue {
+            system: system.map(Into::into),
+            code: code.map(Into::into),
+        })
+    }
+
+    fn request(params: Vec<SearchParam>) -> SearchRequest {
+        SearchRequest {
+            resource_type: Some(ResourceType::Patient),
+            params,
+        }
+    }
+
+    #[test]
+    fn ids_name_the_natives_of_one_source() {
+        let req = request(vec![
+            param("_id", Some(Modifier::Not), vec![SearchValue::String("ehr-9".into())]),
+            param(
+                "_id",
+                Some(Modifier::Exact),
+                vec![
+                    SearchValue::String("ehr-2".into()),
+                    token(None, Some("ehr-x.MFPTC")),
+                    SearchValue::String("other-3".into()),
+                    SearchValue::String("not an id".into()),
+                    token(Some("s"), None),
+                    SearchValue::String("ehr-2".into()),
+                ],
+            ),
+        ]);
+        assert_eq!(req.id_natives("ehr"), Some(vec!["2".into(), "a_1".into(), "2".into()]));
+        assert_eq!(req.id_natives("none"), Some(vec![]));
+        assert_eq!(request(vec![]).id_natives("ehr"), None);
+    }
+
+    #[test]
+    fn identifiers_name_codes_only_under_one_system() {
+        let req = request(vec![
+            param("identifier", Some(Modifier::Not), vec![token(Some("sys"), Some("0"))]),
+            param(
+                "identifier",
+                None,
+                vec![token(Some("sys"), Some("1")), token(None, Some("2"))],
+            ),
+            param(
+                "identifier",
+                None,
+                vec![token(Some("sys"), Some("3")), token(Some("sys"), Some("4"))],
+            ),
+        ]);
+        assert_eq!(req.identifier_codes("sys"), Some(vec!["3".into(), "4".into()]));
+        assert_eq!(req.identifier_codes("other"), None);
+    }
+
+    #[test]
+    fn token_codes_are_read_only_when_they_can_be_pushed_down() {
+        let codes = |params| request(params).token_codes("status", "sys").map(|c| c.join(","));
+        assert_eq!(codes(vec![]), None);
+        assert_eq!(
+            codes(vec![param(
+                "status",
+                None,
+                vec![
+                    token(None, Some("a")),
+                    token(Some("sys"), Some("b")),
+                    SearchValue::String("c".into())
+                ]
+            )]),
+            Some("a,b,c".into())
+        );
+        assert_eq!(codes(vec![param("status", None, vec![])]), Some(String::new()));
+        for cannot in [
+            vec![param("status", None, vec![token(Some("other"), Some("a"))])],
+            vec![param("status", None, vec![token(Some("sys"), None)])],
+            vec![param("status", Some(Modifier::Not), vec![token(None, Some("a"))])],
+            vec![
+                param("status", None, vec![token(None, Some("a"))]),
+                param("status", None, vec![token(None, Some("b"))]),
+            ],
+        ] {
+            assert_eq!(codes(cannot), None);
+        }
+    }
+
+    #[test]
+    fn only_instants_a_record_can_carry_are_plausible() {
+        assert!(plausible_instant(utc("1900-01-01T00:00:00Z"), 1900));
+        assert!(!plausible_instant(utc("1899-12-31T23:59:59Z"), 1900));
+        assert!(plausible_instant(utc("1850-06-01T00:00:00Z"), 1800));
+        assert!(plausible_instant(utc("2400-01-01T00:00:00Z"), 1900));
+        assert!(!plausible_instant(utc("2400-01-01T00:00:01Z"), 1900));
+        assert!(!plausible_instant(DateTime::<Utc>::MIN_UTC, 1800));
+        assert!(!plausible_instant(DateTime::<Utc>::MAX_UTC, 1800));
     }
 }

@@ -26,6 +26,9 @@ pub const URN_IETF_BCP47: &str = "urn:ietf:bcp:47";
 pub const LOCATION_PHYSICAL_TYPE: &str = "http://terminology.hl7.org/CodeSystem/location-physical-type";
 pub const DOC_TAGS: &str = "urn:fhir-gateway:tag:document-metatag";
 
+/// URL of the core `data-absent-reason` extension.
+pub const DATA_ABSENT_REASON: &str = "http://hl7.org/fhir/StructureDefinition/data-absent-reason";
+
 pub const PROFILE_US_CORE_PATIENT: &str = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient";
 pub const PROFILE_US_CORE_PRACTITIONER: &str = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-practitioner";
 pub const PROFILE_US_CORE_LOCATION: &str = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-location";

@@ -23,6 +23,16 @@ pub struct WebhookRequest<'a> {
     pub now: DateTime<Utc>,
 }
 
+impl WebhookRequest<'_> {
+    /// The first header named `name` (compared case-insensitively), its value trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+}
+
 /// What to answer the vendor, and what changed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WebhookResponse {
@@ -56,5 +66,28 @@ pub trait WebhookReceiver: Send + Sync {
     /// `None` when the vendor calls `/webhooks/{source}` itself.
     fn path_template(&self) -> Option<&'static str> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_found_by_name_in_any_case() {
+        let headers = [
+            ("x-signature".to_owned(), " abc ".to_owned()),
+            ("X-Signature".to_owned(), "second".to_owned()),
+        ];
+        let request = WebhookRequest {
+            method: "POST",
+            path: "",
+            headers: &headers,
+            query: &[],
+            body: b"",
+            now: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        assert_eq!(request.header("X-SIGNATURE"), Some("abc"));
+        assert_eq!(request.header("x-timestamp"), None);
     }
 }

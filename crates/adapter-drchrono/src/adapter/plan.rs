@@ -7,12 +7,14 @@
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 
-use adapter::search::{DateRange, Modifier, Prefix, SearchParam, SearchValue, TokenValue};
-use adapter::{FhirId, ResourceType, SearchRequest, systems};
+use adapter::search::{DateRange, Modifier, Prefix, SearchParam, SearchValue, TokenValue, plausible_instant};
+use adapter::{ResourceType, SearchRequest, systems};
 
 use super::cursor::{Stream, Window};
 use crate::map::codes::AppointmentStatus;
 use crate::map::ids;
+// A canonical positive decimal id (`12`, not `012` or `+12`).
+pub(crate) use crate::map::ids::canonical_positive as numeric;
 
 /// DrChrono's longest `date_range` that reaches into the present or future (`/api/appointments`,
 /// `/api/clinical_notes`: "Cannot be longer than 190 days, unless it is in the past").
@@ -190,47 +192,14 @@ pub(crate) fn pushdown(resource_type: ResourceType) -> Vec<&'static str> {
 /// or `identifier=urn:fhir-gateway:id:drchrono:{kind}|1` (the identifier every resource carries
 /// its native id under).
 fn id_filter(resource_type: ResourceType, request: &SearchRequest) -> Option<Vec<String>> {
-    if let Some(param) = request
-        .params("_id")
-        .find(|p| p.modifier.is_none() || p.modifier == Some(Modifier::Exact))
-    {
-        let mut natives = Vec::new();
-        for value in &param.values {
-            let id = match value {
-                SearchValue::String(s) => s.as_str(),
-                SearchValue::Token(TokenValue { code: Some(c), .. }) => c.as_str(),
-                _ => continue,
-            };
-            if let Ok(id) = FhirId::parse(id)
-                && id.source() == ids::SOURCE
-            {
-                natives.push(id.native().to_owned());
-            }
-        }
-        natives.sort();
-        natives.dedup();
-        return Some(natives);
-    }
-    let system = systems::native_id_system(ids::SOURCE, native_kind(resource_type)?);
-    request.params("identifier").find_map(|p| {
-        if p.modifier.is_some() {
-            return None;
-        }
-        let mut natives = Vec::new();
-        for value in &p.values {
-            match value {
-                SearchValue::Token(TokenValue {
-                    system: Some(s),
-                    code: Some(code),
-                }) if *s == system => natives.push(code.clone()),
-                // Another system, or none: it may match other identifiers (the chart id).
-                _ => return None,
-            }
-        }
-        natives.sort();
-        natives.dedup();
-        Some(natives)
-    })
+    let mut natives = match request.id_natives(ids::SOURCE) {
+        Some(natives) => natives,
+        // An identifier of another system, or of none, may match other identifiers (the chart id).
+        None => request.identifier_codes(&systems::native_id_system(ids::SOURCE, native_kind(resource_type)?))?,
+    };
+    natives.sort();
+    natives.dedup();
+    Some(natives)
 }
 
 /// The `kind` of the native-id identifier system of each type.
@@ -431,11 +400,10 @@ fn local_span(range: DateRange, zones: &[Tz]) -> Option<Window> {
     Some(Window { first, last })
 }
 
-/// Instants a DrChrono record can carry; open bounds (`DateTime::MIN_UTC`…) are not.
+/// Instants a DrChrono record can carry (from 1800: birth dates); open bounds
+/// (`DateTime::MIN_UTC`…) are not.
 fn plausible(t: DateTime<Utc>) -> bool {
-    let lo = NaiveDate::from_ymd_opt(1800, 1, 1).map(|d| d.and_time(NaiveTime::MIN).and_utc());
-    let hi = NaiveDate::from_ymd_opt(2400, 1, 1).map(|d| d.and_time(NaiveTime::MIN).and_utc());
-    matches!((lo, hi), (Some(lo), Some(hi)) if lo <= t && t <= hi)
+    plausible_instant(t, 1800)
 }
 
 /// `birthdate=1980-05-10`: the day, when the value is exactly one local day in one of the zones.
@@ -497,12 +465,6 @@ fn appointment_status(fhir: &str) -> Option<&'static str> {
         (Some(only), None) => Some(only.wire()),
         _ => None,
     }
-}
-
-/// A canonical positive decimal id (`12`, not `012` or `+12`).
-pub(crate) fn numeric(native: &str) -> Option<i64> {
-    let n: i64 = native.parse().ok()?;
-    (n > 0 && n.to_string() == native).then_some(n)
 }
 
 #[cfg(test)]

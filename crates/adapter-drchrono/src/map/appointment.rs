@@ -1,7 +1,7 @@
 //! `/api/appointments` → Appointment.
 
-use adapter::fhir::resources::{Appointment, AppointmentParticipant};
-use adapter::fhir::types::{CodeableConcept, Reference};
+use adapter::fhir::resources::Appointment;
+use adapter::fhir_build::accepted_participant;
 use chrono::{DateTime, Duration, FixedOffset};
 
 use super::codes::{self, AppointmentStatus, FhirAppointmentStatus};
@@ -48,28 +48,28 @@ pub fn appointment(a: &wire::Appointment, ctx: &DrCtx) -> Result<Option<Appointm
         })
     });
 
-    let mut participants = vec![participant(
+    let mut participants = vec![accepted_participant(
         reference("patient", "Patient", &ids::patient(patient))?,
         None,
     )];
     if let Some(doctor) = a.doctor {
-        participants.push(participant(
+        participants.push(accepted_participant(
             reference("doctor", "Practitioner", &ids::practitioner(doctor))?,
-            Some(concept(codes::ATTENDER.coding(), None)),
+            Some(concept(vec![codes::ATTENDER.coding()], None)),
         ));
     }
     if let Some(location) = appointment_location(a) {
         if let LocationId::ExamRoom { office, .. } = location {
-            participants.push(participant(
+            participants.push(accepted_participant(
                 reference("exam_room", "Location", &ids::location(&location))?,
                 None,
             ));
-            participants.push(participant(
+            participants.push(accepted_participant(
                 reference("office", "Location", &ids::location(&LocationId::Office(office)))?,
                 None,
             ));
         } else {
-            participants.push(participant(
+            participants.push(accepted_participant(
                 reference("office", "Location", &ids::location(&location))?,
                 None,
             ));
@@ -122,15 +122,6 @@ pub fn appointment_location(a: &wire::Appointment) -> Option<LocationId> {
         Some(index) => LocationId::ExamRoom { office, index },
         None => LocationId::Office(office),
     })
-}
-
-fn participant(actor: Reference, r#type: Option<CodeableConcept>) -> AppointmentParticipant {
-    AppointmentParticipant {
-        r#type: r#type.into_iter().collect(),
-        actor: Some(Box::new(actor)),
-        status: "accepted".into(),
-        ..Default::default()
-    }
 }
 
 #[cfg(test)]

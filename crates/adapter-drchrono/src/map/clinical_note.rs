@@ -6,7 +6,7 @@ use adapter::systems;
 use data_encoding::BASE64;
 
 use super::appointment::period;
-use super::codes::{self, DocStatus, DocumentStatus};
+use super::codes::{self, DocumentStatus};
 use super::ids::DocumentId;
 use super::{DrCtx, MapError, concept, fhir_id, ids, meta, native_identifier, present, reference, time};
 use crate::wire;
@@ -126,9 +126,9 @@ pub fn clinical_note(
         ))),
         identifier: vec![native_identifier(ids::kind::DOCUMENT_REFERENCE, &native)],
         status: DocumentStatus::from_archived(n.archived).code().into(),
-        doc_status: Some(DocStatus::from_locked(locked).code().into()),
-        r#type: Some(Box::new(concept(codes::PROGRESS_NOTE.coding(), None))),
-        category: vec![concept(codes::CLINICAL_NOTE_CATEGORY.coding(), None)],
+        doc_status: Some(codes::note_doc_status(locked).code().into()),
+        r#type: Some(Box::new(concept(vec![codes::PROGRESS_NOTE.coding()], None))),
+        category: vec![concept(vec![codes::CLINICAL_NOTE_CATEGORY.coding()], None)],
         subject: Some(Box::new(reference("patient", "Patient", &ids::patient(patient))?)),
         date: updated.map(|t| time::fhir_instant(&t).into()),
         author: match doctor {

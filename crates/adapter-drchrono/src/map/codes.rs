@@ -5,7 +5,7 @@
 
 use adapter::systems;
 
-pub use adapter::codes::{Code, FhirAppointmentStatus};
+pub use adapter::codes::{ATTENDER, CLINICAL_NOTE_CATEGORY, Code, FhirAppointmentStatus, FhirDocStatus};
 
 fn matches(wire: &str, spelling: &str) -> bool {
     wire.trim().eq_ignore_ascii_case(spelling)
@@ -563,28 +563,13 @@ impl DocumentStatus {
     }
 }
 
-/// `DocumentReference.docStatus` (required binding `composition-status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DocStatus {
-    Preliminary,
-    Final,
-    Amended,
-    EnteredInError,
-}
-
-impl DocStatus {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Preliminary => "preliminary",
-            Self::Final => "final",
-            Self::Amended => "amended",
-            Self::EnteredInError => "entered-in-error",
-        }
-    }
-
-    /// A locked (signed) DrChrono note is final; an open one is preliminary.
-    pub fn from_locked(locked: bool) -> Self {
-        if locked { Self::Final } else { Self::Preliminary }
+/// A clinical note's `docStatus`: a locked (signed) DrChrono note is final; an open one is
+/// preliminary.
+pub fn note_doc_status(locked: bool) -> FhirDocStatus {
+    if locked {
+        FhirDocStatus::Final
+    } else {
+        FhirDocStatus::Preliminary
     }
 }
 
@@ -595,13 +580,6 @@ pub const PROGRESS_NOTE: Code = Code {
     system: systems::LOINC,
     code: "11506-3",
     display: "Progress note",
-};
-
-/// US Core DocumentReference category of clinical notes.
-pub const CLINICAL_NOTE_CATEGORY: Code = Code {
-    system: systems::US_CORE_DOC_CATEGORY,
-    code: "clinical-note",
-    display: "Clinical Note",
 };
 
 /// `unknown` from v3-NullFlavor: the US Core DocumentReference type value set includes it, and it
@@ -624,13 +602,6 @@ pub const MEDICAL_RECORD_NUMBER: Code = Code {
     system: systems::V2_0203,
     code: "MR",
     display: "Medical record number",
-};
-
-/// v3-ParticipationType of the doctor on an appointment.
-pub const ATTENDER: Code = Code {
-    system: systems::V3_PARTICIPATION_TYPE,
-    code: "ATND",
-    display: "attender",
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1068,10 +1039,8 @@ mod tests {
         assert_eq!(DocumentStatus::from_archived(false).code(), "current");
         assert_eq!(DocumentStatus::from_archived(true).code(), "entered-in-error");
         assert_eq!(DocumentStatus::Superseded.code(), "superseded");
-        assert_eq!(DocStatus::from_locked(true).code(), "final");
-        assert_eq!(DocStatus::from_locked(false).code(), "preliminary");
-        assert_eq!(DocStatus::Amended.code(), "amended");
-        assert_eq!(DocStatus::EnteredInError.code(), "entered-in-error");
+        assert_eq!(note_doc_status(true).code(), "final");
+        assert_eq!(note_doc_status(false).code(), "preliminary");
     }
 
     #[test]

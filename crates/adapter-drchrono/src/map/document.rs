@@ -44,7 +44,7 @@ pub fn document(d: &wire::Document, ctx: &DrCtx) -> Result<DocumentReference, Ma
         meta: Some(Box::new(meta)),
         identifier: vec![native_identifier(ids::kind::DOCUMENT_REFERENCE, &native)],
         status: DocumentStatus::from_archived(d.archived).code().into(),
-        r#type: Some(Box::new(concept(codes::UNKNOWN_DOCUMENT_TYPE.coding(), None))),
+        r#type: Some(Box::new(concept(vec![codes::UNKNOWN_DOCUMENT_TYPE.coding()], None))),
         category: vec![CodeableConcept {
             text: Some("Document".into()),
             ..Default::default()

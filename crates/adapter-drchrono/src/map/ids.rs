@@ -114,8 +114,9 @@ pub fn document(id: &DocumentId) -> String {
     }
 }
 
-/// A positive integer in canonical decimal form.
-fn canonical_positive(s: &str) -> Option<i64> {
+/// A positive integer in canonical decimal form (`12`, not `012` or `+12`): the one spelling of an
+/// integer native id.
+pub(crate) fn canonical_positive(s: &str) -> Option<i64> {
     let n: i64 = s.parse().ok()?;
     (n > 0 && n.to_string() == s).then_some(n)
 }

@@ -37,7 +37,7 @@ pub fn office_location(o: &wire::Office, ctx: &DrCtx) -> Result<Location, MapErr
         mode: Some("instance".into()),
         telecom: telecom(&[(Telecom::WorkPhone, &o.phone_number), (Telecom::WorkFax, &o.fax_number)]),
         address: office_address(o).map(Box::new),
-        physical_type: Some(Box::new(concept(PhysicalType::Building.code().coding(), None))),
+        physical_type: Some(Box::new(concept(vec![PhysicalType::Building.code().coding()], None))),
         ..Default::default()
     })
 }
@@ -75,7 +75,7 @@ pub fn exam_room_location(o: &wire::Office, room: &wire::ExamRoom, ctx: &DrCtx) 
         name: Some(fhir_text(&room.name).unwrap_or_else(|| format!("Exam room {}", room.index).into())),
         mode: Some("instance".into()),
         address: office_address(o).map(Box::new),
-        physical_type: Some(Box::new(concept(PhysicalType::Room.code().coding(), None))),
+        physical_type: Some(Box::new(concept(vec![PhysicalType::Room.code().coding()], None))),
         part_of: Some(Box::new(reference(
             "id",
             "Location",

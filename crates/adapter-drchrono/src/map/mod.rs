@@ -15,8 +15,8 @@
 
 use std::collections::HashMap;
 
-use adapter::fhir::types::{CodeableConcept, Coding, Extension, ExtensionValue, Identifier, Meta, Reference};
-use adapter::{IdError, MapCtx, systems};
+use adapter::fhir::types::{Identifier, Meta, Reference};
+use adapter::{IdError, MapCtx, fhir_build};
 use chrono::{DateTime, FixedOffset};
 use chrono_tz::Tz;
 
@@ -89,41 +89,11 @@ pub enum MapError {
     },
 }
 
-/// URL of the core `data-absent-reason` extension.
-pub const DATA_ABSENT_REASON: &str = "http://hl7.org/fhir/StructureDefinition/data-absent-reason";
+pub use adapter::systems::DATA_ABSENT_REASON;
 
 // ---- small builders shared by the resource mappings ----
 
-/// `Some(trimmed)` when `s` has any non-whitespace content.
-pub(crate) fn present(s: &str) -> Option<&str> {
-    let t = s.trim();
-    (!t.is_empty()).then_some(t)
-}
-
-/// A FHIR `string` from vendor text: trimmed, with the control characters FHIR forbids removed.
-/// `None` when nothing is left.
-pub(crate) fn fhir_text(s: &str) -> Option<adapter::fhir::types::String> {
-    let cleaned: String = s
-        .chars()
-        .filter(|c| !c.is_control() || matches!(c, '\t' | '\r' | '\n'))
-        .collect();
-    present(&cleaned).map(|t| t.into())
-}
-
-pub(crate) fn concept(coding: Coding, text: Option<&str>) -> CodeableConcept {
-    CodeableConcept {
-        coding: vec![coding],
-        text: text.and_then(fhir_text),
-        ..Default::default()
-    }
-}
-
-pub(crate) fn text_concept(text: &str) -> Option<CodeableConcept> {
-    fhir_text(text).map(|t| CodeableConcept {
-        text: Some(t),
-        ..Default::default()
-    })
-}
+pub(crate) use adapter::fhir_build::{concept, data_absent_unknown, fhir_text, present, text_concept};
 
 /// The FHIR id of a native id.
 pub(crate) fn fhir_id(field: &'static str, native: &str) -> Result<String, MapError> {
@@ -132,39 +102,19 @@ pub(crate) fn fhir_id(field: &'static str, native: &str) -> Result<String, MapEr
 
 /// A literal reference `{Type}/drchrono-{native}`.
 pub(crate) fn reference(field: &'static str, resource_type: &str, native: &str) -> Result<Reference, MapError> {
-    Ok(Reference {
-        reference: Some(format!("{resource_type}/{}", fhir_id(field, native)?).into()),
-        ..Default::default()
-    })
+    fhir_build::reference(resource_type, ids::SOURCE, native).map_err(|source| MapError::Id { field, source })
 }
 
 /// The identifier carrying a resource's native id.
 pub(crate) fn native_identifier(kind: &str, native: &str) -> Identifier {
-    Identifier {
-        system: Some(systems::native_id_system(ids::SOURCE, kind).into()),
-        value: Some(native.into()),
-        ..Default::default()
-    }
+    fhir_build::native_identifier(ids::SOURCE, kind, native)
 }
 
-/// `meta` with the source, `lastUpdated` (the vendor's time, else the mapping's `now`) and a profile.
+/// `meta` with the source, `lastUpdated` (the vendor's time, else the mapping's `now`, to the
+/// second) and a profile.
 pub(crate) fn meta(ctx: &DrCtx, tz: Tz, last_updated: Option<DateTime<FixedOffset>>, profile: Option<&str>) -> Meta {
     let last_updated = last_updated.unwrap_or_else(|| ctx.base.now.with_timezone(&tz).fixed_offset());
-    Meta {
-        last_updated: Some(time::fhir_instant(&last_updated).into()),
-        source: Some(systems::meta_source(ids::SOURCE).into()),
-        profile: profile.into_iter().map(Into::into).collect(),
-        ..Default::default()
-    }
-}
-
-/// A `data-absent-reason` extension with code `unknown`.
-pub(crate) fn data_absent_unknown() -> Extension {
-    Extension {
-        url: DATA_ABSENT_REASON.into(),
-        value: Some(ExtensionValue::Code("unknown".into())),
-        ..Default::default()
-    }
+    fhir_build::meta(ids::SOURCE, time::fhir_instant(&last_updated), profile)
 }
 
 /// The context the unit tests map with.
@@ -192,12 +142,6 @@ mod tests {
         assert_eq!(ctx.tz_for(Some(45)), chrono_tz::America::Denver);
         assert_eq!(ctx.tz_for(Some(46)), chrono_tz::America::New_York);
         assert_eq!(ctx.tz_for(None), chrono_tz::America::New_York);
-    }
-
-    #[test]
-    fn fhir_text_trims_and_drops_control_characters() {
-        assert_eq!(fhir_text("  a\u{1}b\tc \n").unwrap().value.unwrap(), "ab\tc");
-        assert!(fhir_text(" \u{7} ").is_none());
     }
 
     #[test]

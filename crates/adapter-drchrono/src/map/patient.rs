@@ -97,7 +97,7 @@ fn identifiers(p: &wire::Patient, native: &str) -> Vec<Identifier> {
     if let Some(chart) = fhir_text(&p.chart_id) {
         out.push(Identifier {
             r#use: Some("usual".into()),
-            r#type: Some(Box::new(concept(codes::MEDICAL_RECORD_NUMBER.coding(), None))),
+            r#type: Some(Box::new(concept(vec![codes::MEDICAL_RECORD_NUMBER.coding()], None))),
             system: Some(systems::native_id_system(ids::SOURCE, ids::kind::CHART).into()),
             value: Some(chart),
             ..Default::default()
@@ -145,7 +145,7 @@ fn emergency_contact(p: &wire::Patient) -> Option<PatientContact> {
     if name.is_none() && phone.is_empty() {
         return None;
     }
-    let mut relationship = vec![concept(codes::EMERGENCY_CONTACT.coding(), None)];
+    let mut relationship = vec![concept(vec![codes::EMERGENCY_CONTACT.coding()], None)];
     if let Some(relation) = fhir_text(&p.emergency_contact_relation) {
         relationship.push(CodeableConcept {
             text: Some(relation),
@@ -172,7 +172,7 @@ fn communication(p: &wire::Patient) -> Option<PatientCommunication> {
     }
     let language = match Language::from_iso639_2(code) {
         Some(lang) => concept(
-            lang.code().coding(),
+            vec![lang.code().coding()],
             present(&p.preferred_language_description).or(Some(lang.display())),
         ),
         // Not in the table: keep what DrChrono said as text.

@@ -1,58 +1,28 @@
 //! DrChrono times → FHIR times.
 //!
 //! DrChrono timestamps carry no zone (`2014-02-24T15:32:19`); they are wall-clock times of the
-//! practice. [`localize`] places them in the practice zone with these rules at DST changes:
-//!
-//! - a wall time that occurs twice (autumn fall-back) is the **first** occurrence (the daylight
-//!   offset), the usual reading of a calendar entry;
-//! - a wall time that does not exist (spring-forward gap) is moved **forward by the length of the
-//!   gap** (02:30 on a US spring-forward day becomes 03:30 daylight time), as `java.time` does.
+//! practice. [`localize`] places them in the practice zone, with [`adapter::time`]'s rules at DST
+//! changes (the first of a repeated wall time; a wall time in a spring-forward gap moved forward by
+//! the gap).
 //!
 //! Output is always seconds precision with a numeric offset (`2024-03-10T03:30:00-04:00`), valid
-//! for both FHIR `instant` and `dateTime`.
+//! for both FHIR `instant` and `dateTime`: unlike [`adapter::time::fhir_instant`], fractions of a
+//! second are never written (nor read, [`parse_timestamp`]), so `meta.lastUpdated` falling back to
+//! the mapping's `now` stays to the second.
 
-use chrono::{DateTime, Duration, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike};
+use chrono::{DateTime, FixedOffset, NaiveDate, Timelike};
 use chrono_tz::Tz;
+
+pub use adapter::time::{fhir_date, localize, parse_date};
 
 use super::MapError;
 
-/// Places a zone-less wall-clock time in `tz` (see the module docs for DST rules).
-pub fn localize(naive: NaiveDateTime, tz: Tz) -> DateTime<FixedOffset> {
-    match tz.from_local_datetime(&naive) {
-        LocalResult::Single(dt) => dt.fixed_offset(),
-        LocalResult::Ambiguous(earliest, _) => earliest.fixed_offset(),
-        LocalResult::None => {
-            // In a gap: read the wall time with the offset in force before the gap.
-            let before = tz
-                .offset_from_local_datetime(&(naive - Duration::days(1)))
-                .earliest()
-                .map(|o| o.fix())
-                .unwrap_or_else(|| tz.offset_from_utc_datetime(&naive).fix());
-            let utc = naive - Duration::seconds(i64::from(before.local_minus_utc()));
-            tz.from_utc_datetime(&utc).fixed_offset()
-        }
-    }
-}
-
-/// Parses a vendor timestamp: zone-less (`2014-02-24T15:32:19`, optionally with fractional
-/// seconds or a space for `T`), read in `tz`; or one with an offset (`Z`, `+01:00`), converted to
-/// `tz`. Fractions of a second are dropped. `None` when the text is none of these.
+/// Parses a vendor timestamp ([`adapter::time::parse_timestamp`]): zone-less (`2014-02-24T15:32:19`,
+/// optionally with fractional seconds or a space for `T`), read in `tz`; or one with an offset (`Z`,
+/// `+01:00`), converted to `tz`. Fractions of a second are dropped. `None` when the text is none of
+/// these.
 pub fn parse_timestamp(s: &str, tz: Tz) -> Option<DateTime<FixedOffset>> {
-    let s = s.trim();
-    let with_offset = DateTime::parse_from_rfc3339(s)
-        .ok()
-        .or_else(|| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z").ok());
-    let dt = match with_offset {
-        Some(dt) => dt.with_timezone(&tz).fixed_offset(),
-        None => {
-            let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
-                .iter()
-                .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())?;
-            localize(naive, tz)
-        }
-    };
-    let dt = dt.with_nanosecond(0)?;
-    (1..=9999).contains(&chrono::Datelike::year(&dt)).then_some(dt)
+    adapter::time::parse_timestamp(s, tz)?.with_nanosecond(0)
 }
 
 /// A vendor timestamp field: `Ok(None)` when blank, an error naming `field` when malformed.
@@ -64,17 +34,6 @@ pub fn timestamp_field(field: &'static str, s: &str, tz: Tz) -> Result<Option<Da
         field,
         expected: "timestamp",
     })
-}
-
-/// Parses a vendor date (`YYYY-MM-DD`, years 1..=9999).
-pub fn parse_date(s: &str) -> Option<NaiveDate> {
-    let s = s.trim();
-    // chrono accepts one-digit months and days; FHIR wants exactly YYYY-MM-DD.
-    if s.len() != 10 {
-        return None;
-    }
-    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
-    (1..=9999).contains(&chrono::Datelike::year(&d)).then_some(d)
 }
 
 /// A vendor date field: `Ok(None)` when blank, an error naming `field` when malformed.
@@ -98,16 +57,10 @@ pub fn fhir_instant(dt: &DateTime<FixedOffset>) -> String {
     dt.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
 
-/// A FHIR `date`: `YYYY-MM-DD`.
-pub fn fhir_date(d: &NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono_tz::America::{Los_Angeles, New_York};
-    use chrono_tz::Australia::Lord_Howe;
 
     fn at(s: &str, tz: Tz) -> String {
         fhir_instant(&parse_timestamp(s, tz).unwrap())
@@ -130,31 +83,8 @@ mod tests {
     }
 
     #[test]
-    fn spring_forward_gap_moves_forward_by_the_gap() {
-        assert_eq!(at("2024-03-10T02:30:00", New_York), "2024-03-10T03:30:00-04:00");
-        assert_eq!(at("2024-03-10T01:59:59", New_York), "2024-03-10T01:59:59-05:00");
-        assert_eq!(at("2024-03-10T03:00:00", New_York), "2024-03-10T03:00:00-04:00");
-        // Lord Howe Island has a 30-minute DST gap.
-        assert_eq!(at("2024-10-06T02:10:00", Lord_Howe), "2024-10-06T02:40:00+11:00");
-    }
-
-    #[test]
-    fn fall_back_overlap_takes_the_first_occurrence() {
-        assert_eq!(at("2024-11-03T01:30:00", New_York), "2024-11-03T01:30:00-04:00");
-        assert_eq!(at("2024-11-03T02:30:00", New_York), "2024-11-03T02:30:00-05:00");
-    }
-
-    #[test]
-    fn malformed_timestamps_are_refused() {
-        for bad in [
-            "",
-            "yesterday",
-            "2024-13-01T00:00:00",
-            "2024-02-30T10:00:00",
-            "2024-01-01",
-        ] {
-            assert_eq!(parse_timestamp(bad, New_York), None, "{bad:?}");
-        }
+    fn malformed_fields_are_named_and_blank_ones_absent() {
+        assert_eq!(parse_timestamp("yesterday", New_York), None);
         assert_eq!(timestamp_field("updated_at", " ", New_York), Ok(None));
         assert_eq!(
             timestamp_field("updated_at", "soon", New_York),
@@ -163,23 +93,18 @@ mod tests {
                 expected: "timestamp"
             })
         );
-    }
-
-    #[test]
-    fn dates_are_strict() {
-        assert_eq!(fhir_date(&parse_date("1980-02-29").unwrap()), "1980-02-29");
-        for bad in [
-            "1981-02-29",
-            "1980-2-9",
-            "80-02-01",
-            "0000-01-01",
-            "1980-02-01T00:00:00",
-            "x",
-        ] {
-            assert_eq!(parse_date(bad), None, "{bad:?}");
-        }
         assert_eq!(date_field("date", ""), Ok(None));
-        assert!(date_field("date", "1.1.2000").is_err());
+        assert_eq!(
+            date_field("date", "1.1.2000"),
+            Err(MapError::Invalid {
+                field: "date",
+                expected: "date"
+            })
+        );
+        assert_eq!(
+            fhir_date(&date_field("date", "1980-02-29").unwrap().unwrap()),
+            "1980-02-29"
+        );
     }
 
     #[test]

@@ -15,13 +15,13 @@
 //! recording ends the day it started). A summary's `date` (its generation or approval) can come
 //! any time after the session was created, so only its upper bound is pushed down.
 
-use adapter::search::{Modifier, SearchValue, TokenValue};
-use adapter::{FhirId, ResourceType, SearchRequest, systems};
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use adapter::search::{SearchValue, TokenValue, plausible_instant};
+use adapter::time::utc_seconds;
+use adapter::{ResourceType, SearchRequest, systems};
+use chrono::{DateTime, Duration, Utc};
 
-use crate::map::codes::{ENCOUNTER_STATUS_SYSTEM, EncounterStatus, SessionStatus};
+use crate::map::codes::{ENCOUNTER_STATUS_SYSTEM, FhirEncounterStatus, SessionStatus};
 use crate::map::ids;
-use crate::map::time::noa_utc;
 
 /// How much earlier than a search's lower date bound a session may have been created.
 pub(crate) const CREATED_SLACK: Duration = Duration::days(1);
@@ -140,10 +140,11 @@ pub(crate) fn plan(resource_type: ResourceType, request: &SearchRequest, ehr_sou
 
     if let Some(range) = request.date_bounds("date") {
         if encounter && plausible(range.start) {
-            q.params.push(("createdFrom", noa_utc(&(range.start - CREATED_SLACK))));
+            q.params
+                .push(("createdFrom", utc_seconds(&(range.start - CREATED_SLACK))));
         }
         if plausible(range.end) {
-            q.params.push(("createdTo", noa_utc(&range.end)));
+            q.params.push(("createdTo", utc_seconds(&range.end)));
         }
     }
     Plan::List(q)
@@ -170,48 +171,12 @@ pub(crate) fn pushdown(resource_type: ResourceType) -> Vec<&'static str> {
 /// `identifier=urn:fhir-gateway:id:noa:session|{id}` (both types carry the session id). Ids of
 /// other sources, or that are no session id, name nothing.
 fn id_filter(request: &SearchRequest) -> Option<Vec<String>> {
-    if let Some(param) = request
-        .params("_id")
-        .find(|p| p.modifier.is_none() || p.modifier == Some(Modifier::Exact))
-    {
-        let mut found = Vec::new();
-        for value in &param.values {
-            let id = match value {
-                SearchValue::String(s) => s.as_str(),
-                SearchValue::Token(TokenValue { code: Some(c), .. }) => c.as_str(),
-                _ => continue,
-            };
-            if let Ok(id) = FhirId::parse(id)
-                && id.source() == ids::SOURCE
-                && ids::is_session_id(id.native())
-            {
-                found.push(id.native().to_owned());
-            }
-        }
-        return Some(dedup(found));
+    if let Some(natives) = request.id_natives(ids::SOURCE) {
+        return Some(dedup(natives.into_iter().filter(|n| ids::is_session_id(n)).collect()));
     }
-    let system = systems::native_id_system(ids::SOURCE, ids::kind::SESSION);
-    request.params("identifier").find_map(|p| {
-        if p.modifier.is_some() {
-            return None;
-        }
-        let mut found = Vec::new();
-        for value in &p.values {
-            match value {
-                SearchValue::Token(TokenValue {
-                    system: Some(s),
-                    code: Some(code),
-                }) if *s == system => {
-                    if ids::is_session_id(code) {
-                        found.push(code.clone());
-                    }
-                }
-                // Another system, or none: it may match the episode identifier.
-                _ => return None,
-            }
-        }
-        Some(dedup(found))
-    })
+    // An identifier of another system, or of none, may match the episode identifier.
+    let codes = request.identifier_codes(&systems::native_id_system(ids::SOURCE, ids::kind::SESSION))?;
+    Some(dedup(codes.into_iter().filter(|c| ids::is_session_id(c)).collect()))
 }
 
 fn dedup(mut ids: Vec<String>) -> Vec<String> {
@@ -269,28 +234,12 @@ enum StatusFilter {
 
 /// A status parameter given once without a modifier, as the session statuses it matches.
 fn status_filter(request: &SearchRequest) -> StatusFilter {
-    let mut params = request.params("status");
-    let Some(param) = params.next() else {
+    let Some(codes) = request.token_codes("status", ENCOUNTER_STATUS_SYSTEM) else {
         return StatusFilter::Any;
     };
-    if params.next().is_some() || param.modifier.is_some() {
-        return StatusFilter::Any;
-    }
     let mut out: Vec<SessionStatus> = Vec::new();
-    for value in &param.values {
-        let code = match value {
-            SearchValue::Token(TokenValue {
-                system: None,
-                code: Some(code),
-            }) => code,
-            SearchValue::Token(TokenValue {
-                system: Some(s),
-                code: Some(code),
-            }) if s == ENCOUNTER_STATUS_SYSTEM => code,
-            SearchValue::String(code) => code,
-            _ => return StatusFilter::Any,
-        };
-        for status in EncounterStatus::from_code(code)
+    for code in codes {
+        for status in FhirEncounterStatus::from_code(code)
             .map(SessionStatus::with_encounter)
             .unwrap_or_default()
         {
@@ -302,16 +251,14 @@ fn status_filter(request: &SearchRequest) -> StatusFilter {
     StatusFilter::Only(out)
 }
 
-/// Instants a Noa record can carry; open bounds (`DateTime::MIN_UTC`…) are not.
+/// Instants a Noa record can carry (from 1900); open bounds (`DateTime::MIN_UTC`…) are not.
 fn plausible(t: DateTime<Utc>) -> bool {
-    let lo = NaiveDate::from_ymd_opt(1900, 1, 1).map(|d| d.and_time(NaiveTime::MIN).and_utc());
-    let hi = NaiveDate::from_ymd_opt(2400, 1, 1).map(|d| d.and_time(NaiveTime::MIN).and_utc());
-    matches!((lo, hi), (Some(lo), Some(hi)) if lo <= t && t <= hi)
+    plausible_instant(t, 1900)
 }
 
 #[cfg(test)]
 mod tests {
-    use adapter::search::{DateRange, DateValue, Prefix, ReferenceValue, SearchParam};
+    use adapter::search::{DateRange, DateValue, Modifier, Prefix, ReferenceValue, SearchParam};
     use chrono_tz::Tz;
 
     use super::*;

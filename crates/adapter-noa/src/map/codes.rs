@@ -5,7 +5,7 @@
 
 use adapter::systems;
 
-pub use adapter::codes::Code;
+pub use adapter::codes::{CLINICAL_NOTE_CATEGORY, Code, FhirDocStatus, FhirEncounterStatus};
 
 /// The extension holding the exact Noa session status (`valueCode`), on Encounters.
 pub const EXT_SESSION_STATUS: &str = "urn:fhir-gateway:ext:noa-session-status";
@@ -50,52 +50,6 @@ pub enum SessionStatus {
     Expired,
 }
 
-/// FHIR `Encounter.status` (required binding `encounter-status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EncounterStatus {
-    Planned,
-    Arrived,
-    Triaged,
-    InProgress,
-    Onleave,
-    Finished,
-    Cancelled,
-    EnteredInError,
-    Unknown,
-}
-
-impl EncounterStatus {
-    pub const ALL: [Self; 9] = [
-        Self::Planned,
-        Self::Arrived,
-        Self::Triaged,
-        Self::InProgress,
-        Self::Onleave,
-        Self::Finished,
-        Self::Cancelled,
-        Self::EnteredInError,
-        Self::Unknown,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Planned => "planned",
-            Self::Arrived => "arrived",
-            Self::Triaged => "triaged",
-            Self::InProgress => "in-progress",
-            Self::Onleave => "onleave",
-            Self::Finished => "finished",
-            Self::Cancelled => "cancelled",
-            Self::EnteredInError => "entered-in-error",
-            Self::Unknown => "unknown",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.code() == code)
-    }
-}
-
 impl SessionStatus {
     pub const ALL: [Self; 12] = [
         Self::New,
@@ -138,18 +92,18 @@ impl SessionStatus {
     /// The Encounter's status: a new session is a planned visit; recording is the visit under way;
     /// from the end of the recording on (transcription, summary, verification) the visit is over;
     /// a session that ended in an error produced no usable visit record: cancelled.
-    pub fn encounter(self) -> EncounterStatus {
+    pub fn encounter(self) -> FhirEncounterStatus {
         match self {
-            Self::New => EncounterStatus::Planned,
-            Self::Recording => EncounterStatus::InProgress,
+            Self::New => FhirEncounterStatus::Planned,
+            Self::Recording => FhirEncounterStatus::InProgress,
             Self::Recorded
             | Self::Transcribing
             | Self::Transcribed
             | Self::Analyzing
             | Self::Summarized
             | Self::Verified
-            | Self::EmptySummaryVerified => EncounterStatus::Finished,
-            Self::Interrupted | Self::Failed | Self::Expired => EncounterStatus::Cancelled,
+            | Self::EmptySummaryVerified => FhirEncounterStatus::Finished,
+            Self::Interrupted | Self::Failed | Self::Expired => FhirEncounterStatus::Cancelled,
         }
     }
 
@@ -179,16 +133,16 @@ impl SessionStatus {
 
     /// The `DocumentReference.docStatus` of a summary read in this status: `final` once the doctor
     /// verified it (and Noa says they approved it), else `preliminary`.
-    pub fn doc_status(self, doctor_approved: bool) -> DocStatus {
+    pub fn doc_status(self, doctor_approved: bool) -> FhirDocStatus {
         if self.is_verified() && doctor_approved {
-            DocStatus::Final
+            FhirDocStatus::Final
         } else {
-            DocStatus::Preliminary
+            FhirDocStatus::Preliminary
         }
     }
 
     /// The statuses whose Encounter has `status` (the inverse of [`SessionStatus::encounter`]).
-    pub fn with_encounter(status: EncounterStatus) -> Vec<Self> {
+    pub fn with_encounter(status: FhirEncounterStatus) -> Vec<Self> {
         Self::ALL.into_iter().filter(|s| s.encounter() == status).collect()
     }
 }
@@ -285,36 +239,12 @@ impl NoteKind {
 // Document statuses
 // ---------------------------------------------------------------------------------------------
 
-/// `DocumentReference.docStatus` (required binding `composition-status`), the values a summary
-/// takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DocStatus {
-    Preliminary,
-    Final,
-}
-
-impl DocStatus {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Preliminary => "preliminary",
-            Self::Final => "final",
-        }
-    }
-}
-
 /// `DocumentReference.status` of every summary (Noa keeps one current summary per session).
 pub const DOCUMENT_CURRENT: &str = "current";
 
 // ---------------------------------------------------------------------------------------------
 // Fixed codes
 // ---------------------------------------------------------------------------------------------
-
-/// US Core DocumentReference category of clinical notes.
-pub const CLINICAL_NOTE_CATEGORY: Code = Code {
-    system: systems::US_CORE_DOC_CATEGORY,
-    code: "clinical-note",
-    display: "Clinical Note",
-};
 
 /// The session's doctor: v3-ParticipationType `PPRF`.
 pub const PRIMARY_PERFORMER: Code = Code {
@@ -376,10 +306,13 @@ mod tests {
     #[test]
     fn encounter_statuses_invert_the_table() {
         use SessionStatus::*;
-        assert_eq!(SessionStatus::with_encounter(EncounterStatus::Planned), [New]);
-        assert_eq!(SessionStatus::with_encounter(EncounterStatus::InProgress), [Recording]);
+        assert_eq!(SessionStatus::with_encounter(FhirEncounterStatus::Planned), [New]);
         assert_eq!(
-            SessionStatus::with_encounter(EncounterStatus::Finished),
+            SessionStatus::with_encounter(FhirEncounterStatus::InProgress),
+            [Recording]
+        );
+        assert_eq!(
+            SessionStatus::with_encounter(FhirEncounterStatus::Finished),
             [
                 Recorded,
                 Transcribing,
@@ -391,20 +324,17 @@ mod tests {
             ]
         );
         assert_eq!(
-            SessionStatus::with_encounter(EncounterStatus::Cancelled),
+            SessionStatus::with_encounter(FhirEncounterStatus::Cancelled),
             [Interrupted, Failed, Expired]
         );
         for unused in [
-            EncounterStatus::Arrived,
-            EncounterStatus::Triaged,
-            EncounterStatus::Onleave,
-            EncounterStatus::EnteredInError,
-            EncounterStatus::Unknown,
+            FhirEncounterStatus::Arrived,
+            FhirEncounterStatus::Triaged,
+            FhirEncounterStatus::Onleave,
+            FhirEncounterStatus::EnteredInError,
+            FhirEncounterStatus::Unknown,
         ] {
             assert!(SessionStatus::with_encounter(unused).is_empty(), "{unused:?}");
-        }
-        for s in EncounterStatus::ALL {
-            assert_eq!(EncounterStatus::from_code(s.code()), Some(s));
         }
     }
 

@@ -2,7 +2,7 @@
 
 use adapter::fhir::resources::{Encounter, EncounterLocation, EncounterParticipant};
 use adapter::fhir::types::{Extension, ExtensionValue, Identifier, Period, Reference};
-use chrono::{DateTime, FixedOffset};
+use adapter::fhir_build;
 
 use super::codes::{self, SessionStatus, VisitType};
 use super::ehr::{EhrKind, EhrRef};
@@ -123,15 +123,7 @@ pub(crate) fn session_period(
     let ended = time::timestamp_field("recordingEndedAt", &s.recording_ended_at, tz)?;
     let start = started.or(created);
     let end = ended.filter(|e| status.recording_ended() && start.is_none_or(|s| *e >= s));
-    Ok((start.is_some() || end.is_some()).then(|| period_of(start, end)))
-}
-
-fn period_of(start: Option<DateTime<FixedOffset>>, end: Option<DateTime<FixedOffset>>) -> Period {
-    Period {
-        start: start.map(|t| time::fhir_instant(&t).into()),
-        end: end.map(|t| time::fhir_instant(&t).into()),
-        ..Default::default()
-    }
+    Ok((start.is_some() || end.is_some()).then(|| fhir_build::period(start, end)))
 }
 
 /// The identifier of a session (`urn:fhir-gateway:id:noa:session`).

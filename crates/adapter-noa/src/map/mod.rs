@@ -24,8 +24,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use adapter::fhir::types::{CodeableConcept, Coding, Identifier, Meta};
-use adapter::{AdapterError, IdError, MapCtx, systems};
+use adapter::ehr::EhrLinks;
+use adapter::fhir::types::{Identifier, Meta};
+use adapter::{AdapterError, IdError, MapCtx, fhir_build};
 use chrono::{DateTime, FixedOffset};
 
 pub mod codes;
@@ -85,6 +86,16 @@ impl NoaCtx {
                 .and_then(|e| self.episode_patients.get(e))
                 .cloned()
         })
+    }
+}
+
+impl EhrLinks for NoaCtx {
+    fn ehr_source(&self) -> &str {
+        &self.ehr_source
+    }
+
+    fn is_resolved(&self, literal: &str) -> bool {
+        self.resolved.contains(literal)
     }
 }
 
@@ -153,41 +164,12 @@ impl MapError {
 
 // ---- small builders shared by the resource mappings ----
 
-/// `Some(trimmed)` when `s` has any non-whitespace content.
-pub(crate) fn present(s: &str) -> Option<&str> {
-    let t = s.trim();
-    (!t.is_empty()).then_some(t)
-}
-
-/// A FHIR `string` from vendor text: trimmed, with the control characters FHIR forbids removed.
-/// `None` when nothing is left.
-pub(crate) fn fhir_text(s: &str) -> Option<adapter::fhir::types::String> {
-    let cleaned: String = s
-        .chars()
-        .filter(|c| !c.is_control() || matches!(c, '\t' | '\r' | '\n'))
-        .collect();
-    present(&cleaned).map(|t| t.into())
-}
+pub(crate) use adapter::fhir_build::{concept, present, text_concept};
 
 /// A FHIR `code` from vendor text, when it is one (no inner runs of whitespace).
 pub(crate) fn fhir_code(s: &str) -> Option<String> {
     let s = present(s)?;
     adapter::format::is_code(s).then(|| s.to_owned())
-}
-
-pub(crate) fn concept(codings: Vec<Coding>, text: Option<&str>) -> CodeableConcept {
-    CodeableConcept {
-        coding: codings,
-        text: text.and_then(fhir_text),
-        ..Default::default()
-    }
-}
-
-pub(crate) fn text_concept(text: &str) -> Option<CodeableConcept> {
-    fhir_text(text).map(|t| CodeableConcept {
-        text: Some(t),
-        ..Default::default()
-    })
 }
 
 /// The FHIR id of a session (`noa-{sessionId}`).
@@ -197,11 +179,7 @@ pub(crate) fn fhir_id(field: &'static str, native: &str) -> Result<String, MapEr
 
 /// The identifier carrying a native id of `kind` under this source's system.
 pub(crate) fn native_identifier(kind: &str, native: &str) -> Identifier {
-    Identifier {
-        system: Some(systems::native_id_system(ids::SOURCE, kind).into()),
-        value: Some(native.into()),
-        ..Default::default()
-    }
+    fhir_build::native_identifier(ids::SOURCE, kind, native)
 }
 
 /// `meta` with the source, `lastUpdated` (the vendor's time, else the mapping's `now` in the
@@ -215,10 +193,7 @@ pub(crate) fn meta(
     let last_updated = last_updated.unwrap_or_else(|| ctx.base.now.with_timezone(&ctx.base.default_tz).fixed_offset());
     Meta {
         version_id: version.map(Into::into),
-        last_updated: Some(time::fhir_instant(&last_updated).into()),
-        source: Some(systems::meta_source(ids::SOURCE).into()),
-        profile: profile.into_iter().map(Into::into).collect(),
-        ..Default::default()
+        ..fhir_build::meta(ids::SOURCE, time::fhir_instant(&last_updated), profile)
     }
 }
 

@@ -2,10 +2,14 @@
 //!
 //! Noa writes RFC 3339 times in UTC (`2025-03-14T09:30:00Z`, fractions allowed). They are emitted
 //! as the same instant in the practice zone (`2025-03-14T10:30:00+01:00`), keeping Noa's fractions
-//! of a second. A time without a zone is read as UTC (the zone Noa documents).
+//! of a second. A time without a zone is read as UTC (the zone Noa documents), not as a wall-clock
+//! time of the practice as [`adapter::time::parse_timestamp`] reads it. Query parameters take
+//! [`adapter::time::utc_seconds`].
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 use chrono_tz::Tz;
+
+pub use adapter::time::fhir_instant;
 
 use super::MapError;
 
@@ -34,16 +38,6 @@ pub fn timestamp_field(field: &'static str, s: &str, tz: Tz) -> Result<Option<Da
     })
 }
 
-/// A FHIR `instant` (and `dateTime`): `YYYY-MM-DDThh:mm:ss[.fff]+zz:zz`.
-pub fn fhir_instant(dt: &DateTime<FixedOffset>) -> String {
-    dt.format("%Y-%m-%dT%H:%M:%S%.f%:z").to_string()
-}
-
-/// Noa's form in query parameters: UTC with `Z`, to the second.
-pub fn noa_utc(dt: &DateTime<Utc>) -> String {
-    dt.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,7 +62,5 @@ mod tests {
         }
         assert_eq!(timestamp_field("createdAt", " ", Warsaw), Ok(None));
         assert!(timestamp_field("createdAt", "x", Warsaw).is_err());
-        let t = DateTime::parse_from_rfc3339("2025-03-14T10:30:00.5+01:00").unwrap();
-        assert_eq!(noa_utc(&t.with_timezone(&Utc)), "2025-03-14T09:30:00Z");
     }
 }

@@ -13,9 +13,10 @@
 //! | Schedule | providers + `…/availability` | `_id`/`identifier`/`actor` → reads |
 //! | Slot | providers + `…/availability?from&to` | `_id`/`identifier` → reads; `schedule` → those providers; `start` → the days asked |
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use adapter::search::{Modifier, SearchValue, TokenValue};
+use adapter::search::{SearchValue, TokenValue, plausible_instant};
+use adapter::time::utc_seconds;
 use adapter::{FhirId, ResourceType, SearchRequest, systems};
 
 use super::cursor::Stream;
@@ -185,41 +186,23 @@ fn native_kind(resource_type: ResourceType) -> Option<&'static str> {
 /// `identifier=urn:fhir-gateway:id:zoom:{kind}|{native}` (the identifier every resource carries
 /// its native id under). Ids of other sources, or that this scheme does not make, name nothing.
 fn id_filter(resource_type: ResourceType, request: &SearchRequest) -> Option<Vec<ZoomId>> {
-    if let Some(param) = request
-        .params("_id")
-        .find(|p| p.modifier.is_none() || p.modifier == Some(Modifier::Exact))
-    {
-        let mut found = Vec::new();
-        for value in &param.values {
-            let id = match value {
-                SearchValue::String(s) => s.as_str(),
-                SearchValue::Token(TokenValue { code: Some(c), .. }) => c.as_str(),
-                _ => continue,
-            };
-            if let Some(z) = ZoomId::parse_fhir_id(resource_type, id) {
-                found.push(z);
-            }
-        }
-        return Some(dedup(found));
+    if let Some(natives) = request.id_natives(ids::SOURCE) {
+        return Some(dedup(
+            natives
+                .iter()
+                .filter_map(|native| ZoomId::parse(resource_type, native))
+                .collect(),
+        ));
     }
+    // An identifier of another system, or of none, may match other identifiers (the meeting).
     let system = systems::native_id_system(ids::SOURCE, native_kind(resource_type)?);
-    request.params("identifier").find_map(|p| {
-        if p.modifier.is_some() {
-            return None;
-        }
-        let mut found = Vec::new();
-        for value in &p.values {
-            match value {
-                SearchValue::Token(TokenValue {
-                    system: Some(s),
-                    code: Some(code),
-                }) if *s == system => found.extend(ZoomId::parse(resource_type, code)),
-                // Another system, or none: it may match other identifiers (the meeting).
-                _ => return None,
-            }
-        }
-        Some(dedup(found))
-    })
+    let codes = request.identifier_codes(&system)?;
+    Some(dedup(
+        codes
+            .iter()
+            .filter_map(|code| ZoomId::parse(resource_type, code))
+            .collect(),
+    ))
 }
 
 fn dedup(mut ids: Vec<ZoomId>) -> Vec<ZoomId> {
@@ -298,7 +281,7 @@ fn visits(request: &SearchRequest, encounter: bool) -> Plan {
     // filter on. An Encounter's period is actual times, which may differ from the schedule.
     if !encounter && let Some(range) = request.date_bounds("date") {
         if plausible(range.start) {
-            q.params.push(("from", zoom_time(range.start)));
+            q.params.push(("from", utc_seconds(&range.start)));
         }
         if plausible(range.end) {
             q.params.push(("to", zoom_inclusive_end(range.end)));
@@ -371,27 +354,11 @@ enum StatusFilter {
 
 /// A status parameter given once without a modifier, as the visit statuses it matches.
 fn status_filter(request: &SearchRequest, system: &str, to_visit: fn(&str) -> Vec<VisitStatus>) -> StatusFilter {
-    let mut params = request.params("status");
-    let Some(param) = params.next() else {
+    let Some(codes) = request.token_codes("status", system) else {
         return StatusFilter::Any;
     };
-    if params.next().is_some() || param.modifier.is_some() {
-        return StatusFilter::Any;
-    }
     let mut out: Vec<VisitStatus> = Vec::new();
-    for value in &param.values {
-        let code = match value {
-            SearchValue::Token(TokenValue {
-                system: None,
-                code: Some(code),
-            }) => code,
-            SearchValue::Token(TokenValue {
-                system: Some(s),
-                code: Some(code),
-            }) if s == system => code,
-            SearchValue::String(code) => code,
-            _ => return StatusFilter::Any,
-        };
+    for code in codes {
         for status in to_visit(code) {
             if !out.contains(&status) {
                 out.push(status);
@@ -450,21 +417,14 @@ fn slot_days(request: &SearchRequest, today: NaiveDate) -> Option<Days> {
     (first <= last).then_some(Days { first, last })
 }
 
-/// Zoom's time form: UTC to the second.
-fn zoom_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 /// An inclusive `to` (Zoom's `to` includes its second) for an exclusive end.
 fn zoom_inclusive_end(end: DateTime<Utc>) -> String {
-    zoom_time(end - Duration::milliseconds(1))
+    utc_seconds(&(end - Duration::milliseconds(1)))
 }
 
-/// Instants a Zoom record can carry; open bounds (`DateTime::MIN_UTC`…) are not.
+/// Instants a Zoom record can carry (from 1900); open bounds (`DateTime::MIN_UTC`…) are not.
 fn plausible(t: DateTime<Utc>) -> bool {
-    let lo = NaiveDate::from_ymd_opt(1900, 1, 1).map(|d| d.and_time(NaiveTime::MIN).and_utc());
-    let hi = NaiveDate::from_ymd_opt(2400, 1, 1).map(|d| d.and_time(NaiveTime::MIN).and_utc());
-    matches!((lo, hi), (Some(lo), Some(hi)) if lo <= t && t <= hi)
+    plausible_instant(t, 1900)
 }
 
 #[cfg(test)]

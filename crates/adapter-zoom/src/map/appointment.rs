@@ -1,7 +1,8 @@
 //! Virtual visits → Appointment, with the R5 `virtualService` cross-version extension.
 
-use adapter::fhir::resources::{Appointment, AppointmentParticipant};
-use adapter::fhir::types::{CodeableConcept, Extension, ExtensionValue, Reference};
+use adapter::fhir::resources::Appointment;
+use adapter::fhir::types::{CodeableConcept, Extension, ExtensionValue};
+use adapter::fhir_build::accepted_participant;
 use adapter::systems;
 use chrono::{DateTime, Duration, FixedOffset};
 
@@ -51,17 +52,20 @@ pub fn visit_appointment(v: &wire::Visit, ctx: &ZoomCtx) -> Result<Appointment, 
     let ehr = EhrRefs::read(v.ehr_context.as_ref())?;
 
     let mut participant = vec![
-        participant_of(reference("patient_id", "Patient", &patient_native(v)?)?, None),
-        participant_of(
+        accepted_participant(reference("patient_id", "Patient", &patient_native(v)?)?, None),
+        accepted_participant(
             reference("provider_id", "Practitioner", &provider_native(v)?)?,
             Some(concept(vec![codes::ATTENDER.coding()], None)),
         ),
     ];
     if let Some(p) = ehr.patient.as_ref().and_then(|p| p.resolved_reference(ctx)) {
-        participant.push(participant_of(p, None));
+        participant.push(accepted_participant(p, None));
     }
     if let Some(p) = ehr.practitioner.as_ref().and_then(|p| p.resolved_reference(ctx)) {
-        participant.push(participant_of(p, Some(concept(vec![codes::ATTENDER.coding()], None))));
+        participant.push(accepted_participant(
+            p,
+            Some(concept(vec![codes::ATTENDER.coding()], None)),
+        ));
     }
 
     let mut identifier = vec![native_identifier(ids::kind::APPOINTMENT, &native)];
@@ -190,15 +194,6 @@ pub(crate) fn provider_native(v: &wire::Visit) -> Result<String, MapError> {
     present(&v.provider_id)
         .map(ids::practitioner)
         .ok_or(MapError::Missing { field: "provider_id" })
-}
-
-fn participant_of(actor: Reference, r#type: Option<CodeableConcept>) -> AppointmentParticipant {
-    AppointmentParticipant {
-        r#type: r#type.into_iter().collect(),
-        actor: Some(Box::new(actor)),
-        status: "accepted".into(),
-        ..Default::default()
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use adapter::fhir::types::{Attachment, Identifier, Period, Reference};
 use adapter::systems;
 use data_encoding::BASE64;
 
-use super::codes::{self, DocStatus, NoteKind};
+use super::codes::{self, FhirDocStatus, NoteKind};
 use super::ehr::EhrRefs;
 use super::{
     MapError, ZoomCtx, concept, diff, fhir_id, fhir_text, ids, meeting_identifiers, meta, native_identifier, present,
@@ -94,7 +94,7 @@ pub fn clinical_note_with_owner(
         meta: Some(Box::new(meta(ctx, updated, profile))),
         identifier,
         status: codes::DOCUMENT_CURRENT.into(),
-        doc_status: Some(DocStatus::from_completed(n.is_note_completed).code().into()),
+        doc_status: Some(codes::note_doc_status(n.is_note_completed).code().into()),
         r#type: Some(Box::new(concept(vec![kind.loinc().coding()], None))),
         category: vec![concept(vec![codes::CLINICAL_NOTE_CATEGORY.coding()], None)],
         subject,
@@ -184,11 +184,13 @@ pub fn note_patch(current: &DocumentReference, wanted: &DocumentReference) -> Re
         d.doc_status
             .as_ref()
             .and_then(|s| s.value.as_deref())
-            .and_then(DocStatus::from_code)
+            .and_then(FhirDocStatus::from_code)
     };
     match (status(current), status(wanted)) {
         (from, to) if from == to && !diff::element_differs(&a, &b, "_docStatus") => Ok(wire::NotePatch::default()),
-        (Some(DocStatus::Preliminary), Some(DocStatus::Final)) if !diff::element_differs(&a, &b, "_docStatus") => {
+        (Some(FhirDocStatus::Preliminary), Some(FhirDocStatus::Final))
+            if !diff::element_differs(&a, &b, "_docStatus") =>
+        {
             Ok(wire::NotePatch {
                 is_note_completed: Some(true),
             })

@@ -6,7 +6,9 @@
 
 use adapter::systems;
 
-pub use adapter::codes::{Code, FhirAppointmentStatus};
+pub use adapter::codes::{
+    ATTENDER, CLINICAL_NOTE_CATEGORY, Code, FhirAppointmentStatus, FhirDocStatus, FhirEncounterStatus,
+};
 
 /// The normal form vendor codes are compared in: trimmed, lowercase, `-` and spaces as `_`.
 fn normal(s: &str) -> String {
@@ -47,36 +49,6 @@ pub enum VisitStatus {
     Cancelled,
     /// Patient didn't attend.
     NoShow,
-}
-
-/// FHIR `Encounter.status` (required binding `encounter-status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EncounterStatus {
-    Planned,
-    Arrived,
-    Triaged,
-    InProgress,
-    Onleave,
-    Finished,
-    Cancelled,
-    EnteredInError,
-    Unknown,
-}
-
-impl EncounterStatus {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Planned => "planned",
-            Self::Arrived => "arrived",
-            Self::Triaged => "triaged",
-            Self::InProgress => "in-progress",
-            Self::Onleave => "onleave",
-            Self::Finished => "finished",
-            Self::Cancelled => "cancelled",
-            Self::EnteredInError => "entered-in-error",
-            Self::Unknown => "unknown",
-        }
-    }
 }
 
 impl VisitStatus {
@@ -123,13 +95,13 @@ impl VisitStatus {
 
     /// The Encounter status of a visit, given whether it ever started (the patient joined or the
     /// meeting began). `None`: the visit has no Encounter (it never started).
-    pub fn encounter(self, started: bool) -> Option<EncounterStatus> {
+    pub fn encounter(self, started: bool) -> Option<FhirEncounterStatus> {
         match self {
             Self::Scheduled => None,
-            Self::Waiting => Some(EncounterStatus::Arrived),
-            Self::InProgress => Some(EncounterStatus::InProgress),
-            Self::Completed => Some(EncounterStatus::Finished),
-            Self::Cancelled | Self::NoShow => started.then_some(EncounterStatus::Cancelled),
+            Self::Waiting => Some(FhirEncounterStatus::Arrived),
+            Self::InProgress => Some(FhirEncounterStatus::InProgress),
+            Self::Completed => Some(FhirEncounterStatus::Finished),
+            Self::Cancelled | Self::NoShow => started.then_some(FhirEncounterStatus::Cancelled),
         }
     }
 
@@ -354,34 +326,12 @@ fn words(s: &str) -> String {
 // Document statuses
 // ---------------------------------------------------------------------------------------------
 
-/// `DocumentReference.docStatus` (required binding `composition-status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DocStatus {
-    Preliminary,
-    Final,
-    Amended,
-    EnteredInError,
-}
-
-impl DocStatus {
-    pub const ALL: [Self; 4] = [Self::Preliminary, Self::Final, Self::Amended, Self::EnteredInError];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Preliminary => "preliminary",
-            Self::Final => "final",
-            Self::Amended => "amended",
-            Self::EnteredInError => "entered-in-error",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.code() == code)
-    }
-
-    /// `is_note_completed`: a completed note is final, a draft preliminary.
-    pub fn from_completed(completed: bool) -> Self {
-        if completed { Self::Final } else { Self::Preliminary }
+/// A note's `docStatus` from `is_note_completed`: a completed note is final, a draft preliminary.
+pub fn note_doc_status(completed: bool) -> FhirDocStatus {
+    if completed {
+        FhirDocStatus::Final
+    } else {
+        FhirDocStatus::Preliminary
     }
 }
 
@@ -549,20 +499,6 @@ impl Weekday {
 // Fixed codes
 // ---------------------------------------------------------------------------------------------
 
-/// US Core DocumentReference category of clinical notes.
-pub const CLINICAL_NOTE_CATEGORY: Code = Code {
-    system: systems::US_CORE_DOC_CATEGORY,
-    code: "clinical-note",
-    display: "Clinical Note",
-};
-
-/// The provider of a visit: v3-ParticipationType `ATND`.
-pub const ATTENDER: Code = Code {
-    system: systems::V3_PARTICIPATION_TYPE,
-    code: "ATND",
-    display: "attender",
-};
-
 /// `Encounter.class` of a Zoom visit: v3-ActCode `VR`.
 pub const VIRTUAL: Code = Code {
     system: systems::V3_ACT_CODE,
@@ -596,8 +532,8 @@ mod tests {
             let s = VisitStatus::from_wire(wire).unwrap();
             assert_eq!(s.wire(), wire);
             assert_eq!(s.appointment().code(), appointment, "{wire}");
-            assert_eq!(s.encounter(false).map(EncounterStatus::code), not_started, "{wire}");
-            assert_eq!(s.encounter(true).map(EncounterStatus::code), started, "{wire}");
+            assert_eq!(s.encounter(false).map(FhirEncounterStatus::code), not_started, "{wire}");
+            assert_eq!(s.encounter(true).map(FhirEncounterStatus::code), started, "{wire}");
         }
         assert_eq!(VisitStatus::from_wire(" In Progress "), Some(VisitStatus::InProgress));
         assert_eq!(VisitStatus::from_wire("no-show"), Some(VisitStatus::NoShow));
@@ -630,20 +566,6 @@ mod tests {
         );
         for s in FhirAppointmentStatus::ALL {
             assert_eq!(FhirAppointmentStatus::from_code(s.code()), Some(s));
-        }
-        let encounter = [
-            (EncounterStatus::Planned, "planned"),
-            (EncounterStatus::Arrived, "arrived"),
-            (EncounterStatus::Triaged, "triaged"),
-            (EncounterStatus::InProgress, "in-progress"),
-            (EncounterStatus::Onleave, "onleave"),
-            (EncounterStatus::Finished, "finished"),
-            (EncounterStatus::Cancelled, "cancelled"),
-            (EncounterStatus::EnteredInError, "entered-in-error"),
-            (EncounterStatus::Unknown, "unknown"),
-        ];
-        for (s, code) in encounter {
-            assert_eq!(s.code(), code);
         }
     }
 
@@ -746,15 +668,9 @@ mod tests {
     }
 
     #[test]
-    fn every_doc_status_row() {
-        assert_eq!(DocStatus::from_completed(true).code(), "final");
-        assert_eq!(DocStatus::from_completed(false).code(), "preliminary");
-        let codes: Vec<_> = DocStatus::ALL.iter().map(|s| s.code()).collect();
-        assert_eq!(codes, ["preliminary", "final", "amended", "entered-in-error"]);
-        for s in DocStatus::ALL {
-            assert_eq!(DocStatus::from_code(s.code()), Some(s));
-        }
-        assert_eq!(DocStatus::from_code("draft"), None);
+    fn a_completed_note_is_final_and_a_draft_preliminary() {
+        assert_eq!(note_doc_status(true).code(), "final");
+        assert_eq!(note_doc_status(false).code(), "preliminary");
     }
 
     #[test]

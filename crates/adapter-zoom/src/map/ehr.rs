@@ -10,80 +10,17 @@
 //! The EHR's native id becomes the gateway id of the configured EHR source
 //! (`Patient/drchrono-75909597`). That literal reference is used only when the adapter checked it
 //! exists, or could not check it because the EHR was failing ([`ZoomCtx::resolved`]); otherwise
-//! the reference is logical: `type`, an `identifier`
-//! under the EHR's native-id system (`urn:fhir-gateway:id:drchrono:patient`, the identifier the
-//! EHR adapter publishes its own resources under) and a `display`.
+//! the reference is logical: `type`, an `identifier` under the EHR's native-id system
+//! (`urn:fhir-gateway:id:drchrono:patient`, the identifier the EHR adapter publishes its own
+//! resources under) and a `display` ([`adapter::ehr::EhrRef`]).
+//!
+//! [`ZoomCtx::resolved`]: super::ZoomCtx::resolved
 
-use adapter::fhir::types::Reference;
+pub use adapter::ehr::EhrKind;
+pub(crate) use adapter::ehr::EhrRef;
 
-use super::{MapError, ZoomCtx, present};
+use super::{MapError, present};
 use crate::wire;
-
-/// The kinds of EHR record an `ehr_context` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EhrKind {
-    Patient,
-    Practitioner,
-    Appointment,
-}
-
-impl EhrKind {
-    /// The FHIR resource type.
-    pub fn resource_type(self) -> &'static str {
-        match self {
-            Self::Patient => "Patient",
-            Self::Practitioner => "Practitioner",
-            Self::Appointment => "Appointment",
-        }
-    }
-
-    /// The `kind` of the EHR's native-id identifier system (as the DrChrono adapter names them).
-    pub fn identifier_kind(self) -> &'static str {
-        match self {
-            Self::Patient => "patient",
-            Self::Practitioner => "practitioner",
-            Self::Appointment => "appointment",
-        }
-    }
-}
-
-/// One EHR record named by an `ehr_context` key: its kind and the EHR's native id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EhrRef {
-    pub kind: EhrKind,
-    pub native: String,
-}
-
-impl EhrRef {
-    /// The gateway's literal reference (`Patient/drchrono-12`), when the id can be made.
-    pub fn literal(&self, ehr_source: &str) -> Option<String> {
-        adapter::ehr::literal(self.kind.resource_type(), ehr_source, &self.native)
-    }
-
-    /// The reference: literal when resolved, logical otherwise.
-    pub fn reference(&self, ctx: &ZoomCtx) -> Reference {
-        match self.literal(&ctx.ehr_source).filter(|l| ctx.is_resolved(l)) {
-            Some(literal) => adapter::ehr::literal_reference(literal),
-            None => self.logical(&ctx.ehr_source),
-        }
-    }
-
-    /// The logical reference: type, identifier under the EHR's native-id system, display.
-    pub fn logical(&self, ehr_source: &str) -> Reference {
-        adapter::ehr::logical(
-            self.kind.resource_type(),
-            self.kind.identifier_kind(),
-            ehr_source,
-            &self.native,
-        )
-    }
-
-    /// The reference only when it resolved.
-    pub fn resolved_reference(&self, ctx: &ZoomCtx) -> Option<Reference> {
-        let literal = self.literal(&ctx.ehr_source).filter(|l| ctx.is_resolved(l))?;
-        Some(adapter::ehr::literal_reference(literal))
-    }
-}
 
 /// Reads one `ehr_context` key; `Ok(None)` when blank.
 pub(crate) fn parse(field: &'static str, raw: &str, kind: EhrKind) -> Result<Option<EhrRef>, MapError> {
@@ -96,6 +33,7 @@ pub(crate) fn parse(field: &'static str, raw: &str, kind: EhrKind) -> Result<Opt
             EhrKind::Patient => "EHR patient reference",
             EhrKind::Practitioner => "EHR practitioner reference",
             EhrKind::Appointment => "EHR appointment reference",
+            EhrKind::Location => "EHR location reference",
         },
     };
     let native = match raw.rsplit_once('/') {
@@ -140,7 +78,8 @@ impl EhrRefs {
 
 /// The gateway references an `ehr_context` names (`Patient/drchrono-12`,
 /// `Practitioner/drchrono-3`, `Appointment/drchrono-77`), for the adapter to check and put into
-/// [`ZoomCtx::resolved`]. Keys that cannot be read are left out (the mapping reports them).
+/// [`ZoomCtx::resolved`](super::ZoomCtx::resolved). Keys that cannot be read are left out (the
+/// mapping reports them).
 pub fn context_references(c: &wire::EhrContext, ehr_source: &str) -> Vec<String> {
     // Read each key on its own so one bad key does not hide the others.
     [

@@ -1,11 +1,12 @@
 //! Visits that started → Encounter.
 
 use adapter::fhir::resources::{Encounter, EncounterParticipant, EncounterStatusHistory};
-use adapter::fhir::types::{Duration as FhirDuration, Period};
+use adapter::fhir::types::Duration as FhirDuration;
+use adapter::fhir_build;
 use chrono::{DateTime, FixedOffset};
 
 use super::appointment::{appointment_type, patient_native, provider_native, visit_status};
-use super::codes::{self, EncounterStatus, VisitStatus};
+use super::codes::{self, FhirEncounterStatus, VisitStatus};
 use super::ehr::EhrRefs;
 use super::{
     MapError, ZoomCtx, concept, fhir_id, ids, meeting_identifiers, meta, native_identifier, present, reference,
@@ -76,11 +77,11 @@ pub fn visit_encounter(
         (j, s) => j.or(s),
     };
     let end = match encounter_status {
-        EncounterStatus::Finished => ended,
-        EncounterStatus::Cancelled => ended.or(cancelled),
+        FhirEncounterStatus::Finished => ended,
+        FhirEncounterStatus::Cancelled => ended.or(cancelled),
         _ => None,
     };
-    let period = (begin.is_some() || end.is_some()).then(|| Box::new(period_of(begin, end)));
+    let period = (begin.is_some() || end.is_some()).then(|| Box::new(fhir_build::period(begin, end)));
     let length = match (begin, end) {
         (Some(b), Some(e)) if e >= b => Some(Box::new(FhirDuration {
             value: Some((e - b).num_minutes().to_string().into()),
@@ -93,13 +94,16 @@ pub fn visit_encounter(
     };
 
     let mut status_history = Vec::new();
-    if let Some(j) = joined.filter(|_| encounter_status != EncounterStatus::Arrived) {
-        status_history.push(history(EncounterStatus::Arrived, Some(j), started.or(end)));
+    if let Some(j) = joined.filter(|_| encounter_status != FhirEncounterStatus::Arrived) {
+        status_history.push(history(FhirEncounterStatus::Arrived, Some(j), started.or(end)));
     }
-    if let Some(s) =
-        started.filter(|_| matches!(encounter_status, EncounterStatus::Finished | EncounterStatus::Cancelled))
-    {
-        status_history.push(history(EncounterStatus::InProgress, Some(s), end));
+    if let Some(s) = started.filter(|_| {
+        matches!(
+            encounter_status,
+            FhirEncounterStatus::Finished | FhirEncounterStatus::Cancelled
+        )
+    }) {
+        status_history.push(history(FhirEncounterStatus::InProgress, Some(s), end));
     }
 
     let mut participant = vec![EncounterParticipant {
@@ -140,22 +144,14 @@ pub fn visit_encounter(
     }))
 }
 
-fn period_of(start: Option<DateTime<FixedOffset>>, end: Option<DateTime<FixedOffset>>) -> Period {
-    Period {
-        start: start.map(|t| time::fhir_instant(&t).into()),
-        end: end.map(|t| time::fhir_instant(&t).into()),
-        ..Default::default()
-    }
-}
-
 fn history(
-    status: EncounterStatus,
+    status: FhirEncounterStatus,
     start: Option<DateTime<FixedOffset>>,
     end: Option<DateTime<FixedOffset>>,
 ) -> EncounterStatusHistory {
     EncounterStatusHistory {
         status: status.code().into(),
-        period: Box::new(period_of(start, end)),
+        period: Box::new(fhir_build::period(start, end)),
         ..Default::default()
     }
 }

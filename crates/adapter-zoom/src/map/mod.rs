@@ -31,8 +31,9 @@
 
 use std::collections::HashSet;
 
-use adapter::fhir::types::{CodeableConcept, Coding, Extension, ExtensionValue, Identifier, Meta, Reference};
-use adapter::{AdapterError, IdError, MapCtx, systems};
+use adapter::ehr::EhrLinks;
+use adapter::fhir::types::{Coding, Identifier, Meta, Reference};
+use adapter::{AdapterError, IdError, MapCtx, fhir_build};
 use chrono::{DateTime, FixedOffset};
 
 mod appointment;
@@ -86,6 +87,16 @@ impl ZoomCtx {
     /// True when the adapter checked that `reference` (`Patient/drchrono-12`) exists.
     pub fn is_resolved(&self, reference: &str) -> bool {
         self.resolved.contains(reference)
+    }
+}
+
+impl EhrLinks for ZoomCtx {
+    fn ehr_source(&self) -> &str {
+        &self.ehr_source
+    }
+
+    fn is_resolved(&self, literal: &str) -> bool {
+        self.resolved.contains(literal)
     }
 }
 
@@ -143,26 +154,11 @@ impl MapError {
     }
 }
 
-/// URL of the core `data-absent-reason` extension.
-pub const DATA_ABSENT_REASON: &str = "http://hl7.org/fhir/StructureDefinition/data-absent-reason";
+pub use adapter::systems::DATA_ABSENT_REASON;
 
 // ---- small builders shared by the resource mappings ----
 
-/// `Some(trimmed)` when `s` has any non-whitespace content.
-pub(crate) fn present(s: &str) -> Option<&str> {
-    let t = s.trim();
-    (!t.is_empty()).then_some(t)
-}
-
-/// A FHIR `string` from vendor text: trimmed, with the control characters FHIR forbids removed.
-/// `None` when nothing is left.
-pub(crate) fn fhir_text(s: &str) -> Option<adapter::fhir::types::String> {
-    let cleaned: String = s
-        .chars()
-        .filter(|c| !c.is_control() || matches!(c, '\t' | '\r' | '\n'))
-        .collect();
-    present(&cleaned).map(|t| t.into())
-}
+pub(crate) use adapter::fhir_build::{concept, data_absent_unknown, fhir_text, present, text_concept};
 
 pub(crate) fn coding(system: &str, code: &str, display: &str) -> Coding {
     Coding {
@@ -173,21 +169,6 @@ pub(crate) fn coding(system: &str, code: &str, display: &str) -> Coding {
     }
 }
 
-pub(crate) fn concept(codings: Vec<Coding>, text: Option<&str>) -> CodeableConcept {
-    CodeableConcept {
-        coding: codings,
-        text: text.and_then(fhir_text),
-        ..Default::default()
-    }
-}
-
-pub(crate) fn text_concept(text: &str) -> Option<CodeableConcept> {
-    fhir_text(text).map(|t| CodeableConcept {
-        text: Some(t),
-        ..Default::default()
-    })
-}
-
 /// The FHIR id of a native id.
 pub(crate) fn fhir_id(field: &'static str, native: &str) -> Result<String, MapError> {
     ids::fhir_id(native).map_err(|source| MapError::Id { field, source })
@@ -195,19 +176,12 @@ pub(crate) fn fhir_id(field: &'static str, native: &str) -> Result<String, MapEr
 
 /// A literal reference `{Type}/zoom-{native}`.
 pub(crate) fn reference(field: &'static str, resource_type: &str, native: &str) -> Result<Reference, MapError> {
-    Ok(Reference {
-        reference: Some(format!("{resource_type}/{}", fhir_id(field, native)?).into()),
-        ..Default::default()
-    })
+    fhir_build::reference(resource_type, ids::SOURCE, native).map_err(|source| MapError::Id { field, source })
 }
 
 /// The identifier carrying a native id of `kind` under this source's system.
 pub(crate) fn native_identifier(kind: &str, native: &str) -> Identifier {
-    Identifier {
-        system: Some(systems::native_id_system(ids::SOURCE, kind).into()),
-        value: Some(native.into()),
-        ..Default::default()
-    }
+    fhir_build::native_identifier(ids::SOURCE, kind, native)
 }
 
 /// The identifiers of the Zoom meeting behind a note or visit: its UUID and its number.
@@ -226,21 +200,7 @@ pub(crate) fn meeting_identifiers(uuid: &str, number: Option<i64>) -> Vec<Identi
 /// practice zone) and a profile.
 pub(crate) fn meta(ctx: &ZoomCtx, last_updated: Option<DateTime<FixedOffset>>, profile: Option<&str>) -> Meta {
     let last_updated = last_updated.unwrap_or_else(|| ctx.base.now.with_timezone(&ctx.base.default_tz).fixed_offset());
-    Meta {
-        last_updated: Some(time::fhir_instant(&last_updated).into()),
-        source: Some(systems::meta_source(ids::SOURCE).into()),
-        profile: profile.into_iter().map(Into::into).collect(),
-        ..Default::default()
-    }
-}
-
-/// A `data-absent-reason` extension with code `unknown`.
-pub(crate) fn data_absent_unknown() -> Extension {
-    Extension {
-        url: DATA_ABSENT_REASON.into(),
-        value: Some(ExtensionValue::Code("unknown".into())),
-        ..Default::default()
-    }
+    fhir_build::meta(ids::SOURCE, time::fhir_instant(&last_updated), profile)
 }
 
 /// The context the unit tests map with: the practice is in New York, the EHR is DrChrono.
@@ -262,12 +222,6 @@ mod tests {
         let ctx = test_ctx();
         assert_eq!(ctx.ehr_source, "drchrono");
         assert!(!ctx.is_resolved("Patient/drchrono-1"));
-    }
-
-    #[test]
-    fn fhir_text_trims_and_drops_control_characters() {
-        assert_eq!(fhir_text("  a\u{1}b\tc \n").unwrap().value.unwrap(), "ab\tc");
-        assert!(fhir_text(" \u{7} ").is_none());
     }
 
     #[test]

@@ -15,28 +15,34 @@
 //!
 //! Besides the comparison, every output must re-parse with fhirbolt (strict mode) to the same
 //! JSON, its dates and instants must match FHIR's regular expressions, its ids and references must
-//! be valid, a reference into another source must be one that resolved (never a broken link), an
-//! Encounter's status must be the table's for its Noa status (kept in its extension), and a
-//! summary's content must decode to the sections in order, byte for byte.
+//! be valid, a reference into another source must be one that resolved (never a broken link)
+//! ([`RULES`]), an Encounter's status must be the table's for its Noa status (kept in its
+//! extension), and a summary's content must decode to the sections in order, byte for byte. The
+//! harness is [`adapter::golden`].
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use adapter::MapCtx;
 use adapter::fhir::Resource;
-use adapter::format::{is_code as is_fhir_code, is_date as is_fhir_date, is_instant as is_fhir_instant};
-use adapter::id::is_valid_fhir_id as is_fhir_id;
+use adapter::golden::{Golden, Mapped, Rules};
 use adapter_noa::map::codes::{EXT_SESSION_STATUS, SessionStatus};
 use adapter_noa::map::{self, NoaCtx};
 use adapter_noa::wire;
 use chrono::TimeZone;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/golden")
-}
+/// What every Noa resource is checked for besides the comparison: references into the EHR must be
+/// among the case's `resolved`.
+const RULES: Rules = Rules {
+    source: "noa",
+    instants: &["lastUpdated", "start", "end", "date", "creation"],
+    codes: &["code", "valueCode", "language", "status", "docStatus", "contentType"],
+    unchecked: &["div"],
+    meta_source: true,
+    foreign_references_resolve: true,
+};
 
 /// One golden input, read straight from its text (so a template keeps its order).
 #[derive(Deserialize)]
@@ -62,125 +68,76 @@ fn ctx(case: &Case) -> NoaCtx {
     ctx
 }
 
-/// Maps one golden input to its resource.
-fn map_case(name: &str, case: &Case) -> Result<Resource, String> {
-    let err = |e: map::MapError| e.to_string();
-    let ctx = ctx(case);
-    if name.starts_with("encounter-") {
-        Ok(Resource::Encounter(Box::new(
-            map::session_encounter(&case.session, &ctx).map_err(err)?,
-        )))
-    } else if name.starts_with("summary-") {
-        let summary = case.summary.as_ref().ok_or("a summary case without summary")?;
-        Ok(Resource::DocumentReference(Box::new(
-            map::summary_document(&case.session, summary, &ctx).map_err(err)?,
-        )))
+fn err(e: map::MapError) -> String {
+    e.to_string()
+}
+
+/// The webhook URL's secret appears in no resource.
+fn secret_leaks(resource: &Resource) -> Vec<String> {
+    if fhirbolt::json::to_string(resource, None)
+        .unwrap()
+        .contains("SECRET-NOT-SHOWN")
+    {
+        vec!["the webhook URL leaked into a resource".into()]
     } else {
-        Err("unknown prefix".into())
+        Vec::new()
+    }
+}
+
+/// [`RULES`] and [`secret_leaks`].
+fn check_resource(resource: &Resource, resolved: &HashSet<String>) -> Vec<String> {
+    let mut problems = RULES.check(resource, resolved);
+    problems.extend(secret_leaks(resource));
+    problems
+}
+
+/// The resource of one case, with the references the case resolved and the leaks found.
+fn mapped_case(resource: Resource, case: &Case) -> Mapped {
+    let problems = secret_leaks(&resource);
+    Mapped {
+        resolved: case.resolved.iter().cloned().collect(),
+        problems,
+        ..Mapped::new(vec![resource])
     }
 }
 
 #[test]
 fn golden_files() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
-    let mut inputs: Vec<PathBuf> = std::fs::read_dir(golden_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".noa.json"))
-        .collect();
-    inputs.sort();
-    assert!(inputs.len() >= 20, "golden inputs are missing");
-
-    let mut failures = String::new();
-    let mut expected_files = Vec::new();
     let mut statuses_seen = HashSet::new();
-    for input_path in &inputs {
-        let file = input_path.file_name().unwrap().to_string_lossy();
-        let name = file.trim_end_matches(".noa.json").to_owned();
-        let text = std::fs::read_to_string(input_path).unwrap();
-        let case: Case = match serde_json::from_str(&text) {
-            Ok(c) => c,
-            Err(e) => {
-                writeln!(failures, "{name}: input: {e}").unwrap();
-                continue;
-            }
-        };
-        let resource = match map_case(&name, &case) {
-            Ok(r) => r,
-            Err(e) => {
-                writeln!(failures, "{name}: mapping failed: {e}").unwrap();
-                continue;
-            }
-        };
-        let resolved: HashSet<String> = case.resolved.iter().cloned().collect();
-        for problem in check_resource(&resource, &resolved) {
-            writeln!(failures, "{name}: {problem}").unwrap();
-        }
-
-        let mut outputs = Vec::new();
-        if name.starts_with("encounter-") {
+    let mut failures = Golden::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/golden"), RULES)
+        .at_least(20)
+        .map("encounter-", |input| {
+            // The session → Encounter, whose status must be the table's.
+            let case: Case = input.json()?;
+            let encounter = map::session_encounter(&case.session, &ctx(&case)).map_err(err)?;
+            let mut mapped = mapped_case(Resource::Encounter(Box::new(encounter)), &case);
             statuses_seen.insert(case.session.status.clone());
-            for problem in check_encounter(&case.session, &resource) {
-                writeln!(failures, "{name}: {problem}").unwrap();
+            mapped
+                .problems
+                .extend(check_encounter(&case.session, &mapped.resources[0]));
+            Ok(mapped)
+        })
+        .map("summary-", |input| {
+            // The session and its summary → DocumentReference, whose markdown is compared too.
+            let case: Case = input.json()?;
+            let summary = case.summary.as_ref().ok_or("a summary case without summary")?;
+            let document = map::summary_document(&case.session, summary, &ctx(&case)).map_err(err)?;
+            let mut mapped = mapped_case(Resource::DocumentReference(Box::new(document)), &case);
+            match check_summary(&case, &mapped.resources[0]) {
+                Ok(markdown) => mapped.files.push(("md".into(), markdown)),
+                Err(e) => mapped.problems.push(e),
             }
-        }
-        if name.starts_with("summary-") {
-            match check_summary(&case, &resource) {
-                Ok(markdown) => outputs.push((format!("{name}.md"), markdown)),
-                Err(e) => writeln!(failures, "{name}: {e}").unwrap(),
-            }
-        }
-        let json = fhirbolt::json::to_string_pretty(&resource, None).unwrap() + "\n";
-        outputs.push((format!("{name}.fhir.json"), json));
-
-        for (file, actual) in outputs {
-            let path = golden_dir().join(&file);
-            expected_files.push(file.clone());
-            if update {
-                std::fs::write(&path, &actual).unwrap();
-                continue;
-            }
-            match std::fs::read(&path) {
-                Ok(expected) if expected == actual.as_bytes() => {}
-                Ok(expected) => writeln!(
-                    failures,
-                    "{file}: differs from the mapping (UPDATE_GOLDEN=1 to accept)\n{}",
-                    first_difference(&String::from_utf8_lossy(&expected), &actual)
-                )
-                .unwrap(),
-                Err(_) => writeln!(failures, "{file}: missing (UPDATE_GOLDEN=1 writes it)").unwrap(),
-            }
-        }
-    }
+            Ok(mapped)
+        })
+        .run();
 
     // Every Noa status has a golden Encounter.
     for status in SessionStatus::ALL {
         if !statuses_seen.contains(status.wire()) {
-            writeln!(failures, "no encounter- case for status {}", status.wire()).unwrap();
+            failures.push(format!("no encounter- case for status {}", status.wire()));
         }
     }
-
-    // An expected file without an input is stale.
-    for entry in std::fs::read_dir(golden_dir()).unwrap() {
-        let file = entry.unwrap().file_name().to_string_lossy().into_owned();
-        if !file.ends_with(".noa.json") && !expected_files.contains(&file) {
-            writeln!(failures, "{file}: no input produces it").unwrap();
-        }
-    }
-    assert!(failures.is_empty(), "\n{failures}");
-}
-
-fn first_difference(expected: &str, actual: &str) -> String {
-    for (i, (e, a)) in expected.lines().zip(actual.lines()).enumerate() {
-        if e != a {
-            return format!("  line {}:\n  expected: {e}\n  actual:   {a}", i + 1);
-        }
-    }
-    format!(
-        "  lengths differ: expected {} lines, actual {}",
-        expected.lines().count(),
-        actual.lines().count()
-    )
+    failures.assert_none();
 }
 
 /// The whole status table, each row through the mappings: a session in the status → its
@@ -240,67 +197,7 @@ fn every_session_status_maps_as_the_table_says() {
     assert!(d.authenticator.is_none());
 }
 
-// ---- checks every produced resource passes ----
-
-fn check_resource(resource: &Resource, resolved: &HashSet<String>) -> Vec<String> {
-    let mut problems = Vec::new();
-    let json = fhirbolt::json::to_string(resource, None).unwrap();
-    // fhirbolt's default deserialization mode is strict: unknown elements are errors.
-    match fhirbolt::json::from_str::<Resource>(&json, None) {
-        Ok(back) => {
-            if fhirbolt::json::to_string(&back, None).unwrap() != json {
-                problems.push("does not re-parse to the same resource".to_owned());
-            }
-        }
-        Err(e) => problems.push(format!("does not re-parse: {e}")),
-    }
-    let value: Value = serde_json::from_str(&json).unwrap();
-    match value["id"].as_str() {
-        Some(id) if is_fhir_id(id) && id.starts_with("noa-") => {}
-        other => problems.push(format!("bad id {other:?}")),
-    }
-    if value["meta"]["source"] != "urn:fhir-gateway:source:noa" {
-        problems.push("meta.source does not name Noa".into());
-    }
-    if json.contains("SECRET-NOT-SHOWN") {
-        problems.push("the webhook URL leaked into a resource".into());
-    }
-    walk(&value, "", resolved, &mut problems);
-    problems
-}
-
-fn walk(value: &Value, key: &str, resolved: &HashSet<String>, problems: &mut Vec<String>) {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                walk(v, k, resolved, problems);
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|v| walk(v, key, resolved, problems)),
-        Value::String(s) => {
-            let ok = match key {
-                "lastUpdated" | "start" | "end" | "date" | "creation" => is_fhir_instant(s),
-                "birthDate" => is_fhir_date(s),
-                "reference" => {
-                    let valid = s
-                        .split_once('/')
-                        .is_some_and(|(t, id)| t.bytes().all(|b| b.is_ascii_alphabetic()) && is_fhir_id(id));
-                    if valid && !s.contains("/noa-") && !resolved.contains(s) {
-                        problems.push(format!("reference {s:?} into another source did not resolve"));
-                    }
-                    valid
-                }
-                "code" | "valueCode" | "language" | "status" | "docStatus" | "contentType" => is_fhir_code(s),
-                "div" => true,
-                _ => !s.is_empty() && s.trim() == s,
-            };
-            if !ok {
-                problems.push(format!("{key} {s:?} is not valid FHIR"));
-            }
-        }
-        _ => {}
-    }
-}
+// ---- checks of Noa's own ----
 
 /// The Encounter's status is the table's for the session's status, which its extension keeps.
 fn check_encounter(session: &wire::Session, resource: &Resource) -> Vec<String> {

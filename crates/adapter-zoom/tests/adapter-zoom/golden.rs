@@ -20,26 +20,31 @@
 //! Besides the comparison, every output must re-parse with fhirbolt (strict mode) to the same
 //! JSON, its dates and instants must match FHIR's regular expressions, its ids and references
 //! must be valid, a reference into another source must be one that resolved (never a broken
-//! link), a note's content must decode to Zoom's markdown byte for byte, and a visit's provider
-//! join URL must appear only in the provider-only extension.
+//! link) ([`RULES`]), a note's content must decode to Zoom's markdown byte for byte, and a visit's
+//! provider join URL must appear only in the provider-only extension. The harness is
+//! [`adapter::golden`].
 
-use adapter::format::{is_code as is_fhir_code, is_date as is_fhir_date, is_instant as is_fhir_instant};
-use adapter::id::is_valid_fhir_id as is_fhir_id;
 use std::collections::HashSet;
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use adapter::fhir::Resource;
-use adapter::fhir::resources::{Bundle, BundleEntry};
+use adapter::golden::{Golden, Mapped, Rules, decode};
 use adapter::{MapCtx, systems};
 use adapter_zoom::map::{self, ZoomCtx};
 use adapter_zoom::wire;
 use chrono::TimeZone;
 use serde_json::Value;
 
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/golden")
-}
+/// What every Zoom resource is checked for besides the comparison: references into the EHR must be
+/// among the case's `resolved`.
+const RULES: Rules = Rules {
+    source: "zoom",
+    instants: &["lastUpdated", "start", "end", "created", "date", "creation"],
+    codes: &["code"],
+    unchecked: &[],
+    meta_source: true,
+    foreign_references_resolve: true,
+};
 
 /// The context every golden case maps with: a New York practice whose EHR is DrChrono.
 fn ctx(resolved: &Value) -> ZoomCtx {
@@ -57,215 +62,79 @@ fn ctx(resolved: &Value) -> ZoomCtx {
     ctx
 }
 
-fn wire<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
-    serde_json::from_value(v.clone()).map_err(|e| format!("wire: {e}"))
+fn err(e: map::MapError) -> String {
+    e.to_string()
 }
 
-/// Maps one golden input to its resources.
-fn map_case(name: &str, input: &Value) -> Result<Vec<Resource>, String> {
-    let err = |e: map::MapError| e.to_string();
-    let ctx = ctx(&input["resolved"]);
-    let resources = if name.starts_with("note-") {
-        let note: wire::ClinicalNote = wire(&input["note"])?;
-        let owner: Option<wire::Provider> = wire(&input["owner"])?;
-        vec![Resource::DocumentReference(Box::new(
-            map::clinical_note_with_owner(&note, owner.as_ref(), &ctx).map_err(err)?,
-        ))]
-    } else if name.starts_with("visit-") {
-        let visit: wire::Visit = wire(&input["visit"])?;
-        let waiting: Option<wire::WaitingRoomEntry> = wire(&input["waiting"])?;
-        let mut out = vec![Resource::Appointment(Box::new(
-            map::visit_appointment(&visit, &ctx).map_err(err)?,
-        ))];
-        if let Some(e) = map::visit_encounter(&visit, waiting.as_ref(), &ctx).map_err(err)? {
-            out.push(Resource::Encounter(Box::new(e)));
-        }
-        out
-    } else if name.starts_with("patient-") {
-        vec![Resource::Patient(Box::new(
-            map::patient(&wire(&input["patient"])?, &ctx).map_err(err)?,
-        ))]
-    } else if name.starts_with("provider-") {
-        vec![Resource::Practitioner(Box::new(
-            map::provider(&wire(input)?, &ctx).map_err(err)?,
-        ))]
-    } else if name.starts_with("availability-") {
-        let provider: wire::Provider = wire(&input["provider"])?;
-        let availability: wire::Availability = wire(&input["availability"])?;
-        let mut out = vec![Resource::Schedule(Box::new(
-            map::schedule(&provider, &availability, &ctx).map_err(err)?,
-        ))];
-        for slot in map::slots(&provider, &availability, &ctx).map_err(err)? {
-            out.push(Resource::Slot(Box::new(slot)));
-        }
-        out
-    } else {
-        return Err("unknown prefix".into());
-    };
-    Ok(resources)
-}
-
-fn output_of(mut resources: Vec<Resource>) -> Resource {
-    if resources.len() == 1 {
-        return resources.remove(0);
+/// The resources of one case, with the references its context resolved.
+fn mapped_in(resources: Vec<Resource>, ctx: &ZoomCtx) -> Mapped {
+    Mapped {
+        resolved: ctx.resolved.clone(),
+        ..Mapped::new(resources)
     }
-    Resource::Bundle(Box::new(Bundle {
-        r#type: "collection".into(),
-        entry: resources
-            .into_iter()
-            .map(|r| BundleEntry {
-                resource: Some(r),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    }))
 }
 
 #[test]
 fn golden_files() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
-    let mut inputs: Vec<PathBuf> = std::fs::read_dir(golden_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".zoom.json"))
-        .collect();
-    inputs.sort();
-    assert!(inputs.len() >= 25, "golden inputs are missing");
-
-    let mut failures = String::new();
-    let mut expected_files = Vec::new();
-    for input_path in &inputs {
-        let file = input_path.file_name().unwrap().to_string_lossy();
-        let name = file.trim_end_matches(".zoom.json").to_owned();
-        let input: Value = serde_json::from_str(&std::fs::read_to_string(input_path).unwrap()).unwrap();
-        let resources = match map_case(&name, &input) {
-            Ok(r) => r,
-            Err(e) => {
-                writeln!(failures, "{name}: mapping failed: {e}").unwrap();
-                continue;
+    Golden::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/golden"), RULES)
+        .at_least(25)
+        .map("note-", |input| {
+            let input: Value = input.json()?;
+            let ctx = ctx(&input["resolved"]);
+            let note: wire::ClinicalNote = decode(&input["note"])?;
+            let owner: Option<wire::Provider> = decode(&input["owner"])?;
+            let doc = map::clinical_note_with_owner(&note, owner.as_ref(), &ctx).map_err(err)?;
+            let mut mapped = mapped_in(vec![Resource::DocumentReference(Box::new(doc))], &ctx);
+            match check_note(&input["note"], &mapped.resources[0]) {
+                Ok(markdown) => mapped.files.push(("md".into(), markdown)),
+                Err(e) => mapped.problems.push(e),
             }
-        };
-        let resolved: HashSet<String> = ctx(&input["resolved"]).resolved;
-        for problem in resources.iter().flat_map(|r| check_resource(r, &resolved)) {
-            writeln!(failures, "{name}: {problem}").unwrap();
-        }
-
-        let mut outputs = Vec::new();
-        if name.starts_with("note-") {
-            match check_note(&input["note"], &resources[0]) {
-                Ok(markdown) => outputs.push((format!("{name}.md"), markdown)),
-                Err(e) => writeln!(failures, "{name}: {e}").unwrap(),
+            Ok(mapped)
+        })
+        .map("visit-", |input| {
+            // The Appointment and, for a visit that started, its Encounter.
+            let input: Value = input.json()?;
+            let ctx = ctx(&input["resolved"]);
+            let visit: wire::Visit = decode(&input["visit"])?;
+            let waiting: Option<wire::WaitingRoomEntry> = decode(&input["waiting"])?;
+            let mut out = vec![Resource::Appointment(Box::new(
+                map::visit_appointment(&visit, &ctx).map_err(err)?,
+            ))];
+            if let Some(e) = map::visit_encounter(&visit, waiting.as_ref(), &ctx).map_err(err)? {
+                out.push(Resource::Encounter(Box::new(e)));
             }
-        }
-        if name.starts_with("visit-") {
-            for problem in check_visit(&input["visit"], &resources) {
-                writeln!(failures, "{name}: {problem}").unwrap();
+            let mut mapped = mapped_in(out, &ctx);
+            mapped.problems = check_visit(&input["visit"], &mapped.resources);
+            Ok(mapped)
+        })
+        .map("patient-", |input| {
+            let input: Value = input.json()?;
+            let ctx = ctx(&input["resolved"]);
+            let patient = map::patient(&decode(&input["patient"])?, &ctx).map_err(err)?;
+            Ok(mapped_in(vec![Resource::Patient(Box::new(patient))], &ctx))
+        })
+        .map("provider-", |input| {
+            let input: Value = input.json()?;
+            let ctx = ctx(&input["resolved"]);
+            let provider = map::provider(&decode(&input)?, &ctx).map_err(err)?;
+            Ok(mapped_in(vec![Resource::Practitioner(Box::new(provider))], &ctx))
+        })
+        .map("availability-", |input| {
+            // The Schedule and its Slots.
+            let input: Value = input.json()?;
+            let ctx = ctx(&input["resolved"]);
+            let provider: wire::Provider = decode(&input["provider"])?;
+            let availability: wire::Availability = decode(&input["availability"])?;
+            let mut out = vec![Resource::Schedule(Box::new(
+                map::schedule(&provider, &availability, &ctx).map_err(err)?,
+            ))];
+            for slot in map::slots(&provider, &availability, &ctx).map_err(err)? {
+                out.push(Resource::Slot(Box::new(slot)));
             }
-        }
-        let output = output_of(resources);
-        let json = fhirbolt::json::to_string_pretty(&output, None).unwrap() + "\n";
-        outputs.push((format!("{name}.fhir.json"), json));
-
-        for (file, actual) in outputs {
-            let path = golden_dir().join(&file);
-            expected_files.push(file.clone());
-            if update {
-                std::fs::write(&path, &actual).unwrap();
-                continue;
-            }
-            match std::fs::read(&path) {
-                Ok(expected) if expected == actual.as_bytes() => {}
-                Ok(expected) => writeln!(
-                    failures,
-                    "{file}: differs from the mapping (UPDATE_GOLDEN=1 to accept)\n{}",
-                    first_difference(&String::from_utf8_lossy(&expected), &actual)
-                )
-                .unwrap(),
-                Err(_) => writeln!(failures, "{file}: missing (UPDATE_GOLDEN=1 writes it)").unwrap(),
-            }
-        }
-    }
-
-    // An expected file without an input is stale.
-    for entry in std::fs::read_dir(golden_dir()).unwrap() {
-        let file = entry.unwrap().file_name().to_string_lossy().into_owned();
-        if !file.ends_with(".zoom.json") && !expected_files.contains(&file) {
-            writeln!(failures, "{file}: no input produces it").unwrap();
-        }
-    }
-    assert!(failures.is_empty(), "\n{failures}");
-}
-
-fn first_difference(expected: &str, actual: &str) -> String {
-    for (i, (e, a)) in expected.lines().zip(actual.lines()).enumerate() {
-        if e != a {
-            return format!("  line {}:\n  expected: {e}\n  actual:   {a}", i + 1);
-        }
-    }
-    format!(
-        "  lengths differ: expected {} lines, actual {}",
-        expected.lines().count(),
-        actual.lines().count()
-    )
-}
-
-// ---- checks every produced resource passes ----
-
-fn check_resource(resource: &Resource, resolved: &HashSet<String>) -> Vec<String> {
-    let mut problems = Vec::new();
-    let json = fhirbolt::json::to_string(resource, None).unwrap();
-    // fhirbolt's default deserialization mode is strict: unknown elements are errors.
-    match fhirbolt::json::from_str::<Resource>(&json, None) {
-        Ok(back) => {
-            if fhirbolt::json::to_string(&back, None).unwrap() != json {
-                problems.push("does not re-parse to the same resource".to_owned());
-            }
-        }
-        Err(e) => problems.push(format!("does not re-parse: {e}")),
-    }
-    let value: Value = serde_json::from_str(&json).unwrap();
-    match value["id"].as_str() {
-        Some(id) if is_fhir_id(id) && id.starts_with("zoom-") => {}
-        other => problems.push(format!("bad id {other:?}")),
-    }
-    if value["meta"]["source"] != "urn:fhir-gateway:source:zoom" {
-        problems.push("meta.source does not name Zoom".into());
-    }
-    walk(&value, "", resolved, &mut problems);
-    problems
-}
-
-fn walk(value: &Value, key: &str, resolved: &HashSet<String>, problems: &mut Vec<String>) {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                walk(v, k, resolved, problems);
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|v| walk(v, key, resolved, problems)),
-        Value::String(s) => {
-            let ok = match key {
-                "lastUpdated" | "start" | "end" | "created" | "date" | "creation" => is_fhir_instant(s),
-                "birthDate" => is_fhir_date(s),
-                "reference" => {
-                    let valid = s
-                        .split_once('/')
-                        .is_some_and(|(t, id)| t.bytes().all(|b| b.is_ascii_alphabetic()) && is_fhir_id(id));
-                    if valid && !s.contains("/zoom-") && !resolved.contains(s) {
-                        problems.push(format!("reference {s:?} into another source did not resolve"));
-                    }
-                    valid
-                }
-                "code" => is_fhir_code(s),
-                _ => !s.is_empty() && s.trim() == s,
-            };
-            if !ok {
-                problems.push(format!("{key} {s:?} is not valid FHIR"));
-            }
-        }
-        _ => {}
-    }
+            Ok(mapped_in(out, &ctx))
+        })
+        .run()
+        .assert_none();
 }
 
 /// The note's attachment decodes to Zoom's markdown byte for byte; the profile is claimed only
@@ -376,15 +245,15 @@ fn the_simulators_account_maps() {
     // Every EHR record exists, as the adapter's resolver would find.
     let mut resolved = Vec::new();
     for note in &zoom.clinical_notes {
-        let ours: wire::ClinicalNote = wire(&to(note)).unwrap();
+        let ours: wire::ClinicalNote = decode(&to(note)).unwrap();
         resolved.extend(map::ehr_references(&ours, "drchrono"));
     }
     for visit in &zoom.visits {
-        let ours: wire::Visit = wire(&to(visit)).unwrap();
+        let ours: wire::Visit = decode(&to(visit)).unwrap();
         resolved.extend(map::visit_ehr_references(&ours, "drchrono"));
     }
     for patient in &zoom.patients {
-        let ours: wire::Patient = wire(&to(patient)).unwrap();
+        let ours: wire::Patient = decode(&to(patient)).unwrap();
         resolved.extend(map::patient_ehr_references(&ours, "drchrono"));
     }
     let resolved_json = Value::from(resolved.clone());
@@ -394,7 +263,8 @@ fn the_simulators_account_maps() {
     let mut problems = Vec::new();
     let check = |what: &str, r: Result<Resource, map::MapError>| -> Vec<String> {
         match r {
-            Ok(resource) => check_resource(&resource, &resolved)
+            Ok(resource) => RULES
+                .check(&resource, &resolved)
                 .into_iter()
                 .map(|p| format!("{what}: {p}"))
                 .collect(),
@@ -403,12 +273,12 @@ fn the_simulators_account_maps() {
     };
     assert!(!zoom.clinical_notes.is_empty() && !zoom.visits.is_empty());
     for note in &zoom.clinical_notes {
-        let ours: wire::ClinicalNote = wire(&to(note)).unwrap();
+        let ours: wire::ClinicalNote = decode(&to(note)).unwrap();
         let owner = zoom
             .providers
             .iter()
             .find(|p| p.user_id == ours.note_owner_user_id)
-            .map(|p| wire::<wire::Provider>(&to(p)).unwrap());
+            .map(|p| decode::<wire::Provider>(&to(p)).unwrap());
         let doc = map::clinical_note_with_owner(&ours, owner.as_ref(), &ctx);
         if let Ok(d) = &doc
             && check_note(&to(note), &Resource::DocumentReference(Box::new(d.clone()))).is_err()
@@ -418,7 +288,7 @@ fn the_simulators_account_maps() {
         problems.extend(check("note", doc.map(|d| Resource::DocumentReference(Box::new(d)))));
     }
     for visit in &zoom.visits {
-        let ours: wire::Visit = wire(&to(visit)).unwrap();
+        let ours: wire::Visit = decode(&to(visit)).unwrap();
         let appointment = map::visit_appointment(&ours, &ctx);
         let encounter = map::visit_encounter(&ours, None, &ctx);
         if let (Ok(a), Ok(e)) = (&appointment, &encounter) {
@@ -436,15 +306,15 @@ fn the_simulators_account_maps() {
         }
     }
     for patient in &zoom.patients {
-        let ours: wire::Patient = wire(&to(patient)).unwrap();
+        let ours: wire::Patient = decode(&to(patient)).unwrap();
         problems.extend(check(
             "patient",
             map::patient(&ours, &ctx).map(|p| Resource::Patient(Box::new(p))),
         ));
     }
     for (provider, availability) in zoom.providers.iter().zip(&zoom.availability) {
-        let p: wire::Provider = wire(&to(provider)).unwrap();
-        let a: wire::Availability = wire(&to(availability)).unwrap();
+        let p: wire::Provider = decode(&to(provider)).unwrap();
+        let a: wire::Availability = decode(&to(availability)).unwrap();
         problems.extend(check(
             "provider",
             map::provider(&p, &ctx).map(|r| Resource::Practitioner(Box::new(r))),

@@ -1,0 +1,7 @@
+//! The integration tests of `adapter-drchrono`, one binary (linking the FHIR model once): each module is a former
+//! test file.
+
+mod adapter;
+mod client;
+mod golden;
+mod webhook;
