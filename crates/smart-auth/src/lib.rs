@@ -5,8 +5,9 @@
 //!   EHR launch, client credentials (`client_secret_basic`, `private_key_jwt`), refresh with rotation,
 //!   introspection, revocation and the JWKS; see [`SmartAuth::router`] for the endpoints and the
 //!   authentication each one requires.
-//! - [`SmartAuth::authenticate`] and [`SmartAuth::layer`] verify bearer tokens (its own, or an external
-//!   IdP's through its JWKS) into an [`Identity`].
+//! - [`SmartAuth::authenticate`] verifies bearer tokens (its own, or an external IdP's through its JWKS)
+//!   into an [`Identity`], or says why not ([`Unauthorized`], with its `WWW-Authenticate` challenge); the
+//!   gateway's token gate calls it and answers the 401.
 //! - [`scopes`] is the SMART v1/v2 scope grammar.
 //!
 //! All state (codes, refresh families, revocations, seen assertion ids, launch contexts) is in memory,
@@ -16,11 +17,11 @@
 pub mod scopes;
 
 mod authorize;
+#[cfg(feature = "demo")]
 mod demo;
 mod html;
 mod jwks;
 mod keys;
-mod layer;
 mod password;
 mod settings;
 mod store;
@@ -34,8 +35,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use async_trait::async_trait;
+#[cfg(feature = "demo")]
 pub use demo::{DEMO_JWT_JWKS, DEMO_JWT_KID, DEMO_JWT_PRIVATE_KEY_PEM, demo_settings};
-pub use layer::{AuthLayer, AuthService};
 pub use password::hash_password;
 pub use settings::{AuthSettings, ClientAuth, ClientRegistration, ExternalIdp, GrantType, UserAccount};
 
@@ -61,7 +62,7 @@ pub struct PatientChoice {
     pub display: String,
 }
 
-/// An authenticated caller, put into request extensions by the [`AuthLayer`].
+/// An authenticated caller, as [`SmartAuth::authenticate`] verified it.
 #[derive(Clone, Debug)]
 pub struct Identity {
     pub client_id: String,
@@ -505,7 +506,7 @@ impl SmartAuth {
     }
 
     /// The routes: `/.well-known/smart-configuration` and `/auth/*`, state inside (merge it into the
-    /// gateway's router, outside the bearer layer).
+    /// gateway's router, outside the token gate).
     ///
     /// | route | authentication |
     /// |---|---|
@@ -530,11 +531,6 @@ impl SmartAuth {
             .route(paths::LAUNCH, post(token::launch))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
             .with_state(self.clone())
-    }
-
-    /// A tower layer that verifies the bearer token of every request it wraps (see [`AuthLayer`]).
-    pub fn layer(&self) -> AuthLayer {
-        AuthLayer::new(self.clone())
     }
 }
 

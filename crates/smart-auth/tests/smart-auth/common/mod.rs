@@ -317,7 +317,7 @@ impl Server {
         self.post("/auth/token", authorization, &form(pairs)).await
     }
 
-    /// Verifies an access token as the bearer layer would.
+    /// Verifies an access token as the gateway's token gate does.
     pub async fn verify(&self, token: &str) -> Result<smart_auth::Identity, smart_auth::Unauthorized> {
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());

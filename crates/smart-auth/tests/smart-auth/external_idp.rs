@@ -1,6 +1,6 @@
 //! External IdP mode against a JWKS server on loopback.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

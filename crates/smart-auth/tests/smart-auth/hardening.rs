@@ -2,7 +2,7 @@
 //! `Retry-After`), the sign-in throttle, the per-address bound on sign-ins in progress, and
 //! revocation reaching the verified-token cache.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The authorization-code flow through the HTML pages, EHR launch, refresh, introspection, revocation.
 
-mod common;
+use crate::common;
 
 use common::*;
 use http::{StatusCode, header};

@@ -1,6 +1,6 @@
 //! SMART Backend Services: client_credentials with client_secret_basic and private_key_jwt.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

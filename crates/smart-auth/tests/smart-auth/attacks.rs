@@ -1,15 +1,12 @@
-//! Bearer-token verification refuses every forgery; the layer answers 401 the FHIR way; key rotation.
+//! Bearer-token verification refuses every forgery and says why in the bearer challenge; key rotation.
 
-mod common;
+use crate::common;
 
-use axum::body::Body;
-use axum::routing::get;
 use common::*;
-use http::{Request, StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use smart_auth::{Identity, SmartAuth};
-use tower::ServiceExt;
+use smart_auth::SmartAuth;
 
 /// The kid the server gave its configured key.
 fn gateway_kid(s: &Server) -> String {
@@ -179,60 +176,35 @@ async fn the_attack_list() {
 }
 
 #[tokio::test]
-async fn the_layer_answers_401_with_an_operation_outcome() {
+async fn authenticate_refuses_with_the_bearer_challenge() {
     let s = server();
-    let app = axum::Router::new()
-        .route(
-            "/fhir/Patient",
-            get(|axum::Extension(identity): axum::Extension<Identity>| async move { identity.client_id }),
-        )
-        .layer(s.auth.layer())
-        .merge(s.auth.router());
-    let call = |auth: Option<String>| {
-        let app = app.clone();
-        async move {
-            let mut r = Request::get("/fhir/Patient");
-            if let Some(a) = auth {
-                r = r.header(header::AUTHORIZATION, a);
-            }
-            let response = app.oneshot(r.body(Body::empty()).unwrap()).await.unwrap();
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-            (status, headers, String::from_utf8_lossy(&body).into_owned())
+    let authenticate = |authorization: Option<String>| {
+        let mut headers = HeaderMap::new();
+        if let Some(a) = authorization {
+            headers.insert(header::AUTHORIZATION, a.parse().unwrap());
         }
+        let auth = s.auth.clone();
+        async move { auth.authenticate(&headers).await }
     };
 
-    let (status, headers, body) = call(None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer realm=\"fhir-gateway\"");
-    assert_eq!(headers[header::CONTENT_TYPE], "application/fhir+json");
-    let outcome: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(outcome["resourceType"], "OperationOutcome");
-    assert_eq!(outcome["issue"][0]["severity"], "error");
+    let err = authenticate(None).await.expect_err("no token");
+    assert_eq!(err.error, None);
+    assert_eq!(err.www_authenticate(), "Bearer realm=\"fhir-gateway\"");
 
-    let (status, headers, body) = call(Some("Bearer not-a-token".into())).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let challenge = headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+    let err = authenticate(Some("Bearer not-a-token".into()))
+        .await
+        .expect_err("not a token");
+    assert_eq!(err.error, Some("invalid_token"));
+    let challenge = err.www_authenticate();
     assert!(challenge.starts_with("Bearer realm=\"fhir-gateway\", error=\"invalid_token\", error_description=\""));
-    assert!(!body.contains("not-a-token"));
+    assert!(!challenge.contains("not-a-token"));
+    assert!(!err.description.contains("not-a-token"));
 
     let token = forge(&s, &good_claims());
-    let (status, _, body) = call(Some(format!("Bearer {token}"))).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, "backend");
-
-    // The auth routes merged next to it are not behind the layer.
-    let response = app
-        .clone()
-        .oneshot(
-            Request::get("/.well-known/smart-configuration")
-                .body(Body::empty())
-                .unwrap(),
-        )
+    let identity = authenticate(Some(format!("Bearer {token}")))
         .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+        .expect("a good token");
+    assert_eq!(identity.client_id, "backend");
 }
 
 #[tokio::test]

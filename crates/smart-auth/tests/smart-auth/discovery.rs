@@ -1,6 +1,6 @@
 //! Discovery, the JWKS, and settings validation.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use common::*;

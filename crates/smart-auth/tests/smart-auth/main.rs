@@ -1,0 +1,10 @@
+//! The integration tests of `smart-auth`, one binary (linking the FHIR model once): each module is a former
+//! test file.
+
+mod attacks;
+mod authorization_code;
+mod client_credentials;
+mod common;
+mod discovery;
+mod external_idp;
+mod hardening;
