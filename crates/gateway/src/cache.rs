@@ -32,7 +32,10 @@ use moka::Expiry;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use moka::ops::compute::{CompResult, Op};
+use prometheus_client::encoding::EncodeLabelSet;
 use sha2::{Digest, Sha256};
+
+use crate::metrics::{Kind, Snapshot};
 
 /// How much to cache and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -916,54 +919,65 @@ impl Adapter for Cached {
     }
 }
 
-/// The caches' figures in the Prometheus text format, one series per source and resource type
-/// (`type="*"`: searches without a type).
+/// The caches' figures, one series per source and resource type (`type="*"`: searches without a
+/// type). Read from the caches at scrape time and encoded like the rest of `/metrics`
+/// (`metrics::Snapshot`): a counter family is named without `_total`, its samples with it.
 pub fn render_metrics(caches: &[Arc<Cached>]) -> String {
-    let mut out = String::new();
-    type Series = (&'static str, &'static str, &'static str, fn(&CacheStats) -> u64);
+    /// A series' labels.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+    struct Labels {
+        source: SourceName,
+        r#type: &'static str,
+    }
+    type Series = (&'static str, Kind, &'static str, fn(&CacheStats) -> u64);
     let series: [Series; 6] = [
         (
-            "fhir_gateway_cache_hits_total",
-            "counter",
+            "fhir_gateway_cache_hits",
+            Kind::Counter,
             "Reads and searches answered from the cache.",
             |s| s.hits,
         ),
         (
-            "fhir_gateway_cache_misses_total",
-            "counter",
+            "fhir_gateway_cache_misses",
+            Kind::Counter,
             "Reads and searches that called the vendor.",
             |s| s.misses,
         ),
         (
-            "fhir_gateway_cache_evictions_total",
-            "counter",
+            "fhir_gateway_cache_evictions",
+            Kind::Counter,
             "Entries removed by the byte bound or their lifetime.",
             |s| s.evictions,
         ),
         (
-            "fhir_gateway_cache_stale_total",
-            "counter",
+            "fhir_gateway_cache_stale",
+            Kind::Counter,
             "Answers served past their TTL because the vendor failed (stale-if-error).",
             |s| s.stale,
         ),
-        ("fhir_gateway_cache_entries", "gauge", "Entries held.", |s| s.entries),
+        ("fhir_gateway_cache_entries", Kind::Gauge, "Entries held.", |s| {
+            s.entries
+        }),
         (
             "fhir_gateway_cache_bytes",
-            "gauge",
+            Kind::Gauge,
             "Bytes held: serialized FHIR JSON and keys (the bound is on the sum).",
             |s| s.weighted_bytes,
         ),
     ];
-    let stats: Vec<(&str, Vec<(&str, CacheStats)>)> = caches.iter().map(|c| (c.source(), c.stats_by_type())).collect();
+    let stats: Vec<(SourceName, Vec<(&'static str, CacheStats)>)> =
+        caches.iter().map(|c| (c.source(), c.stats_by_type())).collect();
+    let mut snapshot = Snapshot::default();
     for (name, kind, help, value) in series {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (source, by_type) in &stats {
-            for (t, s) in by_type {
-                out.push_str(&format!("{name}{{source=\"{source}\",type=\"{t}\"}} {}\n", value(s)));
-            }
-        }
+        let values = stats.iter().flat_map(|(source, by_type)| {
+            by_type.iter().map(move |(t, s)| {
+                let labels = Labels { source, r#type: t };
+                (labels, value(s))
+            })
+        });
+        snapshot.add(name, help, kind, values);
     }
-    out
+    snapshot.render()
 }
 
 #[cfg(test)]

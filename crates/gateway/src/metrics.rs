@@ -1,48 +1,38 @@
 //! Prometheus metrics: HTTP requests by route and status, vendor calls by source and outcome,
 //! latency histograms for both, and each vendor client's resilience (breaker, retries, rate
-//! budgets). Rendered in the Prometheus text exposition format.
+//! budgets).
+//!
+//! Built on `prometheus-client`. Each [`Metrics`] owns its [`Registry`]: several gateways run in one
+//! test process, so nothing is global. Requests record into label [`Family`]s: finding a series takes
+//! the family's read lock (its write lock only the first time a label set is seen) and counting is
+//! atomic, so there is no lock that every request takes, as there was with the one `Mutex` of the
+//! hand-written registry this replaces.
+//!
+//! The encoder writes the Prometheus text format (0.0.4), what `/metrics` has always served: a
+//! counter is registered without `_total` (e.g. `fhir_gateway_http_requests`) and the encoder adds
+//! the suffix to its `# HELP`, `# TYPE` and samples alike (`fhir_gateway_http_requests_total{…}`).
+//! `/metrics` appends the caches' and the vendor clients' figures (`Snapshot`, encoded the same way)
+//! after [`Metrics::render`].
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::time::Duration;
 
 use adapter::{BudgetStatus, SourceName, VendorHealth};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Metric, Registry};
 
+/// The latency histograms' bucket upper bounds, in seconds (`+Inf` is added by the histogram).
 const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-#[derive(Debug, Clone, Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    fn observe(&mut self, secs: f64) {
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.counts[i] += 1;
-            }
-        }
-        self.sum += secs;
-        self.count += 1;
-    }
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    http_requests: BTreeMap<(String, String, u16), u64>,
-    http_latency: BTreeMap<String, Histogram>,
-    vendor_calls: BTreeMap<(String, String, String), u64>,
-    vendor_latency: BTreeMap<(String, String), Histogram>,
-    webhooks: BTreeMap<(String, String), u64>,
-    change_events: BTreeMap<String, u64>,
-    /// Requests refused by the per-client rate limit, by key kind ([`RATE_LIMIT_KEYS`]).
-    rate_limited: [u64; RATE_LIMIT_KEYS.len()],
-    /// HTTP connections open now, and closed because a client sent no whole request header in time.
-    connections_open: u64,
-    header_timeouts: u64,
+/// A latency histogram of a new series.
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
 /// The `method` label's values: every other request method is counted as `OTHER`, so a client
@@ -61,205 +51,356 @@ pub fn method_label(method: &str) -> &'static str {
 /// The `key` label of `fhir_gateway_rate_limited_total`: a token's client, or an address.
 pub const RATE_LIMIT_KEYS: [&str; 2] = ["client", "ip"];
 
+/// The labels of `fhir_gateway_http_requests_total` (the fields' order is the labels' order).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+/// The labels of `fhir_gateway_http_request_duration_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+/// The labels of `fhir_gateway_vendor_calls_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CallLabels {
+    source: String,
+    op: String,
+    outcome: String,
+}
+
+/// The labels of `fhir_gateway_vendor_call_duration_seconds` and `fhir_gateway_webhooks_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    source: String,
+    outcome: String,
+}
+
+/// The labels of `fhir_gateway_change_events_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+/// The labels of `fhir_gateway_rate_limited_total`: one of [`RATE_LIMIT_KEYS`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KeyLabels {
+    key: &'static str,
+}
+
 /// The gateway's metrics registry.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    /// Every family below, registered once; [`Metrics::render`] encodes it.
+    registry: Registry,
+    http_requests: Family<RequestLabels, Counter>,
+    http_latency: Family<RouteLabels, Histogram>,
+    vendor_calls: Family<CallLabels, Counter>,
+    vendor_latency: Family<OutcomeLabels, Histogram>,
+    webhooks: Family<OutcomeLabels, Counter>,
+    change_events: Family<SourceLabels, Counter>,
+    /// Requests refused by the per-client rate limit, by key kind ([`RATE_LIMIT_KEYS`]).
+    rate_limited: Family<KeyLabels, Counter>,
+    /// HTTP connections open now.
+    connections_open: Gauge,
+    /// Connections closed because a client sent no whole request header in time.
+    header_timeouts: Counter,
+}
+
+/// Registers `metric` under `name` (a counter's without `_total`, which the encoder adds to its
+/// samples). The registry ends every help text with a full stop of its own, so one written here is
+/// dropped rather than doubled.
+fn register(registry: &mut Registry, name: &str, help: &str, metric: impl Metric) {
+    registry.register(name, help.trim_end_matches('.'), metric);
+}
+
+/// The Prometheus text exposition (0.0.4) of `registry`.
+fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing to a `String` cannot fail, and the metrics here encode nothing else that could.
+    let _ = prometheus_text::encode(&mut out, registry);
+    out
+}
+
+impl Default for Metrics {
+    /// A registry of its own with every family registered: empty until recorded into, except the
+    /// rate-limit refusals, whose keys are a fixed set and both shown from the start (at 0).
+    fn default() -> Self {
+        let http_requests: Family<RequestLabels, Counter> = Family::default();
+        let http_latency: Family<RouteLabels, Histogram> =
+            Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let vendor_calls: Family<CallLabels, Counter> = Family::default();
+        let vendor_latency: Family<OutcomeLabels, Histogram> =
+            Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let webhooks: Family<OutcomeLabels, Counter> = Family::default();
+        let change_events: Family<SourceLabels, Counter> = Family::default();
+        let rate_limited: Family<KeyLabels, Counter> = Family::default();
+        let connections_open: Gauge = Gauge::default();
+        let header_timeouts: Counter = Counter::default();
+        let mut registry = Registry::default();
+        register(
+            &mut registry,
+            "fhir_gateway_http_requests",
+            "HTTP requests served, by method, route and status.",
+            http_requests.clone(),
+        );
+        register(
+            &mut registry,
+            "fhir_gateway_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            http_latency.clone(),
+        );
+        register(
+            &mut registry,
+            "fhir_gateway_vendor_calls",
+            "Calls to vendor adapters, by source, operation and outcome.",
+            vendor_calls.clone(),
+        );
+        register(
+            &mut registry,
+            "fhir_gateway_vendor_call_duration_seconds",
+            "Vendor call latency by source and outcome.",
+            vendor_latency.clone(),
+        );
+        register(
+            &mut registry,
+            "fhir_gateway_webhooks",
+            "Inbound vendor webhook calls, by source and outcome.",
+            webhooks.clone(),
+        );
+        register(
+            &mut registry,
+            "fhir_gateway_change_events",
+            "Change events received from vendor webhooks, by source.",
+            change_events.clone(),
+        );
+        register(
+            &mut registry,
+            "fhir_gateway_rate_limited",
+            "Requests refused (429) by the per-client rate limit, by key (client: a token's client_id; ip: an unauthenticated caller's address).",
+            rate_limited.clone(),
+        );
+        register(
+            &mut registry,
+            "fhir_gateway_http_connections",
+            "HTTP connections open.",
+            connections_open.clone(),
+        );
+        register(
+            &mut registry,
+            "fhir_gateway_http_header_timeouts",
+            "Connections closed because the client did not send a whole request header in time.",
+            header_timeouts.clone(),
+        );
+        for key in RATE_LIMIT_KEYS {
+            rate_limited.get_or_create(&KeyLabels { key }).inc_by(0);
+        }
+        Self {
+            registry,
+            http_requests,
+            http_latency,
+            vendor_calls,
+            vendor_latency,
+            webhooks,
+            change_events,
+            rate_limited,
+            connections_open,
+            header_timeouts,
+        }
+    }
 }
 
 impl Metrics {
-    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        let mut guard = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut guard)
-    }
-
     /// Records one HTTP request (`route` is the matched route template, never the raw path; the
     /// method is one of [`METHODS`]).
     pub fn http_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let method = method_label(method);
-        self.with(|m| {
-            *m.http_requests
-                .entry((method.to_owned(), route.to_owned(), status))
-                .or_default() += 1;
-            m.http_latency
-                .entry(route.to_owned())
-                .or_default()
-                .observe(elapsed.as_secs_f64());
-        });
+        let labels = RequestLabels {
+            method: method_label(method),
+            route: route.to_owned(),
+            status,
+        };
+        self.http_requests.get_or_create(&labels).inc();
+        self.http_latency
+            .get_or_create(&RouteLabels { route: labels.route })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Records one vendor call (`op` is read/search/check, `outcome` ok or an error class).
     pub fn vendor_call(&self, source: &str, op: &str, outcome: &str, elapsed: Duration) {
-        self.with(|m| {
-            *m.vendor_calls
-                .entry((source.to_owned(), op.to_owned(), outcome.to_owned()))
-                .or_default() += 1;
-            m.vendor_latency
-                .entry((source.to_owned(), outcome.to_owned()))
-                .or_default()
-                .observe(elapsed.as_secs_f64());
-        });
+        let labels = CallLabels {
+            source: source.to_owned(),
+            op: op.to_owned(),
+            outcome: outcome.to_owned(),
+        };
+        self.vendor_calls.get_or_create(&labels).inc();
+        self.vendor_latency
+            .get_or_create(&OutcomeLabels {
+                source: labels.source,
+                outcome: labels.outcome,
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Records one inbound webhook call and the change events it produced.
     pub fn webhook(&self, source: &str, outcome: &str, events: usize) {
-        self.with(|m| {
-            *m.webhooks.entry((source.to_owned(), outcome.to_owned())).or_default() += 1;
-            *m.change_events.entry(source.to_owned()).or_default() += events as u64;
-        });
+        let source = source.to_owned();
+        self.webhooks
+            .get_or_create(&OutcomeLabels {
+                source: source.clone(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.change_events
+            .get_or_create(&SourceLabels { source })
+            .inc_by(events as u64);
     }
 
     /// Records one request refused by the per-client rate limit (`key`: `client` or `ip`).
     pub fn rate_limited(&self, key: &str) {
-        let i = RATE_LIMIT_KEYS
+        let key = RATE_LIMIT_KEYS
             .iter()
-            .position(|k| *k == key)
-            .unwrap_or(RATE_LIMIT_KEYS.len() - 1);
-        self.with(|m| m.rate_limited[i] += 1);
+            .find(|k| **k == key)
+            .copied()
+            .unwrap_or(RATE_LIMIT_KEYS[RATE_LIMIT_KEYS.len() - 1]);
+        self.rate_limited.get_or_create(&KeyLabels { key }).inc();
     }
 
     /// Records an HTTP connection accepted.
     pub fn connection_opened(&self) {
-        self.with(|m| m.connections_open += 1);
+        self.connections_open.inc();
     }
 
     /// Records an HTTP connection closed; `header_timeout` when the client did not send a whole
     /// request header within `server.header_read_timeout_secs`.
     pub fn connection_closed(&self, header_timeout: bool) {
-        self.with(|m| {
-            m.connections_open = m.connections_open.saturating_sub(1);
-            m.header_timeouts += u64::from(header_timeout);
-        });
+        self.connections_open.dec();
+        if header_timeout {
+            self.header_timeouts.inc();
+        }
     }
 
-    /// The text exposition.
+    /// The registry in the Prometheus text exposition format: `/metrics`
+    /// appends the caches' and the vendor clients' figures after it.
     pub fn render(&self) -> String {
-        self.with(|m| {
-            let mut out = String::new();
-            out.push_str(
-                "# HELP fhir_gateway_http_requests_total HTTP requests served, by method, route and status.\n",
-            );
-            out.push_str("# TYPE fhir_gateway_http_requests_total counter\n");
-            for ((method, route, status), n) in &m.http_requests {
-                let _ = writeln!(
-                    out,
-                    "fhir_gateway_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-                );
-            }
-            out.push_str("# HELP fhir_gateway_http_request_duration_seconds HTTP request latency by route.\n");
-            out.push_str("# TYPE fhir_gateway_http_request_duration_seconds histogram\n");
-            for (route, h) in &m.http_latency {
-                render_histogram(
-                    &mut out,
-                    "fhir_gateway_http_request_duration_seconds",
-                    &format!("route=\"{route}\""),
-                    h,
-                );
-            }
-            out.push_str(
-                "# HELP fhir_gateway_vendor_calls_total Calls to vendor adapters, by source, operation and outcome.\n",
-            );
-            out.push_str("# TYPE fhir_gateway_vendor_calls_total counter\n");
-            for ((source, op, outcome), n) in &m.vendor_calls {
-                let _ = writeln!(
-                    out,
-                    "fhir_gateway_vendor_calls_total{{source=\"{source}\",op=\"{op}\",outcome=\"{outcome}\"}} {n}"
-                );
-            }
-            out.push_str(
-                "# HELP fhir_gateway_vendor_call_duration_seconds Vendor call latency by source and outcome.\n",
-            );
-            out.push_str("# TYPE fhir_gateway_vendor_call_duration_seconds histogram\n");
-            for ((source, outcome), h) in &m.vendor_latency {
-                render_histogram(
-                    &mut out,
-                    "fhir_gateway_vendor_call_duration_seconds",
-                    &format!("source=\"{source}\",outcome=\"{outcome}\""),
-                    h,
-                );
-            }
-            out.push_str("# HELP fhir_gateway_webhooks_total Inbound vendor webhook calls, by source and outcome.\n");
-            out.push_str("# TYPE fhir_gateway_webhooks_total counter\n");
-            for ((source, outcome), n) in &m.webhooks {
-                let _ = writeln!(
-                    out,
-                    "fhir_gateway_webhooks_total{{source=\"{source}\",outcome=\"{outcome}\"}} {n}"
-                );
-            }
-            out.push_str(
-                "# HELP fhir_gateway_change_events_total Change events received from vendor webhooks, by source.\n",
-            );
-            out.push_str("# TYPE fhir_gateway_change_events_total counter\n");
-            for (source, n) in &m.change_events {
-                let _ = writeln!(out, "fhir_gateway_change_events_total{{source=\"{source}\"}} {n}");
-            }
-            out.push_str(
-                "# HELP fhir_gateway_rate_limited_total Requests refused (429) by the per-client rate limit, by key (client: a token's client_id; ip: an unauthenticated caller's address).\n",
-            );
-            out.push_str("# TYPE fhir_gateway_rate_limited_total counter\n");
-            for (key, n) in RATE_LIMIT_KEYS.iter().zip(m.rate_limited) {
-                let _ = writeln!(out, "fhir_gateway_rate_limited_total{{key=\"{key}\"}} {n}");
-            }
-            out.push_str("# HELP fhir_gateway_http_connections HTTP connections open.\n");
-            out.push_str("# TYPE fhir_gateway_http_connections gauge\n");
-            let _ = writeln!(out, "fhir_gateway_http_connections {}", m.connections_open);
-            out.push_str(
-                "# HELP fhir_gateway_http_header_timeouts_total Connections closed because the client did not send a whole request header in time.\n",
-            );
-            out.push_str("# TYPE fhir_gateway_http_header_timeouts_total counter\n");
-            let _ = writeln!(out, "fhir_gateway_http_header_timeouts_total {}", m.header_timeouts);
-            out
-        })
+        encode(&self.registry)
     }
 }
 
-/// One series of [`render_health`]: its name, type, help text and value.
+/// Whether a figure read at scrape time is a counter (a total kept elsewhere, by a vendor client or
+/// a cache) or a gauge.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// A label set of a [`Snapshot`] family: a struct deriving [`EncodeLabelSet`], its fields the label
+/// names in order.
+pub(crate) trait LabelSet: EncodeLabelSet + Clone + Eq + Hash + Debug + Send + Sync + 'static {}
+
+impl<T: EncodeLabelSet + Clone + Eq + Hash + Debug + Send + Sync + 'static> LabelSet for T {}
+
+/// Figures kept elsewhere and read at scrape time (a vendor client's breaker and budgets, a cache's
+/// counters), encoded exactly as the [`Metrics`] registry is: each family is registered, holding the
+/// values just read, in a registry made for this one scrape. The whole of `/metrics` so follows one
+/// convention (a counter family named without `_total`, its samples with it), and reading them
+/// takes nothing on any request's path.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    registry: Registry,
+}
+
+impl Snapshot {
+    /// Adds a family: `name` (a counter's without `_total`), its help text, and each series' value.
+    pub(crate) fn add<L: LabelSet>(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: Kind,
+        values: impl IntoIterator<Item = (L, u64)>,
+    ) {
+        match kind {
+            Kind::Counter => {
+                let family = Family::<L, Counter>::default();
+                for (labels, value) in values {
+                    family.get_or_create(&labels).inc_by(value);
+                }
+                register(&mut self.registry, name, help, family);
+            }
+            Kind::Gauge => {
+                let family = Family::<L, Gauge>::default();
+                for (labels, value) in values {
+                    family
+                        .get_or_create(&labels)
+                        .set(i64::try_from(value).unwrap_or(i64::MAX));
+                }
+                register(&mut self.registry, name, help, family);
+            }
+        }
+    }
+
+    /// The families added, in the text exposition format (Prometheus 0.0.4).
+    pub(crate) fn render(&self) -> String {
+        encode(&self.registry)
+    }
+}
+
+/// One family of [`render_health`]: its name, kind, help text and value.
 struct Series<T> {
     name: &'static str,
-    kind: &'static str,
+    kind: Kind,
     help: &'static str,
     value: fn(&T) -> u64,
 }
 
-impl<T> Series<T> {
-    fn header(&self, out: &mut String) {
-        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
-        let _ = writeln!(out, "# TYPE {} {}", self.name, self.kind);
-    }
-}
-
 /// The vendor clients' resilience figures, one series per source (and per budget label): the
 /// breaker state (0 closed, 1 half-open, 2 open), retries, breaker and budget refusals, budget
-/// waits, and each budget's limit and what is left of its current window.
+/// waits, and each budget's limit and what is left of its current window. Read at scrape time from
+/// each client (see `Snapshot`).
 pub fn render_health(sources: &[(SourceName, VendorHealth)]) -> String {
+    /// The labels of a per-source series.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+    struct Source {
+        source: SourceName,
+    }
+    /// The labels of a per-budget series.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+    struct Budget {
+        source: SourceName,
+        label: String,
+    }
     let per_source: [Series<VendorHealth>; 5] = [
         Series {
             name: "fhir_gateway_vendor_breaker_state",
-            kind: "gauge",
+            kind: Kind::Gauge,
             help: "The circuit breaker toward the vendor: 0 closed, 1 half-open, 2 open.",
             value: |h| u64::from(h.breaker.as_gauge()),
         },
         Series {
-            name: "fhir_gateway_vendor_retries_total",
-            kind: "counter",
+            name: "fhir_gateway_vendor_retries",
+            kind: Kind::Counter,
             help: "Vendor calls attempted again after a transient failure.",
             value: |h| h.retries,
         },
         Series {
-            name: "fhir_gateway_vendor_breaker_rejections_total",
-            kind: "counter",
+            name: "fhir_gateway_vendor_breaker_rejections",
+            kind: Kind::Counter,
             help: "Vendor calls refused without being sent because the breaker was open.",
             value: |h| h.breaker_rejections,
         },
         Series {
-            name: "fhir_gateway_vendor_budget_waits_total",
-            kind: "counter",
+            name: "fhir_gateway_vendor_budget_waits",
+            kind: Kind::Counter,
             help: "Vendor calls that waited for the next window of a client-side rate budget.",
             value: |h| h.budget_waits,
         },
         Series {
-            name: "fhir_gateway_vendor_budget_rejections_total",
-            kind: "counter",
+            name: "fhir_gateway_vendor_budget_rejections",
+            kind: Kind::Counter,
             help: "Vendor calls refused because a client-side rate budget was used up.",
             value: |h| h.budget_rejections,
         },
@@ -267,53 +408,53 @@ pub fn render_health(sources: &[(SourceName, VendorHealth)]) -> String {
     let per_budget: [Series<BudgetStatus>; 2] = [
         Series {
             name: "fhir_gateway_vendor_budget_remaining",
-            kind: "gauge",
+            kind: Kind::Gauge,
             help: "Calls left in the current window of a client-side rate budget.",
             value: |b| u64::from(b.remaining),
         },
         Series {
             name: "fhir_gateway_vendor_budget_limit",
-            kind: "gauge",
+            kind: Kind::Gauge,
             help: "Calls allowed per window of a client-side rate budget.",
             value: |b| u64::from(b.limit),
         },
     ];
-    let mut out = String::new();
+    let mut snapshot = Snapshot::default();
     for series in &per_source {
-        series.header(&mut out);
-        for (source, health) in sources {
-            let _ = writeln!(out, "{}{{source=\"{source}\"}} {}", series.name, (series.value)(health));
-        }
+        let values = sources
+            .iter()
+            .map(|(source, health)| (Source { source }, (series.value)(health)));
+        snapshot.add(series.name, series.help, series.kind, values);
     }
     for series in &per_budget {
-        series.header(&mut out);
-        for (source, health) in sources {
-            for budget in &health.budgets {
-                let _ = writeln!(
-                    out,
-                    "{}{{source=\"{source}\",label=\"{}\"}} {}",
-                    series.name,
-                    budget.label,
-                    (series.value)(budget)
-                );
-            }
-        }
+        let values = sources.iter().flat_map(|(source, health)| {
+            health.budgets.iter().map(move |budget| {
+                let labels = Budget {
+                    source,
+                    label: budget.label.clone(),
+                };
+                (labels, (series.value)(budget))
+            })
+        });
+        snapshot.add(series.name, series.help, series.kind, values);
     }
-    out
-}
-
-fn render_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
-    for (i, b) in BUCKETS.iter().enumerate() {
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {}", h.counts[i]);
-    }
-    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
-    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+    snapshot.render()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The value of the sample `name{…}` whose labels are exactly `labels`, in whatever order (the
+    /// encoder writes a histogram's `le` before the family's labels).
+    fn value<'t>(text: &'t str, name: &str, labels: &[&str]) -> Option<&'t str> {
+        text.lines().find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let set = series.strip_prefix(name)?.strip_prefix('{')?.strip_suffix('}')?;
+            let set: Vec<&str> = set.split(',').collect();
+            (set.len() == labels.len() && labels.iter().all(|l| set.contains(l))).then_some(value)
+        })
+    }
 
     #[test]
     fn renders_counters_and_cumulative_buckets() {
@@ -325,14 +466,48 @@ mod tests {
         assert!(
             text.contains("fhir_gateway_http_requests_total{method=\"GET\",route=\"/fhir/{type}\",status=\"200\"} 2")
         );
-        assert!(
-            text.contains("fhir_gateway_http_request_duration_seconds_bucket{route=\"/fhir/{type}\",le=\"0.005\"} 1")
-        );
-        assert!(
-            text.contains("fhir_gateway_http_request_duration_seconds_bucket{route=\"/fhir/{type}\",le=\"0.5\"} 2")
-        );
+        let bucket = |le: &str| {
+            let le = format!("le=\"{le}\"");
+            value(
+                &text,
+                "fhir_gateway_http_request_duration_seconds_bucket",
+                &[le.as_str(), "route=\"/fhir/{type}\""],
+            )
+        };
+        assert_eq!(bucket("0.001"), Some("0"));
+        assert_eq!(bucket("0.005"), Some("1"));
+        assert_eq!(bucket("0.25"), Some("1"));
+        assert_eq!(bucket("0.5"), Some("2"));
+        assert_eq!(bucket("+Inf"), Some("2"));
+        assert!(text.contains("fhir_gateway_http_request_duration_seconds_count{route=\"/fhir/{type}\"} 2"));
         assert!(text.contains("fhir_gateway_vendor_calls_total{source=\"drchrono\",op=\"search\",outcome=\"ok\"} 1"));
         assert!(text.contains("fhir_gateway_vendor_call_duration_seconds_count{source=\"drchrono\",outcome=\"ok\"} 1"));
+    }
+
+    #[test]
+    fn the_exposition_is_prometheus_text_with_counters_named_total() {
+        let m = Metrics::default();
+        m.http_request("GET", "/healthz", 200, Duration::from_millis(1));
+        let text = m.render();
+        for line in [
+            "# HELP fhir_gateway_http_requests_total HTTP requests served, by method, route and status.",
+            "# TYPE fhir_gateway_http_requests_total counter",
+            "# TYPE fhir_gateway_http_request_duration_seconds histogram",
+            "# TYPE fhir_gateway_http_connections gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        // Prometheus text 0.0.4 has no terminator (`/metrics` appends more families after this text).
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn each_gateway_has_its_own_registry() {
+        let (a, b) = (Metrics::default(), Metrics::default());
+        a.http_request("GET", "/healthz", 200, Duration::from_millis(1));
+        assert!(a.render().contains("fhir_gateway_http_requests_total{"));
+        assert!(!b.render().contains("fhir_gateway_http_requests_total{"));
     }
 
     #[test]
@@ -359,10 +534,12 @@ mod tests {
         }
         m.http_request("GET", "/healthz", 200, Duration::from_millis(1));
         let text = m.render();
-        let series: Vec<&str> = text
+        // A family's series come in no particular order.
+        let mut series: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("fhir_gateway_http_requests_total{"))
             .collect();
+        series.sort_unstable();
         assert_eq!(
             series,
             vec![
@@ -388,6 +565,18 @@ mod tests {
             "fhir_gateway_rate_limited_total{key=\"ip\"} 2",
             "fhir_gateway_http_connections 1",
             "fhir_gateway_http_header_timeouts_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn both_rate_limit_keys_are_shown_before_any_refusal() {
+        let text = Metrics::default().render();
+        for line in [
+            "fhir_gateway_rate_limited_total{key=\"client\"} 0",
+            "fhir_gateway_rate_limited_total{key=\"ip\"} 0",
+            "fhir_gateway_http_header_timeouts_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
@@ -440,5 +629,6 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
         assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 7);
+        assert!(!text.contains("# EOF"), "{text}");
     }
 }
