@@ -58,6 +58,19 @@ pub struct Engine {
     pub limits: EngineLimits,
 }
 
+/// What one request brings to every engine and write call besides its own arguments: who is asking,
+/// the policy that decides what they may see, and how a failing source counts.
+#[derive(Clone, Copy)]
+pub struct RequestCtx<'a> {
+    /// The caller the token gate established.
+    pub caller: &'a Caller,
+    /// The access policy consulted for [`Self::caller`], after fetching and after the cache.
+    pub policy: &'a dyn AccessPolicy,
+    /// `Prefer: handling=strict`: a failing source fails the request instead of becoming a warning
+    /// in the Bundle.
+    pub strict: bool,
+}
+
 /// Serialises a fhirbolt resource to its FHIR JSON.
 pub fn to_json(resource: Resource) -> Result<Value, GatewayError> {
     fhirbolt::json::to_json_value(resource, None)
@@ -70,9 +83,9 @@ impl Engine {
         &self,
         resource_type: ResourceType,
         id: &str,
-        caller: &Caller,
-        policy: &dyn AccessPolicy,
+        ctx: RequestCtx<'_>,
     ) -> Result<Value, GatewayError> {
+        let RequestCtx { caller, policy, .. } = ctx;
         let not_found = || GatewayError::NotFound(format!("{resource_type}/{id} is not known"));
         let (adapter, fhir_id) = self.sources.for_read(resource_type, id).ok_or_else(not_found)?;
         // What is known of this record before its content can be checked against the caller's
@@ -159,18 +172,14 @@ impl Engine {
         &self,
         search: &ParsedSearch,
         pos: Position,
-        strict: bool,
-        caller: &Caller,
-        policy: &dyn AccessPolicy,
+        ctx: RequestCtx<'_>,
     ) -> Result<SearchPage, GatewayError> {
         let mut page = SearchPage::default();
         let count = search.result.count as usize;
         match pos {
             Position::Stream { mut sources } => {
                 let first_page = sources.iter().all(|s| s.cont.is_none() && s.skip == 0 && !s.done);
-                page.matches = self
-                    .stream(search, &mut sources, count, strict, caller, policy, &mut page.issues)
-                    .await?;
+                page.matches = self.stream(search, &mut sources, count, ctx, &mut page.issues).await?;
                 if sources.iter().all(|s| s.done) {
                     if first_page && page.issues.is_empty() {
                         // Everything fit in the first page: the total is known for free.
@@ -182,14 +191,7 @@ impl Engine {
             }
             Position::Offset { offset } => {
                 let mut all = self
-                    .collect_all(
-                        search.resource_type,
-                        &search.request,
-                        strict,
-                        caller,
-                        policy,
-                        &mut page.issues,
-                    )
+                    .collect_all(search.resource_type, &search.request, ctx, &mut page.issues)
                     .await?;
                 self.sort(search, &mut all);
                 page.total = Some(all.len());
@@ -203,27 +205,23 @@ impl Engine {
             }
         }
         if search.result.summary != Some(Summary::Count) {
-            page.included = self
-                .includes(search, &page.matches, strict, caller, policy, &mut page.issues)
-                .await?;
+            page.included = self.includes(search, &page.matches, ctx, &mut page.issues).await?;
         }
         for resource in page.matches.iter_mut().chain(page.included.iter_mut()) {
-            policy.redact(caller, resource);
+            ctx.policy.redact(ctx.caller, resource);
         }
         Ok(page)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn stream(
         &self,
         search: &ParsedSearch,
         sources: &mut [SourcePos],
         count: usize,
-        strict: bool,
-        caller: &Caller,
-        policy: &dyn AccessPolicy,
+        ctx: RequestCtx<'_>,
         issues: &mut Vec<Issue>,
     ) -> Result<Vec<Value>, GatewayError> {
+        let RequestCtx { caller, policy, strict } = ctx;
         let mut out = Vec::new();
         let mut calls = 0;
         // When the gateway filters, sparse matches would otherwise cost a vendor call per few
@@ -331,11 +329,10 @@ impl Engine {
         &self,
         resource_type: ResourceType,
         request: &SearchRequest,
-        strict: bool,
-        caller: &Caller,
-        policy: &dyn AccessPolicy,
+        ctx: RequestCtx<'_>,
         issues: &mut Vec<Issue>,
     ) -> Result<Vec<Value>, GatewayError> {
+        let RequestCtx { caller, policy, strict } = ctx;
         let adapters = self.sources.serving(resource_type, Interaction::SearchType);
         let single = adapters.len() == 1;
         let max = self.limits.max_materialized;
@@ -440,11 +437,10 @@ impl Engine {
         &self,
         search: &ParsedSearch,
         matches: &[Value],
-        strict: bool,
-        caller: &Caller,
-        policy: &dyn AccessPolicy,
+        ctx: RequestCtx<'_>,
         issues: &mut Vec<Issue>,
     ) -> Result<Vec<Value>, GatewayError> {
+        let RequestCtx { caller, policy, strict } = ctx;
         let have: BTreeSet<(String, String)> = matches.iter().filter_map(type_and_id).collect();
         let mut wanted: BTreeSet<(ResourceType, String)> = BTreeSet::new();
         for (src, name, target) in &search.result.include {
@@ -468,7 +464,7 @@ impl Engine {
             }
         }
         let reads = futures::stream::iter(wanted.into_iter().map(|(ty, id)| async move {
-            let r = self.read(ty, &id, caller, policy).await;
+            let r = self.read(ty, &id, ctx).await;
             (ty, id, r)
         }))
         .buffered(self.limits.include_concurrency.max(1))
@@ -523,7 +519,7 @@ impl Engine {
                 resource_type: Some(*src),
                 params,
             };
-            let found = self.collect_all(*src, &request, strict, caller, policy, issues).await?;
+            let found = self.collect_all(*src, &request, ctx, issues).await?;
             for v in found {
                 if let Some(key) = type_and_id(&v)
                     && seen.insert(key)

@@ -30,6 +30,8 @@ pub enum IssueCode {
     TooLong,
     /// The request asks for more work than the gateway does for one request.
     TooCostly,
+    /// The request carries no acceptable bearer token.
+    Login,
 }
 
 impl IssueCode {
@@ -51,6 +53,7 @@ impl IssueCode {
             Self::Incomplete => "incomplete",
             Self::TooLong => "too-long",
             Self::TooCostly => "too-costly",
+            Self::Login => "login",
         }
     }
 }
@@ -146,6 +149,9 @@ pub enum GatewayError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     PageExpired(String),
+    /// The request carries no acceptable bearer token (401 with the `WWW-Authenticate` challenge).
+    #[error("{}", .0.description)]
+    Unauthorized(#[from] smart_auth::Unauthorized),
     /// The caller's token does not allow this interaction (403).
     #[error("{0}")]
     Forbidden(String),
@@ -195,6 +201,7 @@ impl GatewayError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Adapter(e) => adapter_status(e),
@@ -215,6 +222,7 @@ impl GatewayError {
             Self::PageExpired(_) => (IssueCode::Expired, None),
             Self::Internal(_) => (IssueCode::Exception, None),
             Self::DeadlineExceeded(_) => (IssueCode::Timeout, None),
+            Self::Unauthorized(_) => (IssueCode::Login, None),
             Self::Forbidden(_) => (IssueCode::Forbidden, None),
             Self::TooManyRequests { .. } => (IssueCode::Throttled, None),
             Self::Adapter(e) => (adapter_issue_code(e), None),
@@ -294,6 +302,58 @@ impl IntoResponse for GatewayError {
         {
             headers.insert(header::ALLOW, v);
         }
+        if let Self::Unauthorized(unauthorized) = &self {
+            // The token gate's answer has always been `application/fhir+json` without a charset, the
+            // RFC 6750 challenge, and never stored.
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+json"));
+            if let Ok(v) = HeaderValue::from_str(&unauthorized.www_authenticate()) {
+                headers.insert(header::WWW_AUTHENTICATE, v);
+            }
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The token gate's 401 is the one smart-auth's layer used to answer: the RFC 6750 challenge,
+    /// never stored, and an OperationOutcome with the `login` code.
+    #[tokio::test]
+    async fn unauthorized_answers_the_bearer_challenge() {
+        let refused = GatewayError::from(smart_auth::Unauthorized {
+            error: Some("invalid_token"),
+            description: "the token has expired".into(),
+        });
+        let response = refused.into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let headers = response.headers();
+        assert_eq!(headers[header::CONTENT_TYPE], "application/fhir+json");
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"fhir-gateway\", error=\"invalid_token\", error_description=\"the token has expired\""
+        );
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let outcome: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            outcome,
+            json!({
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": "login", "diagnostics": "the token has expired"}],
+            })
+        );
+
+        let missing = GatewayError::from(smart_auth::Unauthorized {
+            error: None,
+            description: "a Bearer access token is required".into(),
+        })
+        .into_response();
+        assert_eq!(
+            missing.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"fhir-gateway\""
+        );
     }
 }

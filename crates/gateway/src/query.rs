@@ -328,21 +328,8 @@ pub fn parse(
                     }
                 }
             }
-            "_summary" => {
-                result.summary = Some(
-                    parse_summary(value)
-                        .ok_or_else(|| bad("_summary must be one of true, false, text, data, count".into()))?,
-                );
-            }
-            "_elements" => {
-                result.elements.extend(
-                    value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned),
-                );
-            }
+            "_summary" => result.summary = Some(summary_param(value)?),
+            "_elements" => result.elements.extend(parse_elements(value)),
             "_total" => {
                 result.total = match value.as_str() {
                     "none" => Total::None,
@@ -416,6 +403,25 @@ pub fn parse_summary(value: &str) -> Option<Summary> {
         "count" => Summary::Count,
         _ => return None,
     })
+}
+
+/// Parses a `_summary` value, or says what it may be (400 naming `_summary`); searches and reads
+/// accept the same values.
+pub fn summary_param(value: &str) -> Result<Summary, GatewayError> {
+    parse_summary(value).ok_or_else(|| GatewayError::BadParameter {
+        name: "_summary".into(),
+        message: "_summary must be one of true, false, text, data, count".into(),
+    })
+}
+
+/// The element names of one `_elements` value: comma-separated, trimmed, blanks skipped.
+pub fn parse_elements(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Splits on commas not escaped with a backslash, unescaping `\,` `\|` `\$` `\\`.

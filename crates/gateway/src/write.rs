@@ -10,8 +10,7 @@ use std::sync::Arc;
 use adapter::{AdapterError, FhirId, Interaction, OperationTarget, Performer, Resource, ResourceType};
 use serde_json::Value;
 
-use crate::access::{AccessPolicy, Caller};
-use crate::engine::{Engine, to_json};
+use crate::engine::{Engine, RequestCtx, to_json};
 use crate::error::GatewayError;
 
 /// Parses FHIR JSON of the expected type into a fhirbolt resource.
@@ -29,16 +28,16 @@ fn to_resource(body: &Value, expected: ResourceType) -> Result<Resource, Gateway
 
 /// The JSON answered for a resource a vendor returned from a write (an operation may answer with
 /// another type than its target, e.g. `Parameters`).
-fn answer(resource: Resource, caller: &Caller, policy: &dyn AccessPolicy) -> Result<Value, GatewayError> {
+fn answer(resource: Resource, ctx: RequestCtx<'_>) -> Result<Value, GatewayError> {
     let mut json = to_json(resource)?;
-    policy.redact(caller, &mut json);
+    ctx.policy.redact(ctx.caller, &mut json);
     Ok(json)
 }
 
 /// A write may only produce what the caller could then see (a patient-context token cannot
 /// write into another patient's compartment).
-fn within_grant(resource: &Value, caller: &Caller, policy: &dyn AccessPolicy) -> Result<(), GatewayError> {
-    if policy.visible(caller, resource) {
+fn within_grant(resource: &Value, ctx: RequestCtx<'_>) -> Result<(), GatewayError> {
+    if ctx.policy.visible(ctx.caller, resource) {
         Ok(())
     } else {
         Err(GatewayError::Forbidden(
@@ -53,8 +52,7 @@ fn may_write(
     adapter: &Arc<dyn adapter::Adapter>,
     t: ResourceType,
     interaction: Interaction,
-    caller: &Caller,
-    policy: &dyn AccessPolicy,
+    ctx: RequestCtx<'_>,
 ) -> Result<(), GatewayError> {
     let performer = adapter
         .capabilities()
@@ -64,7 +62,7 @@ fn may_write(
         Interaction::Create => format!("creating a {t} at {}", adapter.source()),
         _ => format!("changing a {t} at {}", adapter.source()),
     };
-    policy.may_perform(caller, performer, &what)
+    ctx.policy.may_perform(ctx.caller, performer, &what)
 }
 
 fn not_found(t: ResourceType, id: &str) -> GatewayError {
@@ -80,16 +78,10 @@ fn not_allowed(method: &str, t: ResourceType, allow: &str) -> GatewayError {
 }
 
 /// `POST /fhir/{type}`: the first source accepting creates of the type takes it.
-pub async fn create(
-    engine: &Engine,
-    t: ResourceType,
-    body: Value,
-    caller: &Caller,
-    policy: &dyn AccessPolicy,
-) -> Result<Value, GatewayError> {
-    policy.authorize(caller, Interaction::Create, t)?;
+pub async fn create(engine: &Engine, t: ResourceType, body: Value, ctx: RequestCtx<'_>) -> Result<Value, GatewayError> {
+    ctx.policy.authorize(ctx.caller, Interaction::Create, t)?;
     let resource = to_resource(&body, t)?;
-    within_grant(&body, caller, policy)?;
+    within_grant(&body, ctx)?;
     let adapters = engine.sources.serving(t, Interaction::Create);
     if adapters.is_empty() {
         return Err(not_allowed("POST", t, "GET"));
@@ -98,7 +90,7 @@ pub async fn create(
     let mut refused = None;
     let adapters: Vec<_> = adapters
         .into_iter()
-        .filter(|a| match may_write(a, t, Interaction::Create, caller, policy) {
+        .filter(|a| match may_write(a, t, Interaction::Create, ctx) {
             Ok(()) => true,
             Err(e) => {
                 refused.get_or_insert(e);
@@ -109,11 +101,11 @@ pub async fn create(
     if let (true, Some(e)) = (adapters.is_empty(), refused) {
         return Err(e);
     }
-    policy.names_only_own_patient(caller, &body, None)?;
+    ctx.policy.names_only_own_patient(ctx.caller, &body, None)?;
     let mut last = None;
     for adapter in adapters {
         match adapter.create(resource.clone()).await {
-            Ok(created) => return answer(created, caller, policy),
+            Ok(created) => return answer(created, ctx),
             // This source does not take this kind of resource (e.g. not a Zoom visit): try the next.
             Err(e @ AdapterError::Unsupported { .. }) => last = Some(e),
             Err(e) => return Err(e.into()),
@@ -166,12 +158,11 @@ async fn owner<'a>(
     t: ResourceType,
     id: &str,
     interaction: Interaction,
-    caller: &Caller,
-    policy: &dyn AccessPolicy,
+    ctx: RequestCtx<'_>,
 ) -> Result<(&'a std::sync::Arc<dyn adapter::Adapter>, FhirId, Value), GatewayError> {
     let (adapter, parsed) = writable(engine, t, id, interaction)?;
-    may_write(adapter, t, interaction, caller, policy)?;
-    let current = engine.read(t, id, caller, policy).await?;
+    may_write(adapter, t, interaction, ctx)?;
+    let current = engine.read(t, id, ctx).await?;
     Ok((adapter, parsed, current))
 }
 
@@ -181,21 +172,20 @@ pub async fn update(
     t: ResourceType,
     id: &str,
     body: Value,
-    caller: &Caller,
-    policy: &dyn AccessPolicy,
+    ctx: RequestCtx<'_>,
 ) -> Result<Value, GatewayError> {
-    policy.authorize(caller, Interaction::Update, t)?;
+    ctx.policy.authorize(ctx.caller, Interaction::Update, t)?;
     if body.get("id").and_then(Value::as_str) != Some(id) {
         return Err(GatewayError::BadRequest(
             "the resource's id must equal the id in the URL".into(),
         ));
     }
     let resource = to_resource(&body, t)?;
-    let (adapter, parsed, current) = owner(engine, t, id, Interaction::Update, caller, policy).await?;
-    within_grant(&body, caller, policy)?;
-    policy.names_only_own_patient(caller, &body, Some(&current))?;
+    let (adapter, parsed, current) = owner(engine, t, id, Interaction::Update, ctx).await?;
+    within_grant(&body, ctx)?;
+    ctx.policy.names_only_own_patient(ctx.caller, &body, Some(&current))?;
     let updated = adapter.update(t, parsed.native(), resource).await?;
-    answer(updated, caller, policy)
+    answer(updated, ctx)
 }
 
 /// The most operations one JSON Patch may hold.
@@ -210,10 +200,9 @@ pub async fn patch(
     t: ResourceType,
     id: &str,
     patch: Value,
-    caller: &Caller,
-    policy: &dyn AccessPolicy,
+    ctx: RequestCtx<'_>,
 ) -> Result<Value, GatewayError> {
-    policy.authorize(caller, Interaction::Patch, t)?;
+    ctx.policy.authorize(ctx.caller, Interaction::Patch, t)?;
     let patch: json_patch::Patch = serde_json::from_value(patch)
         .map_err(|_| GatewayError::BadRequest("the body is not a JSON Patch document (RFC 6902)".into()))?;
     if patch.0.len() > MAX_PATCH_OPERATIONS {
@@ -222,7 +211,7 @@ pub async fn patch(
             message: format!("a JSON Patch may hold at most {MAX_PATCH_OPERATIONS} operations"),
         });
     }
-    let (adapter, parsed, mut current) = owner(engine, t, id, Interaction::Patch, caller, policy).await?;
+    let (adapter, parsed, mut current) = owner(engine, t, id, Interaction::Patch, ctx).await?;
     let before = current.clone();
     // One operation at a time, each result bounded: `copy` can double a document per operation.
     for op in patch.0 {
@@ -252,8 +241,8 @@ pub async fn patch(
             detail: "a patch cannot change the resource type or id".into(),
         }));
     }
-    within_grant(&current, caller, policy)?;
-    policy.names_only_own_patient(caller, &current, Some(&before))?;
+    within_grant(&current, ctx)?;
+    ctx.policy.names_only_own_patient(ctx.caller, &current, Some(&before))?;
     let resource = to_resource(&current, t).map_err(|e| {
         GatewayError::Adapter(AdapterError::Unprocessable {
             // The element `fhir_json` names (an emptied array, say), else the resource.
@@ -265,7 +254,7 @@ pub async fn patch(
         })
     })?;
     let updated = adapter.update(t, parsed.native(), resource).await?;
-    answer(updated, caller, policy)
+    answer(updated, ctx)
 }
 
 /// What an operation answers: the resource, and for an asynchronous operation the resource
@@ -287,8 +276,7 @@ pub async fn operation(
     id: &str,
     name: &str,
     input: Option<Value>,
-    caller: &Caller,
-    policy: &dyn AccessPolicy,
+    ctx: RequestCtx<'_>,
 ) -> Result<OperationAnswer, GatewayError> {
     let parsed = FhirId::parse(id).map_err(|_| not_found(t, id))?;
     let owner = engine
@@ -315,10 +303,10 @@ pub async fn operation(
     } else {
         Interaction::Read
     };
-    policy.authorize(caller, interaction, t)?;
-    policy.may_perform(caller, def.performer, &format!("${name}"))?;
+    ctx.policy.authorize(ctx.caller, interaction, t)?;
+    ctx.policy.may_perform(ctx.caller, def.performer, &format!("${name}"))?;
     // The caller must be able to see the resource it operates on.
-    let target = engine.read(t, id, caller, policy).await?;
+    let target = engine.read(t, id, ctx).await?;
     let input = match input {
         None => None,
         Some(v) => {
@@ -337,7 +325,7 @@ pub async fn operation(
             adapter.operation_on(&parsed, &target, name, input).await?
         }
     };
-    let body = answer(out, caller, policy)?;
+    let body = answer(out, ctx)?;
     let accepted = def.asynchronous.then(|| follow_of(&body));
     Ok(OperationAnswer { body, accepted })
 }

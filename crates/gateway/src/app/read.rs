@@ -1,0 +1,178 @@
+//! Reads and searches: `GET /fhir/{type}/{id}`, `GET /fhir/{type}` and `POST /fhir/{type}/_search`.
+
+use adapter::{Interaction, ResourceType};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use chrono::Utc;
+use serde_json::Value;
+
+use super::request::{FhirRequest, first};
+use super::response::{fhir_response, render};
+use super::{AppState, Shared};
+use crate::access::Caller;
+use crate::bundle::{self, Link};
+use crate::conditional;
+use crate::engine::{Engine, RequestCtx};
+use crate::error::GatewayError;
+use crate::paging::Cursor;
+use crate::query::{self, ParsedSearch};
+
+/// `GET /fhir/{type}/{id}`, with `_summary` and `_elements` and the HTTP validators.
+pub(super) async fn read(
+    State(state): State<Shared>,
+    Path((ty, id)): Path<(String, String)>,
+    req: FhirRequest,
+    caller: Caller,
+) -> Result<Response, GatewayError> {
+    query::check_limits(&req.pairs, &state.request_limits)?;
+    req.negotiate()?;
+    let t = req.resource_type(&ty)?;
+    if !adapter::id::is_valid_fhir_id(&id) {
+        return Err(GatewayError::BadRequest(format!("'{id}' is not a valid FHIR id")));
+    }
+    state.policy.authorize(&caller, Interaction::Read, t)?;
+    let (resource, stale) = crate::cache::noting_stale(state.engine.read(t, &id, req.ctx(&caller))).await;
+    let resource = resource?;
+    let last_modified = resource
+        .pointer("/meta/lastUpdated")
+        .and_then(Value::as_str)
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+        .map(|v| v.with_timezone(&Utc));
+    let summary = req.first("_summary").map(query::summary_param).transpose()?;
+    let elements = req.first("_elements").map(query::parse_elements).unwrap_or_default();
+    let body = bundle::subset(resource, summary, &elements);
+    let bytes = render(&body, req.pretty());
+    Ok(conditional::read_response(bytes, &req.headers, last_modified, &stale))
+}
+
+/// `GET /fhir/{type}`.
+pub(super) async fn search_get(
+    State(state): State<Shared>,
+    Path(ty): Path<String>,
+    req: FhirRequest,
+    caller: Caller,
+) -> Result<Response, GatewayError> {
+    run_search(&state, &ty, req, caller).await
+}
+
+/// `POST /fhir/{type}/_search`: the form's parameters after the URL's.
+pub(super) async fn search_post(
+    State(state): State<Shared>,
+    Path(ty): Path<String>,
+    mut req: FhirRequest,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, GatewayError> {
+    if !body.is_empty() {
+        let ct = req
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct.starts_with("application/x-www-form-urlencoded") {
+            return Err(GatewayError::UnsupportedMediaType(
+                "POST _search takes an application/x-www-form-urlencoded body".into(),
+            ));
+        }
+        req.pairs.extend(url::form_urlencoded::parse(&body).into_owned());
+    }
+    run_search(&state, &ty, req, caller).await
+}
+
+async fn run_search(state: &AppState, ty: &str, req: FhirRequest, caller: Caller) -> Result<Response, GatewayError> {
+    // The client's own parameters, before any work (the policy's compartment filter comes later).
+    query::check_limits(&req.pairs, &state.request_limits)?;
+    req.negotiate()?;
+    let t = req.resource_type(ty)?;
+    state.policy.authorize(&caller, Interaction::SearchType, t)?;
+    let strict = req.strict();
+    let pretty = req.pretty();
+    let pairs = req.pairs;
+    let now = Utc::now().timestamp();
+
+    // A paging link carries the whole search; everything else in the URL is ignored.
+    let (search, position, page_pairs) = match first(&pairs, "_cursor") {
+        Some(token) => {
+            let cursor = state.codec.decode(token, now)?;
+            if cursor.t != t.as_str() {
+                return Err(GatewayError::BadParameter {
+                    name: "_cursor".into(),
+                    message: "the paging link belongs to a search on another type".into(),
+                });
+            }
+            // The caller's compartment is forced on every page, whoever minted the link.
+            let mut q = cursor.q.clone();
+            q.extend(state.policy.search_filter(&caller, t));
+            let search = parse(state, t, &q, strict)?;
+            (search, cursor.pos, cursor.q)
+        }
+        None => {
+            let mut pairs = pairs;
+            pairs.extend(state.policy.search_filter(&caller, t));
+            let search = parse(state, t, &pairs, strict)?;
+            let pos = state.engine.start(t, Engine::needs_all(&search));
+            let q = search.canonical.clone();
+            (search, pos, q)
+        }
+    };
+    let ctx = RequestCtx {
+        caller: &caller,
+        policy: state.policy.as_ref(),
+        strict,
+    };
+    let (page, stale) = crate::cache::noting_stale(state.engine.search(&search, position, ctx)).await;
+    let mut page = page?;
+    let mut links = vec![Link {
+        relation: "self",
+        url: self_url(&state.fhir_base, t, &page_pairs),
+    }];
+    if let Some(next) = page.next.take() {
+        let token = state.codec.encode(&Cursor {
+            t: t.as_str().to_owned(),
+            q: page_pairs.clone(),
+            iat: now,
+            pos: next,
+        });
+        links.push(Link {
+            relation: "next",
+            url: format!("{}/{}?_cursor={}", state.fhir_base, t, token),
+        });
+    }
+    let mut issues = search.warnings.clone();
+    issues.append(&mut page.issues);
+    issues.extend(stale.iter().map(conditional::stale_issue));
+    let body = bundle::searchset(bundle::Searchset {
+        base_url: &state.fhir_base,
+        matches: page.matches,
+        included: page.included,
+        total: page.total,
+        links: &links,
+        issues: &issues,
+        summary: search.result.summary,
+        elements: &search.result.elements,
+    });
+    let mut response = fhir_response(StatusCode::OK, &body, pretty);
+    conditional::mark_stale(&mut response, &stale);
+    Ok(response)
+}
+
+fn parse(
+    state: &AppState,
+    t: ResourceType,
+    pairs: &[(String, String)],
+    strict: bool,
+) -> Result<ParsedSearch, GatewayError> {
+    query::parse(t, pairs, strict, state.limits, state.engine.tz, &state.fhir_base)
+}
+
+fn self_url(base: &str, t: ResourceType, pairs: &[(String, String)]) -> String {
+    if pairs.is_empty() {
+        return format!("{base}/{t}");
+    }
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{base}/{t}?{q}")
+}
