@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use adapter_drchrono::{DrChronoAdapter, DrChronoConfig};
 use chrono::NaiveDate;
-use gateway::run::{GatewayOptions, PracticeConfig, RunningGateway, drchrono_for_sim, spawn, start_practice};
+use gateway::demo::{PracticeConfig, drchrono_for_sim, start_practice};
+use gateway::run::{GatewayOptions, RunningGateway, spawn};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;

@@ -1,22 +1,30 @@
-//! Just enough of the W3C WebDriver protocol to drive Debian's headless Chromium through
-//! `chromedriver` over loopback: open a page, fill inputs, click, read the URL and the page.
+//! Debian's headless Chromium driven through `chromedriver` over loopback. The WebDriver protocol is
+//! `fantoccini`'s; this module finds and starts the driver, and keeps the few steps the tests take
+//! (open a page, fill inputs, click, read the URL and the page) readable.
 
 use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use fantoccini::elements::Element;
+use fantoccini::error::CmdError;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
 
-/// The key W3C WebDriver names element references by.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// How long chromedriver may take to listen, an element to appear, and the URL to be reached.
+const DRIVER_READY: Duration = Duration::from_secs(10);
+const ELEMENT_WAIT: Duration = Duration::from_secs(5);
+const URL_WAIT: Duration = Duration::from_secs(10);
+/// How often each of those is checked.
+const POLL: Duration = Duration::from_millis(100);
 
 /// A `chromedriver` process and one browser session; both end when dropped.
 pub struct Browser {
     driver: Child,
-    base: String,
-    session: String,
-    http: reqwest::Client,
-    profile: std::path::PathBuf,
+    client: Client,
+    profile: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -49,150 +57,117 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let mut ready = false;
-        for _ in 0..100 {
-            if let Ok(r) = http.get(format!("{base}/status")).send().await
-                && let Ok(v) = r.json::<Value>().await
-                && v["value"]["ready"] == true
-            {
-                ready = true;
-                break;
+        let ready = tokio::time::timeout(DRIVER_READY, async {
+            while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+                tokio::time::sleep(POLL).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(ready, "chromedriver did not become ready");
+        })
+        .await;
+        assert!(ready.is_ok(), "chromedriver did not become ready");
         let profile = std::env::temp_dir().join(format!("fhir-gw-webdriver-{}-{port}", std::process::id()));
-        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--no-first-run", format!("--user-data-dir={}", profile.display())]}}}});
-        let v: Value = http
-            .post(format!("{base}/session"))
-            .json(&caps)
-            .send()
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".to_owned(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({"binary": chromium, "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                "--disable-dev-shm-usage", "--no-first-run", format!("--user-data-dir={}", profile.display())]}),
+        );
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
             .await
-            .expect("new session")
-            .json()
-            .await
-            .expect("new session answer");
-        let session = v["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {v}"))
-            .to_owned();
+            .unwrap_or_else(|e| panic!("no WebDriver session: {e}"));
         Browser {
             driver,
-            base,
-            session,
-            http,
+            client,
             profile,
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}/session/{}{path}", self.base, self.session);
-        let mut req = self.http.request(method, url);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let v: Value = req
-            .send()
-            .await
-            .expect("chromedriver answers")
-            .json()
-            .await
-            .expect("chromedriver JSON");
-        if v["value"].get("error").is_some() {
-            panic!("WebDriver {path}: {}", v["value"]);
-        }
-        v["value"].clone()
-    }
-
     /// Opens a URL.
     pub async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
-            .await;
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver goto {url}: {e}"));
     }
 
     /// The current URL.
     pub async fn url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", None)
+        self.client
+            .current_url()
             .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+            .unwrap_or_else(|e| panic!("WebDriver current URL: {e}"))
+            .to_string()
     }
 
     /// The page's HTML.
     pub async fn source(&self) -> String {
-        self.call(reqwest::Method::GET, "/source", None)
+        self.client
+            .source()
             .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+            .unwrap_or_else(|e| panic!("WebDriver page source: {e}"))
     }
 
     /// The element a CSS selector finds, waiting up to 5 s for it to appear.
-    pub async fn find(&self, css: &str) -> String {
-        for _ in 0..50 {
-            let url = format!("{}/session/{}/element", self.base, self.session);
-            let v: Value = self
-                .http
-                .post(url)
-                .json(&json!({"using": "css selector", "value": css}))
-                .send()
-                .await
-                .expect("chromedriver answers")
-                .json()
-                .await
-                .expect("chromedriver JSON");
-            if let Some(id) = v["value"][ELEMENT_KEY].as_str() {
-                return id.to_owned();
+    pub async fn find(&self, css: &str) -> Element {
+        match self
+            .client
+            .wait()
+            .at_most(ELEMENT_WAIT)
+            .every(POLL)
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(element) => element,
+            Err(CmdError::WaitTimeout) => {
+                let page: String = self.source().await.chars().take(1500).collect();
+                panic!("no element matches {css} on {}:\n{page}", self.url().await);
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(e) => panic!("WebDriver find {css}: {e}"),
         }
-        let page: String = self.source().await.chars().take(1500).collect();
-        panic!("no element matches {css} on {}:\n{page}", self.url().await);
     }
 
     /// Types into the element `css` finds.
     pub async fn fill(&self, css: &str, text: &str) {
-        let id = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/value"),
-            Some(json!({"text": text})),
-        )
-        .await;
+        self.find(css)
+            .await
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver send keys to {css}: {e}"));
     }
 
     /// Clicks the element `css` finds.
     pub async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({})))
-            .await;
+        self.find(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver click {css}: {e}"));
     }
 
     /// Ends the browser session (closing Chromium), then the driver.
     pub async fn quit(self) {
-        let _ = self
-            .http
-            .delete(format!("{}/session/{}", self.base, self.session))
-            .send()
-            .await;
+        let _ = self.client.clone().close().await;
     }
 
-    /// Waits until the URL starts with `prefix`; returns it.
+    /// Waits until the URL starts with `prefix`; returns it. (`fantoccini`'s `Wait::for_url`
+    /// wants the whole URL, and the code and state the redirect carries are not known here.)
     pub async fn wait_for_url(&self, prefix: &str) -> String {
-        for _ in 0..100 {
-            let url = self.url().await;
-            if url.starts_with(prefix) {
-                return url;
+        let reached = tokio::time::timeout(URL_WAIT, async {
+            loop {
+                let url = self.url().await;
+                if url.starts_with(prefix) {
+                    return url;
+                }
+                tokio::time::sleep(POLL).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        })
+        .await;
+        match reached {
+            Ok(url) => url,
+            Err(_) => panic!("the browser never reached {prefix} (at {})", self.url().await),
         }
-        panic!("the browser never reached {prefix} (at {})", self.url().await);
     }
 }
 

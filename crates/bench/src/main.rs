@@ -7,7 +7,7 @@
 //! ```
 //!
 //! The program starts the demo practice itself — the DrChrono, Zoom and Noa simulators and the
-//! gateway (`gateway::run::start_practice`, SMART on FHIR on, the demo's cache on) — gets a
+//! gateway (`gateway::demo::start_practice`, SMART on FHIR on, the demo's cache on) — gets a
 //! `demo-backend` token (client credentials, `system/*.rs`), drives load over loopback and prints
 //! ONE markdown table. Every figure is the median of `--runs` runs (default 3), and every
 //! comparison is computed within a run (gateway and baseline measured back to back) and then

@@ -13,9 +13,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use chrono::NaiveDate;
 use gateway::cache::CacheSettings;
-use gateway::run::{
-    Demo, GatewayOptions, PracticeConfig, demo_sim_config, drchrono_for_sim, noa_for_sim, start_practice, zoom_for_sim,
+use gateway::demo::{
+    Demo, PracticeConfig, demo_sim_config, drchrono_for_sim, noa_for_sim, start_practice, zoom_for_sim,
 };
+use gateway::run::GatewayOptions;
 use gateway::sources::{GatewayResolver, Sources};
 use serde_json::Value;
 use vendor_sim::drchrono::{DrChronoSimConfig, Faults};

@@ -84,8 +84,20 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// A build without the `demo` feature has no simulators: it says how to get them.
+#[cfg(not(feature = "demo"))]
+async fn demo(_listen: SocketAddr) -> anyhow::Result<()> {
+    bail!(
+        "this fhir-gateway was built without the demo (cargo feature `demo`, on by default): \
+         build it with the default features (`cargo run --release`) to run the simulated practice, \
+         or serve real vendors with `fhir-gateway serve --config FILE`"
+    )
+}
+
+#[cfg(feature = "demo")]
 async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
-    let demo = run::start_demo(listen, run::demo_sim_config())
+    use gateway::demo;
+    let demo = demo::start_demo(listen, demo::demo_sim_config())
         .await
         .map_err(anyhow::Error::msg)?;
     let base = &demo.gateway.base_url;
@@ -140,6 +152,7 @@ async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
 }
 
 /// A client-credentials token for `demo-backend`, from the demo's own token endpoint.
+#[cfg(feature = "demo")]
 async fn demo_token(base: &str) -> anyhow::Result<String> {
     let answer: serde_json::Value = reqwest::Client::new()
         .post(format!("{base}/auth/token"))

@@ -145,7 +145,7 @@ const AUDIENCE: &str = "fhir-gateway-e2e";
 /// Serves the demo signing key's JWKS as an external IdP would.
 async fn jwks_server() -> String {
     let jwks: Value =
-        serde_json::from_str(include_str!("../../examples/keys/demo-jwt.jwks.json")).expect("the demo JWKS");
+        serde_json::from_str(include_str!("../../../examples/keys/demo-jwt.jwks.json")).expect("the demo JWKS");
     let app = axum::Router::new().route("/jwks", axum::routing::get(move || async move { axum::Json(jwks) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -165,7 +165,7 @@ fn patient_token(patient: &str) -> String {
     let mut header = Header::new(Algorithm::ES384);
     header.kid = Some("demo-jwt-1".into());
     let key =
-        EncodingKey::from_ec_pem(include_bytes!("../../examples/keys/demo-jwt.private.pem")).expect("the demo key");
+        EncodingKey::from_ec_pem(include_bytes!("../../../examples/keys/demo-jwt.private.pem")).expect("the demo key");
     jsonwebtoken::encode(&header, &claims, &key).expect("signs")
 }
 

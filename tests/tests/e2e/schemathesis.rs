@@ -16,9 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use e2e::Env;
 use serde_json::Value;
 
-#[allow(dead_code, clippy::all)]
-#[path = "../../examples/backend_client.rs"]
-mod backend_client;
+use crate::backend_client;
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -17,7 +17,7 @@
 //! - (d) Limits: the per-client rate limit, sign-in throttling per username and per address, the
 //!   bounded Argon2 pool, bounded pending sign-ins per address, body, query and header limits.
 //!
-//! Every test prints `attacks: N tried, N refused` (`cargo test -p e2e --test security -- --nocapture`).
+//! Every test prints `attacks: N tried, N refused` (`cargo test -p e2e --test e2e attacks -- --nocapture`).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,9 +33,7 @@ use sha2::{Digest, Sha256};
 use vendor_sim::noa::wire::SessionStatus;
 use vendor_sim::zoom::wire::VisitStatus;
 
-#[allow(dead_code, clippy::all)]
-#[path = "../../examples/backend_client.rs"]
-mod backend_client;
+use crate::backend_client;
 
 // --- the tally ---------------------------------------------------------------------------------
 
@@ -276,7 +274,7 @@ fn missing_like(id: &str) -> String {
     }
 }
 
-/// The demo patient user's record (`gateway::run::demo_auth`: the first patient with an
+/// The demo patient user's record (`gateway::demo::demo_auth`: the first patient with an
 /// appointment).
 fn demo_patient(env: &Env) -> String {
     let d = env.sim.dataset();
@@ -1496,36 +1494,36 @@ async fn b_patient_facing_tokens_complete_no_zoom_note() {
 const COVERED_ELSEWHERE: &[(&str, &str)] = &[
     (
         "an authorization code replayed (refused, and what it gave is revoked)",
-        "tests/tests/smart.rs, crates/smart-auth/tests/authorization_code.rs",
+        "tests/tests/e2e/smart.rs, crates/smart-auth/tests/smart-auth/authorization_code.rs",
     ),
     (
         "alg none without a kid, a non-JWT bearer, Basic credentials on /fhir",
-        "tests/tests/smart.rs",
+        "tests/tests/e2e/smart.rs",
     ),
-    ("a revoked access token", "tests/tests/smart.rs"),
+    ("a revoked access token", "tests/tests/e2e/smart.rs"),
     (
         "a token whose scopes do not cover the interaction (403)",
-        "tests/tests/smart.rs",
+        "tests/tests/e2e/smart.rs",
     ),
     (
         "a tampered payload or signature, an unknown kid, our kid on another key, no kid, typ JWT",
-        "crates/smart-auth/tests/attacks.rs",
+        "crates/smart-auth/tests/smart-auth/attacks.rs",
     ),
     (
         "client assertions: expired, too long-lived, wrong aud/iss/sub, ES256, unknown key, no jti",
-        "crates/smart-auth/tests/client_credentials.rs",
+        "crates/smart-auth/tests/smart-auth/client_credentials.rs",
     ),
     (
         "too many wrong passwords end a sign-in; a patient user taking another patient's launch",
-        "crates/smart-auth/tests/authorization_code.rs",
+        "crates/smart-auth/tests/smart-auth/authorization_code.rs",
     ),
     (
         "a refresh widening its scopes; a code of another client",
-        "crates/smart-auth/tests/authorization_code.rs",
+        "crates/smart-auth/tests/smart-auth/authorization_code.rs",
     ),
     (
         "forged, stale and replayed Zoom webhooks; Noa webhooks with a wrong secret",
-        "tests/tests/zoom.rs, tests/tests/noa.rs",
+        "tests/tests/e2e/zoom.rs, tests/tests/e2e/noa.rs",
     ),
 ];
 

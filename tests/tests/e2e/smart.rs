@@ -11,11 +11,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-#[allow(dead_code, clippy::all)]
-#[path = "../../examples/backend_client.rs"]
-mod backend_client;
+use crate::backend_client;
 
-/// The demo users' FHIR identities (see `gateway::run::demo_auth`).
+/// The demo users' FHIR identities (see `gateway::demo::demo_auth`).
 fn demo_patient(env: &Env) -> String {
     let d = env.sim.dataset();
     let id = d.appointments.iter().find_map(|a| a.patient).unwrap();

@@ -2,11 +2,20 @@
 //! DrChrono simulator through the real DrChrono adapter. Expected results are computed from the
 //! simulator's own dataset (its truth), never from the adapter.
 
+// The security suite: the attacks the gateway refuses (`attacks.rs`, each asserting the refusal and
+// that nothing was served or changed) and the OpenAPI document under schemathesis (`schemathesis.rs`).
+mod attacks;
 mod caching;
 mod faults;
 mod noa;
+mod schemathesis;
 mod smart;
 mod zoom;
+
+// The example backend client (`examples/backend_client.rs`), compiled once for the tests that use it.
+#[allow(dead_code, clippy::all)]
+#[path = "../../../examples/backend_client.rs"]
+mod backend_client;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -858,7 +867,7 @@ async fn metadata_health_metrics_and_docs() {
 
 #[tokio::test]
 async fn the_demo_serves_the_readme_examples() {
-    let demo = gateway::run::start_demo("127.0.0.1:0".parse().unwrap(), DrChronoSimConfig::demo(2026, anchor()))
+    let demo = gateway::demo::start_demo("127.0.0.1:0".parse().unwrap(), DrChronoSimConfig::demo(2026, anchor()))
         .await
         .unwrap();
     let data = demo.sim.dataset();

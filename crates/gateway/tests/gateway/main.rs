@@ -1,0 +1,12 @@
+//! The integration tests of `gateway`, one binary (linking the FHIR model once): each module is a former
+//! test file.
+
+mod abuse;
+mod cache;
+mod cli;
+mod engine;
+mod metrics;
+mod openapi;
+mod proptests;
+mod request_limits;
+mod resolver;
