@@ -547,29 +547,6 @@ mod tests {
     }
 
     #[test]
-    fn every_fhir_status_code() {
-        let codes: Vec<_> = FhirAppointmentStatus::ALL.iter().map(|s| s.code()).collect();
-        assert_eq!(
-            codes,
-            [
-                "proposed",
-                "pending",
-                "booked",
-                "arrived",
-                "fulfilled",
-                "cancelled",
-                "noshow",
-                "entered-in-error",
-                "checked-in",
-                "waitlist"
-            ]
-        );
-        for s in FhirAppointmentStatus::ALL {
-            assert_eq!(FhirAppointmentStatus::from_code(s.code()), Some(s));
-        }
-    }
-
-    #[test]
     fn every_visit_type_row() {
         type Row = (&'static str, &'static str, Option<(&'static str, &'static str)>);
         let v2 = "http://terminology.hl7.org/CodeSystem/v2-0276";
