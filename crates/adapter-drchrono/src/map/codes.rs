@@ -739,40 +739,6 @@ mod tests {
     }
 
     #[test]
-    fn every_fhir_appointment_status_code() {
-        use FhirAppointmentStatus as F;
-        let codes: Vec<_> = [
-            F::Proposed,
-            F::Pending,
-            F::Booked,
-            F::Arrived,
-            F::Fulfilled,
-            F::Cancelled,
-            F::Noshow,
-            F::EnteredInError,
-            F::CheckedIn,
-            F::Waitlist,
-        ]
-        .map(F::code)
-        .to_vec();
-        assert_eq!(
-            codes,
-            [
-                "proposed",
-                "pending",
-                "booked",
-                "arrived",
-                "fulfilled",
-                "cancelled",
-                "noshow",
-                "entered-in-error",
-                "checked-in",
-                "waitlist"
-            ]
-        );
-    }
-
-    #[test]
     fn every_gender_row() {
         let table = [
             ("Male", "male"),
