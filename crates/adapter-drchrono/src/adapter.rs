@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use adapter::vault::TokenVault;
 use adapter::{
     Adapter, AdapterError, Capabilities, Continuation, Interaction, MapCtx, Page, PageRequest, Resource,
     ResourceCapability, ResourceType, SearchRequest, SourceName, VendorHealth, WebhookReceiver, systems,
@@ -26,7 +27,7 @@ use tokio::sync::Mutex;
 use self::cursor::{Cursor, Stream};
 use self::plan::{ListQuery, Plan, PlanCtx, numeric};
 use crate::client::{DrChronoClient, VENDOR, unmappable};
-use crate::config::{ConfigError, DrChronoConfig, Secret};
+use crate::config::{ConfigError, DrChronoConfig};
 use crate::map::{self, DrCtx, ids};
 use crate::webhook::DrChronoWebhooks;
 use crate::wire;
@@ -94,10 +95,11 @@ impl DrChronoAdapter {
         })
     }
 
-    /// Calls `observer` with every new refresh token DrChrono hands out. DrChrono rotates the
-    /// refresh token on each refresh, so a deployment that restarts should persist it.
-    pub fn on_refresh_token_rotated(mut self, observer: impl Fn(&Secret) + Send + Sync + 'static) -> Self {
-        self.client = self.client.with_refresh_token_observer(Arc::new(observer));
+    /// Keeps the account's tokens in `vault`. DrChrono rotates the refresh token on each refresh,
+    /// so a deployment that restarts (or runs several replicas) keeps the newest one there; see
+    /// [`DrChronoClient::with_token_vault`].
+    pub fn with_token_vault(mut self, vault: Arc<dyn TokenVault>) -> Self {
+        self.client = self.client.with_token_vault(vault);
         self
     }
 

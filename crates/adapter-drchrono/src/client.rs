@@ -2,6 +2,12 @@
 //! pagination and redirects that never leave the configured origin, and vendor failures turned into
 //! [`AdapterError`]s.
 //!
+//! DrChrono rotates refresh tokens: every grant returns a new one and the old one stops working.
+//! With a [`TokenVault`] ([`DrChronoClient::with_token_vault`]) the client keeps them durably and
+//! shares them across replicas: a refresh runs under the vault's lock, first adopts what another
+//! process stored meanwhile (a fresh access token, or the newest refresh token, which supersedes
+//! the configured one), and saves every newly granted refresh token before it is used.
+//!
 //! Every request, pagination `next` link and redirect target is checked against the configured
 //! origin (scheme, host and port) *before* anything is sent, so the bearer token only ever goes to
 //! DrChrono. Log lines carry the method, the path and the status: never a query string (it can hold
@@ -13,6 +19,7 @@ use std::time::{Duration, Instant};
 use adapter::http::{same_origin, with_trailing_slash};
 use adapter::resilience::Guard;
 use adapter::token_slot::{CachedToken, token_lifetime};
+use adapter::vault::{TokenVault, VaultTokens};
 use adapter::{AdapterError, VendorHealth};
 use chrono::{DateTime, Utc};
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -32,10 +39,6 @@ const MAX_REDIRECTS: usize = 5;
 /// The largest response body read (a DrChrono page of 250 verbose patients is far smaller).
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
-/// Called with each new refresh token DrChrono hands out, so a deployment can persist it: the old
-/// one stops working once rotated.
-pub type RefreshTokenObserver = Arc<dyn Fn(&Secret) + Send + Sync>;
-
 /// One page of a DrChrono list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VendorPage {
@@ -53,8 +56,11 @@ pub struct DrChronoClient {
     client_id: String,
     client_secret: Secret,
     redirect_uri: String,
+    /// The refresh token of the configuration: the fallback when DrChrono refuses the stored one
+    /// (an operator authorized the account again and configured the new token).
+    configured_refresh: Secret,
     tokens: Mutex<Tokens>,
-    observer: Option<RefreshTokenObserver>,
+    vault: Option<Arc<dyn TokenVault>>,
     guard: Guard,
 }
 
@@ -72,6 +78,9 @@ impl std::fmt::Debug for DrChronoClient {
 struct Tokens {
     refresh: Secret,
     access: Option<CachedToken>,
+    /// `refresh` was granted but not saved to the vault (the save failed or was abandoned): the
+    /// vault's copy is spent, so the next refresh uses `refresh` rather than the stored one.
+    unsaved: bool,
 }
 
 impl DrChronoClient {
@@ -96,11 +105,13 @@ impl DrChronoClient {
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
             redirect_uri: config.redirect_uri.clone(),
+            configured_refresh: config.refresh_token.clone(),
             tokens: Mutex::new(Tokens {
                 refresh: config.refresh_token.clone(),
                 access: None,
+                unsaved: false,
             }),
-            observer: None,
+            vault: None,
             guard: Guard::new(VENDOR, config.guard_settings()),
         })
     }
@@ -110,9 +121,10 @@ impl DrChronoClient {
         self.guard.health()
     }
 
-    /// Calls `observer` with every rotated refresh token.
-    pub fn with_refresh_token_observer(mut self, observer: RefreshTokenObserver) -> Self {
-        self.observer = Some(observer);
+    /// Keeps the tokens in `vault` (see the module docs): the refresh token stored there supersedes
+    /// the configured one, and refreshes are serialized across every process sharing the vault.
+    pub fn with_token_vault(mut self, vault: Arc<dyn TokenVault>) -> Self {
+        self.vault = Some(vault);
         self
     }
 
@@ -293,7 +305,7 @@ impl DrChronoClient {
         if let Some(value) = tokens.access.as_ref().and_then(CachedToken::fresh) {
             return Ok(value.clone());
         }
-        self.refresh(&mut tokens).await
+        self.renew(&mut tokens, None).await
     }
 
     /// A new access token after DrChrono refused `rejected`; when another request has already
@@ -303,10 +315,66 @@ impl DrChronoClient {
         if let Some(value) = tokens.access.as_ref().and_then(|t| t.fresh_unless(rejected)) {
             return Ok(value.clone());
         }
-        self.refresh(&mut tokens).await
+        self.renew(&mut tokens, Some(rejected)).await
     }
 
-    /// The refresh-token grant (`/o/token/`, form-encoded). Keeps the rotated refresh token.
+    /// A new access token (the caller holds the `tokens` lock and found none usable). Without a
+    /// vault this is a refresh; with one it runs under the vault's lock, which is released on
+    /// every path (and, should the caller give up midway, by a task spawned for it).
+    async fn renew(&self, tokens: &mut Tokens, rejected: Option<&Secret>) -> Result<Secret, AdapterError> {
+        let Some(vault) = &self.vault else {
+            return self.refresh(tokens).await;
+        };
+        vault.acquire().await?;
+        let mut held = VaultLock(Some(vault.clone()));
+        let result = self.renew_in_vault(&**vault, tokens, rejected).await;
+        if let Some(vault) = held.0.take() {
+            vault.release().await;
+        }
+        result
+    }
+
+    /// [`Self::renew`] under the vault's lock: adopts an access token another process stored
+    /// meanwhile (no call to DrChrono), else refreshes with the stored refresh token, falling back
+    /// to the configured one when DrChrono refuses the stored one.
+    async fn renew_in_vault(
+        &self,
+        vault: &dyn TokenVault,
+        tokens: &mut Tokens,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret, AdapterError> {
+        // While this process holds a granted refresh token it could not save, the vault's copy is
+        // older (its refresh token spent): memory is used, and the refresh saves it again.
+        let stored = if tokens.unsaved { None } else { vault.load().await? };
+        if let Some(stored) = stored.filter(|stored| !stored.refresh.is_empty()) {
+            if let (Some(access), Some(refresh_at)) = (stored.access, stored.access_refresh_at) {
+                // Another process (or this one before a restart) refreshed meanwhile.
+                let cached = CachedToken::until_unix(access, refresh_at);
+                if cached.fresh().is_some_and(|value| Some(value) != rejected) {
+                    tracing::debug!("adopted the stored DrChrono access token");
+                    let value = cached.value().clone();
+                    tokens.refresh = stored.refresh;
+                    tokens.access = Some(cached);
+                    return Ok(value);
+                }
+            }
+            // The stored refresh token is the newest one: DrChrono has spent the configured one.
+            tokens.refresh = stored.refresh;
+        }
+        let used = tokens.refresh.clone();
+        match self.refresh(tokens).await {
+            Err(AdapterError::VendorAuth { .. }) if used != self.configured_refresh => {
+                tracing::warn!("DrChrono refused the stored refresh token; trying the configured one");
+                tokens.refresh = self.configured_refresh.clone();
+                tokens.unsaved = false;
+                self.refresh(tokens).await
+            }
+            other => other,
+        }
+    }
+
+    /// The refresh-token grant (`/o/token/`, form-encoded). Keeps the rotated refresh token, and
+    /// with a vault saves it (and the access token) there before anything uses it.
     async fn refresh(&self, tokens: &mut Tokens) -> Result<Secret, AdapterError> {
         tokens.access = None;
         let url = self.resolve("o/token/")?;
@@ -343,20 +411,50 @@ impl DrChronoClient {
             .access_token
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| unmappable("the DrChrono token endpoint sent no access token"))?;
+        let value = Secret::new(access);
+        let cached = CachedToken::new(value.clone(), requested, grant.expires_in);
         if let Some(refresh) = grant.refresh_token.filter(|t| !t.trim().is_empty()) {
             let refresh = Secret::new(refresh);
             if refresh != tokens.refresh {
-                if let Some(observer) = &self.observer {
-                    observer(&refresh);
-                }
+                // The old token is spent at DrChrono: from here on memory holds the only usable
+                // copy until the vault has one (a caller giving up during the save loses nothing).
                 tokens.refresh = refresh;
+                tokens.unsaved = self.vault.is_some();
             }
         }
-        let value = Secret::new(access);
-        tokens.access = Some(CachedToken::new(value.clone(), requested, grant.expires_in));
+        if let Some(vault) = &self.vault {
+            let stored = VaultTokens {
+                refresh: tokens.refresh.clone(),
+                access: Some(value.clone()),
+                access_refresh_at: Some(cached.refresh_at_unix()),
+            };
+            match vault.save(&stored).await {
+                Ok(()) => tokens.unsaved = false,
+                Err(error) => {
+                    // Memory keeps the new tokens; the next refresh saves again.
+                    tracing::error!(error = %error, "could not save the DrChrono tokens; keeping them in memory");
+                    tokens.unsaved = true;
+                }
+            }
+        }
+        tokens.access = Some(cached);
         let lifetime = token_lifetime(grant.expires_in);
         tracing::debug!(lifetime_s = lifetime.as_secs(), "fetched a DrChrono access token");
         Ok(value)
+    }
+}
+
+/// The vault's lock while a refresh runs: released by `renew`, or by a spawned task when the
+/// refresh is abandoned midway (the future dropped), so another process is not locked out.
+struct VaultLock(Option<Arc<dyn TokenVault>>);
+
+impl Drop for VaultLock {
+    fn drop(&mut self) {
+        if let Some(vault) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move { vault.release().await });
+        }
     }
 }
 

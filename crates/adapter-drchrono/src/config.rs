@@ -30,7 +30,9 @@ pub struct DrChronoConfig {
     pub client_id: String,
     pub client_secret: Secret,
     /// The refresh token the account was authorized with. DrChrono rotates it on every refresh; the
-    /// adapter keeps the newest one in memory (see `DrChronoAdapter::on_refresh_token_rotated`).
+    /// adapter keeps the newest one in memory and, with a vault (`DrChronoAdapter::with_token_vault`),
+    /// stores it before using it. A stored token supersedes this one; this one is tried again only
+    /// when DrChrono refuses the stored one (an operator authorized the account anew).
     pub refresh_token: Secret,
     /// The redirect URI registered with the application (the token endpoint requires it).
     pub redirect_uri: String,

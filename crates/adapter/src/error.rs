@@ -48,14 +48,19 @@ pub enum AdapterError {
     /// A continuation is no longer valid at the vendor (410).
     #[error("the {vendor} page continuation has expired")]
     ContinuationExpired { vendor: &'static str },
+    /// The gateway's own durable store (where it keeps vendor tokens) failed (503: the client did
+    /// nothing wrong). The reason names the failure, never a stored value.
+    #[error("the gateway's token store failed: {reason}")]
+    TokenStore { reason: String },
 }
 
 impl AdapterError {
-    /// True for failures that may succeed if retried (the vendor, not the request, was at fault).
+    /// True for failures that may succeed if retried (the vendor or the gateway's own store, not the
+    /// request, was at fault).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Timeout { .. }
+            Self::RateLimited { .. } | Self::Unavailable { .. } | Self::Timeout { .. } | Self::TokenStore { .. }
         )
     }
 }

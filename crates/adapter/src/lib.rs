@@ -30,6 +30,7 @@ pub mod systems;
 pub mod time;
 #[cfg(feature = "client")]
 pub mod token_slot;
+pub mod vault;
 mod webhook;
 
 pub use capability::{

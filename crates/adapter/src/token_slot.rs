@@ -9,7 +9,7 @@
 //! around a [`CachedToken`].
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Mutex;
 
@@ -50,6 +50,45 @@ impl CachedToken {
             value,
             refresh_at: requested + lifetime - margin,
         }
+    }
+
+    /// A token stored elsewhere (another process, a restart ago) that is due for replacement at
+    /// `refresh_at_unix` (Unix seconds, as [`CachedToken::refresh_at_unix`] gave it). A time in the
+    /// past gives a token that is already due; one further ahead than ten years is read as that.
+    pub fn until_unix(value: Secret, refresh_at_unix: i64) -> Self {
+        let now = Instant::now();
+        let ahead = match u64::try_from(refresh_at_unix) {
+            Err(_) => Duration::ZERO,
+            Ok(secs) => match UNIX_EPOCH.checked_add(Duration::from_secs(secs)) {
+                Some(at) => at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO),
+                None => Duration::MAX,
+            },
+        };
+        let ahead = ahead.min(Duration::from_secs_f64(MAX_TOKEN_LIFETIME_SECS));
+        Self {
+            value,
+            refresh_at: now.checked_add(ahead).unwrap_or(now),
+        }
+    }
+
+    /// When the token is due for replacement, in Unix seconds (rounded down: a token carried
+    /// through these seconds is replaced at most a second early).
+    pub fn refresh_at_unix(&self) -> i64 {
+        let (wall, now) = (SystemTime::now(), Instant::now());
+        let at = match self.refresh_at.checked_duration_since(now) {
+            Some(ahead) => wall.checked_add(ahead),
+            None => wall.checked_sub(now.duration_since(self.refresh_at)),
+        };
+        match at.map(|at| at.duration_since(UNIX_EPOCH)) {
+            Some(Ok(since_epoch)) => i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
+            // Before 1970 (a clock set far back): long due.
+            Some(Err(_)) | None => 0,
+        }
+    }
+
+    /// The token, due for replacement or not.
+    pub fn value(&self) -> &Secret {
+        &self.value
     }
 
     /// The token, while it is not yet due for replacement.
@@ -165,6 +204,36 @@ mod tests {
         assert!(long.fresh_unless(&Secret::new("z")).is_some());
         let expired = CachedToken::new(Secret::new("c"), now - Duration::from_secs(20), Some(10.0));
         assert!(expired.fresh().is_none());
+    }
+
+    #[test]
+    fn a_token_round_trips_through_unix_seconds() {
+        let token = CachedToken::new(Secret::new("a"), Instant::now(), Some(3600.0));
+        let now_unix = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap();
+        let at = token.refresh_at_unix();
+        assert!((at - (now_unix + 3540)).abs() <= 1, "{at} vs {now_unix}");
+
+        let back = CachedToken::until_unix(token.value().clone(), at);
+        assert_eq!(back.value().expose(), "a");
+        let drift = if back.refresh_at > token.refresh_at {
+            back.refresh_at.duration_since(token.refresh_at)
+        } else {
+            token.refresh_at.duration_since(back.refresh_at)
+        };
+        assert!(drift <= Duration::from_secs(1), "{drift:?}");
+        assert!(back.fresh().is_some());
+        assert!((back.refresh_at_unix() - at).abs() <= 1);
+
+        // A time in the past (or before 1970) is an already-due token; a far future one is capped.
+        assert!(
+            CachedToken::until_unix(Secret::new("b"), now_unix - 10)
+                .fresh()
+                .is_none()
+        );
+        assert!(CachedToken::until_unix(Secret::new("c"), -5).fresh().is_none());
+        assert!(CachedToken::until_unix(Secret::new("d"), i64::MAX).fresh().is_some());
+        let due = CachedToken::new(Secret::new("e"), Instant::now() - Duration::from_secs(20), Some(10.0));
+        assert!((due.refresh_at_unix() - (now_unix - 15)).abs() <= 1);
     }
 
     #[tokio::test]

@@ -3,9 +3,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use adapter::AdapterError;
+use adapter::vault::{TokenVault, VaultTokens};
 use adapter_drchrono::client::DrChronoClient;
 use adapter_drchrono::{DrChronoConfig, Secret};
 use chrono::NaiveDate;
@@ -139,14 +140,12 @@ async fn an_expired_access_token_is_refreshed_before_the_request() {
 #[tokio::test]
 async fn a_401_refreshes_once_and_retries_with_the_rotated_refresh_token() {
     let sim = spawn_sim(|_| {}).await;
-    let rotated = Arc::new(Mutex::new(Vec::<Secret>::new()));
-    let seen = rotated.clone();
-    let client = client_for(&sim).with_refresh_token_observer(Arc::new(move |t: &Secret| {
-        seen.lock().unwrap().push(t.clone());
-    }));
+    let client = client_for(&sim);
     assert!(client.get_json("/api/offices").await.unwrap().is_some());
     assert_eq!(sim.token_grants(), 1);
 
+    // The simulator accepts each refresh token once: the later grants only work because the
+    // rotated token of the previous one is used.
     for round in 2..=3 {
         sim.expire_access_tokens();
         sim.reset_hits();
@@ -155,12 +154,139 @@ async fn a_401_refreshes_once_and_retries_with_the_rotated_refresh_token() {
         assert_eq!(sim.token_grants(), round, "one refresh per rejection");
         assert_eq!(sim.hits_for("/api/offices"), 2, "the request was retried once");
     }
-    // The simulator accepts each refresh token once: the third grant only worked because the
-    // rotated token from the second was used.
-    let rotated = rotated.lock().unwrap();
-    assert_eq!(rotated.len(), 3);
-    assert!(rotated.iter().all(|t| t.expose() != sim.config().initial_refresh_token));
-    assert_ne!(rotated[1], rotated[2]);
+}
+
+/// A token vault in memory, as a durable store would hold it; its saves are counted, and a
+/// `failing` one refuses every save. The lock is a one-permit semaphore.
+struct MemoryVault {
+    tokens: Mutex<Option<VaultTokens>>,
+    saves: AtomicUsize,
+    failing: bool,
+    lock: tokio::sync::Semaphore,
+}
+
+impl MemoryVault {
+    fn new(failing: bool) -> Arc<Self> {
+        Arc::new(Self {
+            tokens: Mutex::new(None),
+            saves: AtomicUsize::new(0),
+            failing,
+            lock: tokio::sync::Semaphore::new(1),
+        })
+    }
+
+    fn stored(&self) -> Option<VaultTokens> {
+        self.tokens.lock().unwrap().clone()
+    }
+
+    fn saves(&self) -> usize {
+        self.saves.load(Ordering::SeqCst)
+    }
+
+    /// True when every `acquire` was matched by a `release`.
+    fn unlocked(&self) -> bool {
+        self.lock.available_permits() == 1
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenVault for MemoryVault {
+    async fn load(&self) -> Result<Option<VaultTokens>, AdapterError> {
+        Ok(self.stored())
+    }
+
+    async fn save(&self, tokens: &VaultTokens) -> Result<(), AdapterError> {
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        if self.failing {
+            return Err(AdapterError::TokenStore {
+                reason: "the disk is full".into(),
+            });
+        }
+        *self.tokens.lock().unwrap() = Some(tokens.clone());
+        Ok(())
+    }
+
+    async fn acquire(&self) -> Result<(), AdapterError> {
+        self.lock.acquire().await.expect("never closed").forget();
+        Ok(())
+    }
+
+    async fn release(&self) {
+        self.lock.add_permits(1);
+    }
+}
+
+fn unix_now() -> i64 {
+    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
+}
+
+#[tokio::test]
+async fn the_vault_keeps_the_rotated_tokens_across_a_restart() {
+    let sim = spawn_sim(|_| {}).await;
+    let vault = MemoryVault::new(false);
+    let first = client_for(&sim).with_token_vault(vault.clone());
+    assert!(first.get_json("/api/offices").await.unwrap().is_some());
+    assert_eq!((sim.token_grants(), vault.saves()), (1, 1));
+    let stored = vault.stored().expect("the grant was saved");
+    assert_ne!(
+        stored.refresh.expose(),
+        sim.config().initial_refresh_token,
+        "the rotated token"
+    );
+    assert!(stored.access.is_some());
+    assert!(stored.access_refresh_at.is_some_and(|at| at > unix_now() + 3600));
+    drop(first);
+
+    // A restarted gateway with the same configuration: its refresh token is spent at DrChrono.
+    let forgetful = client_for(&sim);
+    assert_eq!(
+        forgetful.get_json("/api/offices").await.unwrap_err(),
+        AdapterError::VendorAuth { vendor: "drchrono" }
+    );
+    // With the vault it adopts the stored access token without a grant...
+    let restarted = client_for(&sim).with_token_vault(vault.clone());
+    assert!(restarted.get_json("/api/offices").await.unwrap().is_some());
+    assert_eq!(sim.token_grants(), 1, "the stored access token was used");
+    // ...and once DrChrono rejects it, refreshes with the stored refresh token and saves again.
+    sim.expire_access_tokens();
+    assert!(restarted.get_json("/api/offices").await.unwrap().is_some());
+    assert_eq!((sim.token_grants(), vault.saves()), (2, 2));
+    let rotated = vault.stored().unwrap();
+    assert_ne!(rotated.refresh, stored.refresh);
+    assert_ne!(rotated.access, stored.access);
+    assert!(vault.unlocked());
+}
+
+#[tokio::test]
+async fn a_refused_stored_refresh_token_falls_back_to_the_configured_one() {
+    let sim = spawn_sim(|_| {}).await;
+    let vault = MemoryVault::new(false);
+    *vault.tokens.lock().unwrap() = Some(VaultTokens {
+        refresh: Secret::new("revoked-refresh-token"),
+        access: None,
+        access_refresh_at: None,
+    });
+    let client = client_for(&sim).with_token_vault(vault.clone());
+    assert!(client.get_json("/api/offices").await.unwrap().is_some());
+    assert_eq!((sim.token_grants(), vault.saves()), (1, 1));
+    let stored = vault.stored().unwrap().refresh;
+    assert!(![sim.config().initial_refresh_token.as_str(), "revoked-refresh-token"].contains(&stored.expose()));
+    assert!(vault.unlocked());
+}
+
+#[tokio::test]
+async fn a_failed_save_keeps_the_tokens_in_memory() {
+    let sim = spawn_sim(|_| {}).await;
+    let vault = MemoryVault::new(true);
+    let client = client_for(&sim).with_token_vault(vault.clone());
+    assert!(client.get_json("/api/offices").await.unwrap().is_some());
+    assert_eq!((sim.token_grants(), vault.saves()), (1, 1));
+    assert_eq!(vault.stored(), None);
+    // The rotated refresh token lives on in memory: the next refresh uses it and saves again.
+    sim.expire_access_tokens();
+    assert!(client.get_json("/api/offices").await.unwrap().is_some());
+    assert_eq!((sim.token_grants(), vault.saves()), (2, 2));
+    assert!(vault.unlocked());
 }
 
 #[tokio::test]
