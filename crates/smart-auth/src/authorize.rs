@@ -220,6 +220,14 @@ pub(crate) async fn start(
     if nonce.is_some_and(|n| n.len() > 512) {
         return fail("invalid_request", "nonce is too long");
     }
+    if let Some(id) = form.get("launch")
+        && auth.hydrate_launch(id).await.is_err()
+    {
+        return fail(
+            "temporarily_unavailable",
+            "the authorization server cannot reach its store",
+        );
+    }
     let mut store = auth.store();
     store.sweep(false);
     let launch = match form.get("launch") {
@@ -535,19 +543,41 @@ pub(crate) async fn consent(State(auth): State<SmartAuth>, body: Bytes) -> Respo
     if !matches!(decision, Some("allow" | "deny")) {
         return error(StatusCode::BAD_REQUEST, "Choose Allow or Deny.");
     }
+    let code = match issue_code(&auth, &id, &tx, decision) {
+        Ok(code) => code,
+        Err(response) => return *response,
+    };
+    // Another replica may redeem it: the code is stored before the client hears of it.
+    if auth.flush().await.is_err() {
+        return redirect_error(
+            &tx.redirect_uri,
+            Some(&tx.state),
+            "temporarily_unavailable",
+            "the authorization server cannot reach its store; retry later",
+        );
+    }
+    tracing::info!(client_id = %tx.client_id, "authorization code issued");
+    redirect(&tx.redirect_uri, &[("code", &code), ("state", &tx.state)])
+}
+
+/// Ends the transaction and, on Allow, issues the code (in memory; journaled for the store).
+fn issue_code(auth: &SmartAuth, id: &str, tx: &AuthTx, decision: Option<&str>) -> Result<String, Box<Response>> {
     let mut store = auth.store();
-    if store.transactions.remove(&id).is_none() {
-        return error(StatusCode::BAD_REQUEST, "This sign-in has expired or is not valid.");
+    if store.transactions.remove(id).is_none() {
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "This sign-in has expired or is not valid.",
+        )));
     }
     if decision == Some("deny") {
         drop(store);
         tracing::info!(client_id = %tx.client_id, "authorization denied by the user");
-        return redirect_error(
+        return Err(Box::new(redirect_error(
             &tx.redirect_uri,
             Some(&tx.state),
             "access_denied",
             "the user denied access",
-        );
+        )));
     }
     let user = tx.username.as_deref().and_then(|u| auth.inner.users.get(u));
     let grant = Grant {
@@ -562,15 +592,16 @@ pub(crate) async fn consent(State(auth): State<SmartAuth>, body: Bytes) -> Respo
     };
     if !store.has_room(|s| s.codes.len(), store::MAX_CODES) {
         drop(store);
-        return redirect_error(
+        return Err(Box::new(redirect_error(
             &tx.redirect_uri,
             Some(&tx.state),
             "temporarily_unavailable",
             "too many pending codes; retry later",
-        );
+        )));
     }
     let code = random_token();
     let expires_at = now() + auth.inner.code_ttl;
+    store.journal.code(sha256(code.as_bytes()));
     store.codes.insert(
         sha256(code.as_bytes()),
         CodeRecord {
@@ -583,8 +614,7 @@ pub(crate) async fn consent(State(auth): State<SmartAuth>, body: Bytes) -> Respo
         },
     );
     drop(store);
-    tracing::info!(client_id = %tx.client_id, "authorization code issued");
-    redirect(&tx.redirect_uri, &[("code", &code), ("state", &tx.state)])
+    Ok(code)
 }
 
 #[cfg(test)]

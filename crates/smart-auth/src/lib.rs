@@ -19,6 +19,7 @@ pub mod scopes;
 mod authorize;
 #[cfg(feature = "demo")]
 mod demo;
+mod durable;
 mod html;
 mod jwks;
 mod keys;
@@ -140,6 +141,9 @@ pub enum AuthError {
     /// Key generation, persistence or rotation failed.
     #[error("signing key: {0}")]
     Key(String),
+    /// The durable store could not be read or written.
+    #[error("store: {0}")]
+    Store(String),
 }
 
 fn config(setting: impl Into<String>, reason: impl Into<String>) -> AuthError {
@@ -178,6 +182,8 @@ pub(crate) struct Inner {
     pub(crate) users: HashMap<String, UserAccount>,
     pub(crate) keys: keys::KeyRing,
     pub(crate) store: Mutex<store::Store>,
+    /// The gateway's durable store, once attached ([`SmartAuth::attach_store`]).
+    pub(crate) durable: std::sync::OnceLock<::store::Store>,
     pub(crate) patients: Arc<dyn PatientDirectory>,
     pub(crate) external: Option<External>,
     pub(crate) access_ttl: i64,
@@ -396,6 +402,7 @@ impl SmartAuth {
                 users,
                 keys,
                 store: Mutex::new(store::Store::default()),
+                durable: std::sync::OnceLock::new(),
                 patients,
                 external,
                 access_ttl,
@@ -444,11 +451,15 @@ impl SmartAuth {
 
     /// Creates an EHR launch context (what `POST /auth/launch` does): an opaque id the EHR passes
     /// to the app as `launch`, resolved once at `/auth/authorize` within 10 minutes.
-    pub fn mint_launch(&self, patient: Option<String>, encounter: Option<String>) -> String {
+    pub async fn mint_launch(&self, patient: Option<String>, encounter: Option<String>) -> Result<String, AuthError> {
         let id = util::random_token();
         let ctx = store::LaunchContext { patient, encounter };
-        self.store().add_launch(id.clone(), ctx, util::now() + 600);
-        id
+        let expires_at = util::now() + 600;
+        self.store_launch(&id, &ctx, expires_at)
+            .await
+            .map_err(|_| AuthError::Store("cannot store the launch context".to_owned()))?;
+        self.store().add_launch(id.clone(), ctx, expires_at);
+        Ok(id)
     }
 
     /// The SMART discovery document (`/.well-known/smart-configuration`), also for the

@@ -316,6 +316,20 @@ impl fmt::Display for Scope {
     }
 }
 
+/// A [`ScopeSet`] kept as its scope string (what the durable store holds for a grant).
+pub(crate) mod as_string {
+    use super::ScopeSet;
+
+    pub(crate) fn serialize<S: serde::Serializer>(set: &ScopeSet, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&set.to_scope_string())
+    }
+
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ScopeSet, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        ScopeSet::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The scopes of a token, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScopeSet {

@@ -2,7 +2,9 @@
 //! revoked token ids, seen assertion ids, EHR launch contexts. Everything expires and every map is
 //! bounded; secrets (codes, refresh tokens) are keyed by their SHA-256, never stored as given.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
 
 use crate::scopes::ScopeSet;
 use crate::throttle::ClientIp;
@@ -30,9 +32,10 @@ pub(crate) const MAX_USED_PER_FAMILY: usize = 16;
 const SWEEP_EVERY: i64 = 10;
 
 /// What a grant is: the scopes and context every token issued from it carries.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Grant {
     pub(crate) client_id: String,
+    #[serde(with = "crate::scopes::as_string")]
     pub(crate) scopes: ScopeSet,
     /// `sub`: the username, or the client id for client credentials.
     pub(crate) subject: String,
@@ -77,7 +80,7 @@ pub(crate) struct AuthTx {
 }
 
 /// An issued authorization code.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct CodeRecord {
     pub(crate) redirect_uri: String,
     pub(crate) code_challenge: String,
@@ -89,14 +92,14 @@ pub(crate) struct CodeRecord {
     pub(crate) keep_until: i64,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Issued {
     pub(crate) access: Vec<(String, i64)>,
     pub(crate) family: Option<String>,
 }
 
 /// A refresh-token family: one grant, rotated tokens.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Family {
     pub(crate) grant: Grant,
     /// Access tokens issued in the family (jti, exp).
@@ -107,7 +110,7 @@ pub(crate) struct Family {
     pub(crate) refresh: VecDeque<[u8; 32]>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct RefreshRecord {
     pub(crate) family: String,
     pub(crate) used: bool,
@@ -115,7 +118,7 @@ pub(crate) struct RefreshRecord {
 }
 
 /// An EHR launch context.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct LaunchContext {
     pub(crate) patient: Option<String>,
     pub(crate) encounter: Option<String>,
@@ -140,6 +143,56 @@ pub(crate) struct Store {
     /// pruned by the sweep).
     used_refresh: VecDeque<[u8; 32]>,
     last_sweep: i64,
+    /// What changed since the durable store last heard (only kept once one is attached).
+    pub(crate) journal: Journal,
+}
+
+/// The changes the durable store has not heard of yet: revocations to publish, and the keys of
+/// codes, families and refresh tokens to write again (or delete, when no longer in memory).
+#[derive(Default, Debug)]
+pub(crate) struct Journal {
+    pub(crate) on: bool,
+    pub(crate) revoked: Vec<(String, i64)>,
+    pub(crate) codes: HashSet<[u8; 32]>,
+    pub(crate) families: HashSet<String>,
+    pub(crate) refresh: HashSet<[u8; 32]>,
+}
+
+impl Journal {
+    fn revoked(&mut self, jti: &str, exp: i64) {
+        if self.on {
+            self.revoked.push((jti.to_owned(), exp));
+        }
+    }
+
+    pub(crate) fn code(&mut self, hash: [u8; 32]) {
+        if self.on {
+            self.codes.insert(hash);
+        }
+    }
+
+    pub(crate) fn family(&mut self, family: &str) {
+        if self.on {
+            self.families.insert(family.to_owned());
+        }
+    }
+
+    fn refresh(&mut self, hash: [u8; 32]) {
+        if self.on {
+            self.refresh.insert(hash);
+        }
+    }
+
+    /// Takes what changed, leaving the journal empty (and on).
+    pub(crate) fn take(&mut self) -> Journal {
+        Journal {
+            on: self.on,
+            revoked: std::mem::take(&mut self.revoked),
+            codes: std::mem::take(&mut self.codes),
+            families: std::mem::take(&mut self.families),
+            refresh: std::mem::take(&mut self.refresh),
+        }
+    }
 }
 
 /// Leeway added to every expiry kept for revocation checks: longer than the verifiers' 60 s clock
@@ -227,6 +280,7 @@ impl Store {
             };
             if self.refresh.get(&oldest).is_some_and(|r| r.used) {
                 self.refresh.remove(&oldest);
+                self.journal.refresh(oldest);
             }
         }
         self.refresh.insert(
@@ -237,11 +291,14 @@ impl Store {
                 expires_at,
             },
         );
+        self.journal.refresh(hash);
+        self.journal.family(family);
         if let Some(f) = self.families.get_mut(family) {
             f.refresh.push_back(hash);
             while f.refresh.len() > MAX_USED_PER_FAMILY + 1 {
                 if let Some(old) = f.refresh.pop_front() {
                     self.refresh.remove(&old);
+                    self.journal.refresh(old);
                 }
             }
         }
@@ -256,6 +313,7 @@ impl Store {
         {
             r.used = true;
             self.used_refresh.push_back(*hash);
+            self.journal.refresh(*hash);
         }
     }
 
@@ -271,6 +329,7 @@ impl Store {
     pub(crate) fn revoke_access(&mut self, jti: &str, exp: i64) {
         self.sweep(false);
         self.revoked.insert(jti.to_owned(), exp);
+        self.journal.revoked(jti, exp);
     }
 
     pub(crate) fn is_revoked(&self, jti: &str) -> bool {
@@ -283,12 +342,15 @@ impl Store {
         let Some(f) = self.families.remove(family) else {
             return Vec::new();
         };
+        self.journal.family(family);
         for hash in &f.refresh {
             self.refresh.remove(hash);
+            self.journal.refresh(*hash);
         }
         let mut jtis = Vec::with_capacity(f.access.len());
         for (jti, exp) in f.access {
             self.revoked.insert(jti.clone(), exp);
+            self.journal.revoked(&jti, exp);
             jtis.push(jti);
         }
         jtis
@@ -303,9 +365,11 @@ impl Store {
             f.access.retain(|(_, e)| *e + LEEWAY > t);
             if f.access.len() >= MAX_ACCESS_PER_FAMILY {
                 let (oldest, oldest_exp) = f.access.remove(0);
+                self.journal.revoked(&oldest, oldest_exp);
                 self.revoked.insert(oldest, oldest_exp);
             }
             f.access.push((jti.to_owned(), exp));
+            self.journal.family(family);
         }
     }
 

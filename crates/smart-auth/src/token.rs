@@ -199,6 +199,10 @@ fn peek_claims(token: &str) -> Option<serde_json::Map<String, Value>> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// What a code redemption gives: the grant, and the refresh family and its first token when one was
+/// started.
+type Redeemed = (Grant, Option<(String, String)>);
+
 /// The grant tokens are minted from, with the ids decided before signing.
 struct Pending {
     jti: String,
@@ -382,16 +386,23 @@ impl SmartAuth {
             .and_then(Value::as_str)
             .filter(|j| !j.is_empty() && j.len() <= 256)
             .ok_or_else(|| OAuthError::invalid_client("client_assertion needs a jti"))?;
-        let mut store = self.store();
-        let key = (id.to_owned(), jti.to_owned());
-        if store.assertion_jtis.get(&key).is_some_and(|e| *e + LEEWAY as i64 > t) {
+        {
+            let mut store = self.store();
+            let key = (id.to_owned(), jti.to_owned());
+            if store.assertion_jtis.get(&key).is_some_and(|e| *e + LEEWAY as i64 > t) {
+                tracing::warn!(client_id = %id, "replayed client assertion refused");
+                return Err(OAuthError::invalid_client("client_assertion jti was already used"));
+            }
+            if !store.has_room(|s| s.assertion_jtis.len(), store::MAX_ASSERTION_JTIS) {
+                return Err(OAuthError::unavailable());
+            }
+            store.assertion_jtis.insert(key, exp);
+        }
+        // Another replica may have seen it: the store keeps one use across replicas.
+        if !self.claim_assertion(id, jti, exp).await? {
             tracing::warn!(client_id = %id, "replayed client assertion refused");
             return Err(OAuthError::invalid_client("client_assertion jti was already used"));
         }
-        if !store.has_room(|s| s.assertion_jtis.len(), store::MAX_ASSERTION_JTIS) {
-            return Err(OAuthError::unavailable());
-        }
-        store.assertion_jtis.insert(key, exp);
         Ok(client)
     }
 
@@ -500,8 +511,8 @@ impl SmartAuth {
             )));
         }
         let result = match grant_type {
-            GrantType::AuthorizationCode => self.redeem_code(client, &form),
-            GrantType::RefreshToken => self.refresh(client, &form),
+            GrantType::AuthorizationCode => self.redeem_code(client, &form).await,
+            GrantType::RefreshToken => self.refresh(client, &form).await,
             GrantType::ClientCredentials => self.client_credentials(client, &form),
         };
         match &result {
@@ -517,7 +528,7 @@ impl SmartAuth {
         result
     }
 
-    fn redeem_code(&self, client: &Client, form: &Form) -> Result<Value, OAuthError> {
+    async fn redeem_code(&self, client: &Client, form: &Form) -> Result<Value, OAuthError> {
         let code = form
             .get("code")
             .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
@@ -529,10 +540,51 @@ impl SmartAuth {
             .ok_or_else(|| OAuthError::invalid_request("code_verifier is required (PKCE)"))?;
         let p = self.pending();
         let with_refresh = client.allows_grant(GrantType::RefreshToken);
-        let (grant, refresh) = {
+        let hash = sha256(code.as_bytes());
+        let version = self.hydrate_code(&hash).await?;
+        let outcome = self.redeem_in_memory(client, &hash, redirect_uri, verifier, &p, with_refresh);
+        // The store decides between replicas redeeming the same code: only one swap succeeds.
+        if !self.claim_code(&hash, version).await? {
+            let issued = match &outcome {
+                Ok((_, refresh)) => refresh.as_ref().map(|(family, _)| family.clone()),
+                Err(_) => None,
+            };
+            let revoked = {
+                let mut store = self.store();
+                store.revoke_access(&p.jti, p.exp);
+                let mut revoked = vec![p.jti.clone()];
+                if let Some(family) = issued {
+                    revoked.extend(store.revoke_family(&family));
+                }
+                revoked
+            };
+            self.forget_verified(&revoked);
+            let _ = self.flush().await;
+            tracing::warn!(client_id = %client.reg.client_id, "authorization code redeemed twice at once; refused");
+            return Err(OAuthError::invalid_grant("the code was already used"));
+        }
+        let flushed = self.flush().await;
+        let (grant, refresh) = outcome?;
+        flushed?;
+        self.token_response(&grant, &p, refresh.map(|(_, r)| r).as_deref())
+    }
+
+    /// The checks of a code redemption, on the in-memory records (loaded from the store first).
+    /// Returns the grant and, when one was started, the refresh family and its first token.
+    fn redeem_in_memory(
+        &self,
+        client: &Client,
+        hash: &[u8; 32],
+        redirect_uri: &str,
+        verifier: &str,
+        p: &Pending,
+        with_refresh: bool,
+    ) -> Result<Redeemed, OAuthError> {
+        {
+            let hash = *hash;
             let mut store = self.store();
             store.sweep(false);
-            let hash = sha256(code.as_bytes());
+            store.journal.code(hash);
             let Some(record) = store.codes.get_mut(&hash) else {
                 return Err(OAuthError::invalid_grant("the code is unknown or has expired"));
             };
@@ -597,6 +649,7 @@ impl SmartAuth {
                         refresh: VecDeque::new(),
                     },
                 );
+                store.journal.family(&family_id);
                 if !store.add_refresh(&family_id, sha256(refresh_token.as_bytes()), expires_at) {
                     store.families.remove(&family_id);
                     return Err(OAuthError::unavailable());
@@ -611,12 +664,11 @@ impl SmartAuth {
                     family: family.as_ref().map(|(f, _)| f.clone()),
                 });
             }
-            (grant, family.map(|(_, r)| r))
-        };
-        self.token_response(&grant, &p, refresh.as_deref())
+            Ok((grant, family))
+        }
     }
 
-    fn refresh(&self, client: &Client, form: &Form) -> Result<Value, OAuthError> {
+    async fn refresh(&self, client: &Client, form: &Form) -> Result<Value, OAuthError> {
         let token = form
             .get("refresh_token")
             .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
@@ -626,10 +678,42 @@ impl SmartAuth {
             .transpose()
             .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
         let p = self.pending();
-        let (grant, new_refresh) = {
+        let hash = sha256(token.as_bytes());
+        let version = self.hydrate_refresh(&hash).await?;
+        let outcome = self.refresh_in_memory(client, &hash, requested, &p);
+        // The store decides between replicas using the same refresh token: only one swap
+        // succeeds, and the other is a reuse (its family is revoked).
+        if outcome.is_ok() && !self.claim_refresh(&hash, version).await? {
+            let family = self.store().refresh.get(&hash).map(|r| r.family.clone());
+            if let Some(family) = family {
+                let revoked = self.store().revoke_family(&family);
+                self.forget_verified(&revoked);
+            }
+            let _ = self.flush().await;
+            tracing::warn!(client_id = %client.reg.client_id, "refresh token used twice at once; its family is revoked");
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was already used; the grant is revoked",
+            ));
+        }
+        let flushed = self.flush().await;
+        let (grant, new_refresh) = outcome?;
+        flushed?;
+        self.token_response(&grant, &p, Some(&new_refresh))
+    }
+
+    /// The checks and rotation of a refresh, on the in-memory records (loaded from the store
+    /// first). Returns the grant and the new refresh token.
+    fn refresh_in_memory(
+        &self,
+        client: &Client,
+        hash: &[u8; 32],
+        requested: Option<ScopeSet>,
+        p: &Pending,
+    ) -> Result<(Grant, String), OAuthError> {
+        {
+            let hash = *hash;
             let mut store = self.store();
             store.sweep(false);
-            let hash = sha256(token.as_bytes());
             let Some(record) = store.refresh.get(&hash).cloned() else {
                 return Err(OAuthError::invalid_grant("the refresh token is unknown or has expired"));
             };
@@ -675,9 +759,8 @@ impl SmartAuth {
                 f.expires_at = expires_at;
             }
             store.add_family_access(&record.family, &p.jti, p.exp);
-            (grant, new_token)
-        };
-        self.token_response(&grant, &p, Some(&new_refresh))
+            Ok((grant, new_token))
+        }
     }
 
     fn client_credentials(&self, client: &Client, form: &Form) -> Result<Value, OAuthError> {
@@ -809,6 +892,7 @@ impl SmartAuth {
             }
             return Ok(json!({"active": false}));
         }
+        self.hydrate_refresh(&sha256(token.as_bytes())).await?;
         let store = self.store();
         let t = now();
         let live = store
@@ -859,20 +943,24 @@ impl SmartAuth {
             {
                 self.store().revoke_access(&claims.jti, claims.exp);
                 self.forget_verified(std::slice::from_ref(&claims.jti));
+                self.flush().await?;
                 tracing::info!(client_id = %client_id, "access token revoked");
             }
             return Ok(());
         }
-        let mut store = self.store();
-        let family = store
-            .refresh
-            .get(&sha256(token.as_bytes()))
-            .map(|r| r.family.clone())
-            .filter(|f| store.families.get(f).is_some_and(|f| &f.grant.client_id == client_id));
-        if let Some(family) = family {
-            let revoked = store.revoke_family(&family);
-            drop(store);
+        self.hydrate_refresh(&sha256(token.as_bytes())).await?;
+        let revoked = {
+            let mut store = self.store();
+            let family = store
+                .refresh
+                .get(&sha256(token.as_bytes()))
+                .map(|r| r.family.clone())
+                .filter(|f| store.families.get(f).is_some_and(|f| &f.grant.client_id == client_id));
+            family.map(|family| store.revoke_family(&family))
+        };
+        if let Some(revoked) = revoked {
             self.forget_verified(&revoked);
+            self.flush().await?;
             tracing::info!(client_id = %client_id, "refresh token family revoked");
         }
         Ok(())
@@ -900,7 +988,10 @@ impl SmartAuth {
         if encounter.is_some_and(|e| !is_fhir_id(e)) {
             return Err(OAuthError::invalid_request("encounter is not a valid Encounter id"));
         }
-        let launch = self.mint_launch(Some(patient.to_owned()), encounter.map(str::to_owned));
+        let launch = self
+            .mint_launch(Some(patient.to_owned()), encounter.map(str::to_owned))
+            .await
+            .map_err(|_| OAuthError::unavailable())?;
         tracing::info!(client_id = %client.reg.client_id, "EHR launch context created");
         Ok(json!({"launch": launch}))
     }

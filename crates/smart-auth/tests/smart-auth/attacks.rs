@@ -255,7 +255,7 @@ async fn generated_keys_persist_in_the_data_dir() {
     settings.signing_key_pem = None;
     settings.data_dir = Some(dir.clone());
     let a = SmartAuth::new(settings.clone(), patients()).unwrap();
-    let token = a.mint_launch(None, None);
+    let token = a.mint_launch(None, None).await.unwrap();
     assert!(!token.is_empty());
     let b = SmartAuth::new(settings, patients()).unwrap();
     assert_eq!(a.jwks(), b.jwks(), "the same key after a restart");

@@ -253,7 +253,7 @@ async fn ehr_launch_sets_the_context_without_the_picker() {
     assert_eq!(reused.location_params()["error"], "invalid_request");
 
     // mint_launch works the same way, also as JSON through the endpoint.
-    let id = s.auth.mint_launch(Some("drchrono-9".into()), None);
+    let id = s.auth.mint_launch(Some("drchrono-9".into()), None).await.unwrap();
     assert_eq!(id.len(), 43);
     let json_launch = s
         .send(
@@ -293,7 +293,7 @@ async fn ehr_launch_sets_the_context_without_the_picker() {
 #[tokio::test]
 async fn a_patient_user_cannot_take_another_patients_launch() {
     let s = server();
-    let launch = s.auth.mint_launch(Some("drchrono-10".into()), None);
+    let launch = s.auth.mint_launch(Some("drchrono-10".into()), None).await.unwrap();
     let (_, challenge) = pkce();
     let url = authorize_url(
         "app",

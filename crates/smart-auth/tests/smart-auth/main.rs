@@ -6,5 +6,6 @@ mod authorization_code;
 mod client_credentials;
 mod common;
 mod discovery;
+mod durable;
 mod external_idp;
 mod hardening;
