@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapter::Adapter;
-use adapter_drchrono::{DrChronoAdapter, DrChronoConfig};
+use adapter_drchrono::DrChronoConfig;
 use adapter_noa::{NoaAdapter, NoaConfig};
 use adapter_zoom::{ZoomAdapter, ZoomConfig, ZoomRateLimits};
 use chrono::Utc;
@@ -161,8 +161,10 @@ pub async fn start_practice(
     if let Some(r) = &resilience {
         drchrono.resilience = r.clone();
     }
-    let mut adapters: Vec<Arc<dyn Adapter>> =
-        vec![Arc::new(DrChronoAdapter::new(drchrono).map_err(|e| e.to_string())?)];
+    let mut adapters: Vec<Arc<dyn Adapter>> = vec![Arc::new(crate::run::drchrono_adapter(
+        drchrono,
+        options.store.as_ref(),
+    )?)];
     let make_zoom = practice.zoom.unwrap_or(ZoomSimConfig::demo);
     let mut zoom_config = make_zoom(seed, anchor, EhrRefs::from_drchrono(&sim.dataset()));
     zoom_config.webhook_url = Some(format!("http://{gateway_addr}/webhooks/zoom"));
@@ -202,7 +204,9 @@ pub async fn start_practice(
             Some(noa)
         }
     };
-    let gateway = serve_on(listener, adapters, options).map_err(|e| format!("cannot serve on {listen}: {e}"))?;
+    let gateway = serve_on(listener, adapters, options)
+        .await
+        .map_err(|e| format!("cannot serve on {listen}: {e}"))?;
     // DrChrono verifies a webhook URL before it sends anything to it.
     sim.set_webhook_url(Some(format!("http://{gateway_addr}/webhooks/drchrono")));
     if !sim.verify_webhook_url().await {
@@ -216,8 +220,27 @@ pub async fn start_practice(
     })
 }
 
-/// Starts the demo practice (seeded, anchored on `sim_config.anchor`) and the gateway on `listen`.
+/// The demo's store: `data/demo/gateway.db` under the working directory, its vendor tokens sealed
+/// with `data/demo/store.key` (created, owner-only, on first start).
+pub async fn demo_store() -> Result<store::Store, String> {
+    let dir = std::path::PathBuf::from("data").join("demo");
+    let key_path = dir.join("store.key");
+    let key = match store::SealingKey::from_file(&key_path) {
+        Ok(key) => key,
+        Err(_) if !key_path.exists() => store::SealingKey::create_file(&key_path)
+            .or_else(|e| store::SealingKey::from_file(&key_path).map_err(|_| e))
+            .map_err(|e| format!("the demo's store key: {e}"))?,
+        Err(e) => return Err(format!("the demo's store key: {e}")),
+    };
+    store::Store::open(&store::StoreSettings::sqlite(dir.join("gateway.db")).with_sealing_key(key))
+        .await
+        .map_err(|e| format!("the demo's store: {e}"))
+}
+
+/// Starts the demo practice (seeded, anchored on `sim_config.anchor`) and the gateway on `listen`,
+/// with its state in [`demo_store`].
 pub async fn start_demo(listen: SocketAddr, sim_config: DrChronoSimConfig) -> Result<Demo, String> {
+    let store = demo_store().await?;
     start_practice(
         listen,
         PracticeConfig {
@@ -227,7 +250,10 @@ pub async fn start_demo(listen: SocketAddr, sim_config: DrChronoSimConfig) -> Re
             auth: true,
         },
         // Generous, but there (the benchmarks and tests call `start_practice` without one).
-        |options| options.rate_limit = Some(RateLimitSettings::demo()),
+        |options| {
+            options.rate_limit = Some(RateLimitSettings::demo());
+            options.store = Some(store);
+        },
     )
     .await
 }

@@ -39,4 +39,5 @@ pub mod query;
 pub mod ratelimit;
 pub mod run;
 pub mod sources;
+pub mod vault;
 pub mod write;

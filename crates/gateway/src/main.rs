@@ -183,8 +183,13 @@ async fn serve(config: PathBuf, listen: Option<SocketAddr>, insecure_no_auth: bo
             "paging.secret is not set: paging links are signed with a random key and break across restarts and replicas"
         );
     }
-    let configured = run::adapters_from_settings(&settings).map_err(anyhow::Error::msg)?;
+    if settings.store.sealing_key.is_none() {
+        return Err(gateway::config::store_key_required().into());
+    }
+    let store = store::Store::open(&settings.store).await?;
+    let configured = run::adapters_from_settings(&settings, Some(&store)).map_err(anyhow::Error::msg)?;
     let mut options = run::GatewayOptions::from_settings(&settings);
+    options.store = Some(store);
     options.resolver = Some(configured.resolver);
     options.public_url = settings.public_url.clone();
     let gateway = run::spawn(listen.unwrap_or(settings.listen), configured.adapters, options).await?;

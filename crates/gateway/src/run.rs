@@ -60,6 +60,10 @@ pub struct GatewayOptions {
     pub metrics_require_token: bool,
     /// How much one request may ask for (`[limits]`).
     pub request_limits: crate::query::Limits,
+    /// The gateway's durable state (`[store]`), opened by the caller; `None` keeps everything in
+    /// memory (tests). With it, the authorization server's memory and DrChrono's tokens survive a
+    /// restart and are shared by replicas.
+    pub store: Option<store::Store>,
 }
 
 /// How the HTTP server treats connections (`[server]`).
@@ -107,6 +111,7 @@ impl GatewayOptions {
             rate_limit: None,
             metrics_require_token: false,
             request_limits: crate::query::Limits::default(),
+            store: None,
         }
     }
 
@@ -138,6 +143,7 @@ impl GatewayOptions {
             rate_limit: s.rate_limit,
             metrics_require_token: s.metrics_require_token,
             request_limits: s.limits,
+            store: None,
         }
     }
 }
@@ -279,12 +285,12 @@ pub async fn spawn(
     adapters: Vec<Arc<dyn Adapter>>,
     options: GatewayOptions,
 ) -> std::io::Result<RunningGateway> {
-    serve_on(TcpListener::bind(listen).await?, adapters, options)
+    serve_on(TcpListener::bind(listen).await?, adapters, options).await
 }
 
 /// Builds the app over `adapters` and serves it on an already bound listener (so callers can
 /// learn the address first, e.g. to point a simulator's webhooks at it).
-pub fn serve_on(
+pub async fn serve_on(
     listener: TcpListener,
     adapters: Vec<Arc<dyn Adapter>>,
     options: GatewayOptions,
@@ -295,6 +301,11 @@ pub fn serve_on(
         |u| u.as_str().trim_end_matches('/').to_owned(),
     );
     let state = secured_state(adapters, &options, &base_url).map_err(std::io::Error::other)?;
+    if let (Some(auth), Some(store)) = (&state.auth, &options.store) {
+        auth.attach_store(store.clone())
+            .await
+            .map_err(|e| std::io::Error::other(format!("setting `store`: {e}")))?;
+    }
     if !state.caches.is_empty() {
         tokio::spawn(apply_changes(state.changes.subscribe(), state.caches.clone()));
         tokio::spawn(maintain(state.caches.iter().map(Arc::downgrade).collect()));
@@ -435,11 +446,11 @@ pub struct Configured {
     pub resolver: Arc<GatewayResolver>,
 }
 
-pub fn adapters_from_settings(settings: &Settings) -> Result<Configured, String> {
+pub fn adapters_from_settings(settings: &Settings, store: Option<&store::Store>) -> Result<Configured, String> {
     let mut adapters: Vec<Arc<dyn Adapter>> = Vec::new();
     let resolver = GatewayResolver::new(Duration::from_secs(600));
     if let Some(d) = &settings.drchrono {
-        adapters.push(Arc::new(DrChronoAdapter::new(d.clone()).map_err(|e| e.to_string())?));
+        adapters.push(Arc::new(drchrono_adapter(d.clone(), store)?));
     }
     if let Some(z) = &settings.zoom {
         adapters.push(Arc::new(
@@ -461,6 +472,20 @@ pub fn adapters_from_settings(settings: &Settings) -> Result<Configured, String>
         );
     }
     Ok(Configured { adapters, resolver })
+}
+
+/// The DrChrono adapter, keeping its rotating tokens in `store` when there is one.
+pub fn drchrono_adapter(config: DrChronoConfig, store: Option<&store::Store>) -> Result<DrChronoAdapter, String> {
+    let client_id = config.client_id.clone();
+    let adapter = DrChronoAdapter::new(config).map_err(|e| e.to_string())?;
+    Ok(match store {
+        Some(store) => adapter.with_token_vault(Arc::new(crate::vault::StoreVault::new(
+            store.clone(),
+            "drchrono",
+            &client_id,
+        ))),
+        None => adapter,
+    })
 }
 
 /// The built-in adapters, configured but never connected: their declared capabilities are what the

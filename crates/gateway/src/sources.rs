@@ -43,6 +43,7 @@ pub fn outcome_label<T>(result: &Result<T, AdapterError>) -> &'static str {
         Err(AdapterError::ContinuationExpired { .. }) => "continuation_expired",
         Err(AdapterError::Forbidden { .. }) => "forbidden",
         Err(AdapterError::Unprocessable { .. }) => "unprocessable",
+        Err(AdapterError::TokenStore { .. }) => "token_store",
     }
 }
 

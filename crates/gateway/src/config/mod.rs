@@ -28,6 +28,7 @@ mod paging;
 mod rate_limit;
 mod resilience;
 mod server;
+mod store;
 mod zoom;
 
 use std::collections::BTreeMap;
@@ -51,6 +52,7 @@ pub use paging::PagingSection;
 pub use rate_limit::RateLimitSection;
 pub use resilience::ResilienceSection;
 pub use server::ServerSection;
+pub use store::{DEFAULT_PATH as DEFAULT_STORE_PATH, StoreSection, store_key_required};
 pub use zoom::{ZoomRateLimitsSection, ZoomSection};
 
 /// The environment prefix of overrides.
@@ -84,6 +86,7 @@ pub struct RawConfig {
     pub resilience: ResilienceSection,
     pub rate_limit: RateLimitSection,
     pub metrics: MetricsSection,
+    pub store: StoreSection,
 }
 
 /// Validated settings.
@@ -116,6 +119,8 @@ pub struct Settings {
     pub metrics_require_token: bool,
     /// `[limits]`.
     pub limits: crate::query::Limits,
+    /// `[store]`: where the gateway's own state lives.
+    pub store: ::store::StoreSettings,
 }
 
 impl Settings {
@@ -167,11 +172,13 @@ impl RawConfig {
         let zoom = self.zoom.map(|z| z.validate(fhir.timezone, &resilience)).transpose()?;
         let cache = self.cache.validate()?;
         let limits = limits::validate(&self.limits)?;
+        let store = self.store.validate()?;
         let noa = self
             .noa
             .map(|n| n.validate(endpoint.public_url.as_ref(), fhir.timezone, &resilience))
             .transpose()?;
         Ok(Settings {
+            store,
             zoom,
             noa,
             cache,
@@ -399,12 +406,15 @@ timezone = "America/Chicago"
             ("zoom-webhook-secret", "zhook"),
             ("noa-client-secret", "nsecret"),
             ("noa-webhook-secret", "0123456789abcdefghijklmnopqrstuvwxyz"),
+            ("fhir-gateway-store-key", &"5a".repeat(32)),
         ] {
             let path = dir.join(name);
             std::fs::write(&path, format!("{value}\n")).unwrap();
             text = text.replace(&format!("/run/secrets/{name}"), &path.display().to_string());
         }
         let s = Settings::from_toml(&text, &BTreeMap::new()).unwrap();
+        assert_eq!(s.store.location, ::store::Location::Sqlite("data/gateway.db".into()));
+        assert!(s.store.sealing_key.is_some());
         let drchrono = s.drchrono.unwrap();
         assert_eq!(drchrono.refresh_token.expose(), "refresh");
         assert_eq!(drchrono.webhook_secret.as_ref().map(|w| w.expose()), Some("dhook"));

@@ -10,3 +10,4 @@ mod openapi;
 mod proptests;
 mod request_limits;
 mod resolver;
+mod restart;
