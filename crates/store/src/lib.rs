@@ -243,19 +243,41 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The migrations, in order: (version, description, SQLite text, PostgreSQL text).
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "state",
+        include_str!("../migrations/sqlite/0001_state.sql"),
+        include_str!("../migrations/postgres/0001_state.sql"),
+    ),
+    (
+        2,
+        "budgets",
+        include_str!("../migrations/sqlite/0002_budgets.sql"),
+        include_str!("../migrations/postgres/0002_budgets.sql"),
+    ),
+];
+
 fn migrator(backend: Backend) -> Migrator {
-    let sql = match backend {
-        Backend::Sqlite => include_str!("../migrations/sqlite/0001_state.sql"),
-        Backend::Postgres => include_str!("../migrations/postgres/0001_state.sql"),
-    };
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, description, sqlite, postgres)| {
+            let sql = match backend {
+                Backend::Sqlite => sqlite,
+                Backend::Postgres => postgres,
+            };
+            Migration::new(
+                *version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            )
+        })
+        .collect();
     Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("state"),
-            MigrationType::Simple,
-            Cow::Borrowed(sql),
-            false,
-        )]),
+        migrations: Cow::Owned(migrations),
         ..Migrator::DEFAULT
     }
 }
@@ -475,6 +497,8 @@ impl Store {
         for sql in [
             "DELETE FROM records WHERE expires_at <= $1",
             "DELETE FROM events WHERE expires_at <= $1",
+            // Budget windows are an hour at most: two days is long past.
+            "DELETE FROM budgets WHERE created_at <= $1 - 172800",
         ] {
             gone += sqlx::query(sql)
                 .bind(t)
@@ -588,6 +612,60 @@ impl Store {
         .await
         .map_err(query_error("save_vendor_tokens"))?;
         row.try_get(0).map_err(query_error("save_vendor_tokens"))
+    }
+
+    // ---- shared rate budgets ----
+
+    /// Takes one call from budget `name` in window `window` when fewer than `limit` were taken
+    /// there (by any replica); false when the window is spent.
+    pub async fn budget_take(&self, name: &str, window: i64, limit: u32) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO budgets (name, window_index, used, created_at) VALUES ($1, $2, 1, $3) \
+             ON CONFLICT (name, window_index) DO UPDATE SET used = budgets.used + 1 \
+             WHERE budgets.used < $4",
+        )
+        .bind(name)
+        .bind(window)
+        .bind(now())
+        .bind(i64::from(limit))
+        .execute(&self.inner.pool)
+        .await
+        .map_err(query_error("budget_take"))?;
+        Ok(done.rows_affected() == 1 && limit > 0)
+    }
+
+    /// Calls taken from budget `name` in window `window`.
+    pub async fn budget_used(&self, name: &str, window: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT used FROM budgets WHERE name = $1 AND window_index = $2")
+            .bind(name)
+            .bind(window)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(query_error("budget_used"))?;
+        row.map_or(Ok(0), |r| r.try_get(0).map_err(query_error("budget_used")))
+    }
+
+    // ---- sealed records ----
+
+    /// Stores a secret record (a signing key): sealed like vendor tokens, bound to its kind and key.
+    pub async fn secret_put(&self, kind: &str, key: &str, plain: &[u8], expires_at: i64) -> Result<(), StoreError> {
+        let sealer = self.inner.key.as_ref().ok_or(StoreError::NoKey)?;
+        let sealed = sealer
+            .seal(&format!("record:{kind}:{key}"), plain)
+            .map_err(StoreError::Sealed)?;
+        self.record_put(kind, key, &sealed, expires_at).await
+    }
+
+    /// A secret record, opened; `None` when absent or expired.
+    pub async fn secret_get(&self, kind: &str, key: &str) -> Result<Option<Record>, StoreError> {
+        let Some(mut record) = self.record_get(kind, key).await? else {
+            return Ok(None);
+        };
+        let sealer = self.inner.key.as_ref().ok_or(StoreError::NoKey)?;
+        record.value = sealer
+            .open(&format!("record:{kind}:{key}"), &record.value)
+            .map_err(|e| StoreError::Sealed(format!("{kind} {key}: {e}")))?;
+        Ok(Some(record))
     }
 
     // ---- leases ----

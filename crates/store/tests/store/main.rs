@@ -36,7 +36,7 @@ where
 #[tokio::test]
 async fn both_backends_apply_the_same_migrations_once() {
     on_both("migrations", None, |store| async move {
-        assert_eq!(store.migrations().await.unwrap(), vec![1], "{:?}", store.backend());
+        assert_eq!(store.migrations().await.unwrap(), vec![1, 2], "{:?}", store.backend());
     })
     .await;
     // Opening again migrates nothing more and keeps what was stored.
@@ -46,7 +46,7 @@ async fn both_backends_apply_the_same_migrations_once() {
     assert!(first.record_insert("k", "a", b"1", store::now() + 60).await.unwrap());
     first.close().await;
     let again = Store::open(&settings).await.unwrap();
-    assert_eq!(again.migrations().await.unwrap(), vec![1]);
+    assert_eq!(again.migrations().await.unwrap(), vec![1, 2]);
     assert_eq!(again.record_get("k", "a").await.unwrap().unwrap().value, b"1");
     #[cfg(unix)]
     {
@@ -161,6 +161,18 @@ async fn vendor_tokens_are_sealed_at_rest() {
         assert_eq!(store.save_vendor_tokens("drchrono", &rotated).await.unwrap(), 2);
         assert_eq!(store.vendor_tokens("drchrono").await.unwrap().unwrap().tokens, rotated);
         assert!(!format!("{rotated:?}").contains("SECRET"));
+        // Secret records are sealed the same way, bound to their kind and key.
+        store
+            .secret_put("key", "k1", b"PRIVATE-KEY", store::now() + 60)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.secret_get("key", "k1").await.unwrap().unwrap().value,
+            b"PRIVATE-KEY"
+        );
+        let raw = store.record_get("key", "k1").await.unwrap().unwrap().value;
+        assert!(!raw.windows(7).any(|w| w == b"PRIVATE"));
+        assert_eq!(store.secret_get("key", "absent").await.unwrap(), None);
     })
     .await;
     // On disk: no plain text, and another key cannot open them.
@@ -305,4 +317,36 @@ async fn a_store_that_cannot_open_names_its_setting() {
     std::fs::write(&garbage, vec![7u8; 4096]).unwrap();
     let err = Store::open(&StoreSettings::sqlite(&garbage)).await.unwrap_err();
     assert!(err.to_string().starts_with("store.path: "), "{err}");
+}
+
+#[tokio::test]
+async fn replicas_share_a_rate_budget() {
+    on_both("budgets", None, |store| async move {
+        let other = store.clone();
+        let mut taken = 0;
+        for i in 0..8 {
+            let which = if i % 2 == 0 { &store } else { &other };
+            if which.budget_take("drchrono:acct:hourly", 100, 5).await.unwrap() {
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, 5);
+        assert_eq!(store.budget_used("drchrono:acct:hourly", 100).await.unwrap(), 5);
+        // The next window starts afresh; another budget is separate.
+        assert!(store.budget_take("drchrono:acct:hourly", 101, 5).await.unwrap());
+        assert!(store.budget_take("zoom:acct:light", 100, 5).await.unwrap());
+        assert!(!store.budget_take("none", 1, 0).await.unwrap());
+        // Concurrent takers never exceed the limit.
+        let tries = (0..20).map(|_| {
+            let store = store.clone();
+            async move { store.budget_take("race", 7, 10).await.unwrap() }
+        });
+        let won = futures::future::join_all(tries)
+            .await
+            .into_iter()
+            .filter(|t| *t)
+            .count();
+        assert_eq!(won, 10);
+    })
+    .await;
 }
