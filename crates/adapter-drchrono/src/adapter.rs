@@ -103,6 +103,14 @@ impl DrChronoAdapter {
         self
     }
 
+    /// Counts DrChrono's hourly budget (per account) in `shared` too: replicas sharing the account
+    /// together never exceed it.
+    pub fn with_shared_budgets(mut self, shared: Arc<dyn adapter::resilience::SharedBudgets>) -> Self {
+        let account = self.account.clone();
+        self.client = self.client.with_shared_budgets(shared, &account);
+        self
+    }
+
     /// The mapping context: now, the fallback zone, and every doctor's zone.
     async fn ctx(&self) -> Result<DrCtx, AdapterError> {
         let zones = self.doctor_zones().await?;

@@ -128,6 +128,13 @@ impl DrChronoClient {
         self
     }
 
+    /// Counts the hourly budget in `shared` too, under `scope` (the account), so that replicas
+    /// sharing the account together stay within DrChrono's limit.
+    pub fn with_shared_budgets(mut self, shared: Arc<dyn adapter::resilience::SharedBudgets>, scope: &str) -> Self {
+        self.guard = self.guard.with_shared_budgets(shared, format!("drchrono:{scope}"));
+        self
+    }
+
     /// The configured base URL (always ending in `/`).
     pub fn base_url(&self) -> &Url {
         &self.base

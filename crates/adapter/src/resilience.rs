@@ -24,7 +24,7 @@
 //! `Retry-After`.
 
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::Utc;
@@ -144,12 +144,23 @@ impl RateBudget {
     }
 }
 
+/// Rate budgets counted together by several processes (replicas of one gateway sharing one vendor
+/// account): a call is taken from the shared count as well as from the process's own.
+#[async_trait::async_trait]
+pub trait SharedBudgets: Send + Sync + std::fmt::Debug {
+    /// Takes one call from the budget `name` in its window number `window` (unix time / window
+    /// length) when fewer than `limit` were taken there; false when the window is spent.
+    async fn take(&self, name: &str, window: i64, limit: u32) -> Result<bool, AdapterError>;
+}
+
 /// The resilience of one vendor client: breaker, budgets and counters, shared by all its calls.
 #[derive(Debug)]
 pub struct Guard {
     vendor: &'static str,
     settings: ResilienceSettings,
     state: Mutex<State>,
+    /// Budgets also counted across replicas, under `{scope}:{label}`.
+    shared: Option<(Arc<dyn SharedBudgets>, String)>,
 }
 
 #[derive(Debug)]
@@ -282,7 +293,15 @@ impl Guard {
                 budget_waits: 0,
                 budget_rejections: 0,
             }),
+            shared: None,
         }
+    }
+
+    /// Counts the budgets in `shared` as well, under `{scope}:{label}` (the scope names the vendor
+    /// account, which is what the vendor's limit applies to).
+    pub fn with_shared_budgets(mut self, shared: Arc<dyn SharedBudgets>, scope: impl Into<String>) -> Self {
+        self.shared = Some((shared, scope.into()));
+        self
     }
 
     /// The settings the guard was built with.
@@ -412,7 +431,12 @@ impl Guard {
     async fn take_budget(&self, index: usize, deadline: Instant) -> Result<(), AdapterError> {
         let mut waited = false;
         loop {
-            let taken = self.lock().budgets[index].take(SystemTime::now());
+            let now = SystemTime::now();
+            let taken = self.lock().budgets[index].take(now);
+            let taken = match (taken, &self.shared) {
+                (Ok(()), Some((shared, scope))) => self.take_shared(shared.as_ref(), scope, index, now).await,
+                (taken, _) => taken,
+            };
             let Err(wait) = taken else {
                 return Ok(());
             };
@@ -428,6 +452,42 @@ impl Guard {
                 self.lock().budget_waits += 1;
             }
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Takes the call from the shared count of budget `index` too; `Err(wait)` until its next
+    /// window when the replicas together have spent it. When the shared count cannot be reached,
+    /// the process's own budget alone decides (and the failure is logged).
+    async fn take_shared(
+        &self,
+        shared: &dyn SharedBudgets,
+        scope: &str,
+        index: usize,
+        now: SystemTime,
+    ) -> Result<(), Duration> {
+        let (label, limit, window, position) = {
+            let state = self.lock();
+            let b = &state.budgets[index];
+            (b.label.clone(), b.limit, b.window, b.position(now))
+        };
+        let (window_index, into) = position;
+        let name = format!("{scope}:{label}");
+        match shared
+            .take(&name, i64::try_from(window_index).unwrap_or(i64::MAX), limit)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                // Not a call after all: give the process's own count its slot back.
+                let mut state = self.lock();
+                let budget = &mut state.budgets[index];
+                budget.used = budget.used.saturating_sub(1);
+                Err(window.saturating_sub(into))
+            }
+            Err(e) => {
+                tracing::warn!(vendor = self.vendor, error = %e, "the shared rate budget is unreachable; counting this process's calls only");
+                Ok(())
+            }
         }
     }
 
