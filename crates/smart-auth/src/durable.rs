@@ -116,6 +116,7 @@ impl SmartAuth {
                 SmartAuth { inner }.apply_revocation(&event.payload);
             }
         });
+        self.attach_keys(&db).await?;
         Ok(())
     }
 
@@ -321,6 +322,242 @@ impl SmartAuth {
             memory.launches.insert(id.to_owned(), (ctx, r.expires_at));
         }
         Ok(())
+    }
+}
+
+/// The signing keys kept in the store (see the `keys` module): loaded when the store is attached,
+/// read again on every `auth.keys` event (and every minute, in case one was missed), rotated on
+/// demand and on the `key_rotation` schedule.
+impl SmartAuth {
+    /// How often the stored keys are read again (seconds) without a rotation schedule; with one, half
+    /// its period when that is shorter (at least a second).
+    const KEYS_RELOAD_SECS: i64 = 60;
+    /// The longest a rotation holds its lease.
+    const ROTATION_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+    /// How long a rotation on demand, or the storing of the first key, waits for another rotation.
+    const ROTATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn keys_failed(e: ::store::StoreError) -> AuthError {
+        AuthError::Store(format!("signing keys: {e}"))
+    }
+
+    /// At [`SmartAuth::attach_store`]: unless a key is configured (`signing_key_pem`, which stays
+    /// current and is not stored), stores this process's key when the store holds none (the first
+    /// replica's key becomes everyone's, and survives a restart), then signs with the store's
+    /// current key and verifies with its retired ones. Follows `auth.keys` events and starts the
+    /// rotation schedule. A store without an encryption key keeps no keys (a warning says so).
+    async fn attach_keys(&self, db: &::store::Store) -> Result<(), AuthError> {
+        if self.inner.keys.pinned() {
+            tracing::info!("signing key: the configured key signs; it is not kept in the store");
+            return Ok(());
+        }
+        match self.store_first_key(db).await {
+            Ok(()) => {}
+            Err(::store::StoreError::NoKey) => {
+                tracing::warn!(
+                    "signing keys: the store has no encryption key, so they are not kept there \
+                     (a restart or another replica signs with another key)"
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(Self::keys_failed(e)),
+        }
+        let created_at = self.reload_keys(db, false).await?;
+        self.inner.keys.set_stored();
+        self.follow_keys(db);
+        self.schedule_keys();
+        if let Some(created_at) = created_at
+            && let Err(e) = self.rotate_if_due(db, created_at).await
+        {
+            tracing::warn!(error = %e, "signing key: the scheduled rotation failed; it is tried again later");
+        }
+        Ok(())
+    }
+
+    /// Stores the current key when the store holds none, under the rotation lease (so replicas
+    /// starting together agree on one key; without the lease after a while, it goes ahead).
+    async fn store_first_key(&self, db: &::store::Store) -> Result<(), ::store::StoreError> {
+        let leased = db
+            .lease_wait(
+                crate::keys::ROTATION_LEASE,
+                Self::ROTATION_LEASE_TTL,
+                Self::ROTATION_WAIT,
+            )
+            .await?;
+        let stored = crate::keys::store_first(db, &self.inner.keys.current()).await;
+        if leased {
+            let _ = db.lease_release(crate::keys::ROTATION_LEASE).await;
+        }
+        if stored? {
+            tracing::info!(kid = %self.inner.keys.current().kid, "signing key: stored as the current key");
+        }
+        Ok(())
+    }
+
+    /// Reads the stored keys into the ring (`KeyRing::adopt_stored`); returns the current key's
+    /// creation time.
+    async fn reload_keys(&self, db: &::store::Store, keep_unlisted: bool) -> Result<Option<i64>, AuthError> {
+        let stored = crate::keys::stored_keys(db).await.map_err(Self::keys_failed)?;
+        let before = self.inner.keys.current().kid.clone();
+        let created_at = self
+            .inner
+            .keys
+            .adopt_stored(&stored, keep_unlisted)
+            .map_err(AuthError::Key)?;
+        let after = self.inner.keys.current();
+        if after.kid != before {
+            tracing::info!(kid = %after.kid, "signing key: signing with the store's current key");
+        }
+        Ok(created_at)
+    }
+
+    /// Rotates the signing key for every replica: a new key becomes the store's current one, the
+    /// previous one is retired (it verifies, and stays in the JWKS, until `access_token_ttl` after
+    /// now), `auth.keys` is published, and this process signs with the new key at once (the other
+    /// replicas within a second). Returns the new kid. Needs an attached store keeping the keys (no
+    /// `signing_key_pem`, and the store's encryption key).
+    pub async fn rotate_key_stored(&self) -> Result<String, AuthError> {
+        let Some(db) = self.durable().cloned() else {
+            return Err(AuthError::Key(
+                "no store is attached (SmartAuth::attach_store): rotate_key rotates in this process".to_owned(),
+            ));
+        };
+        if !self.inner.keys.is_stored() {
+            return Err(AuthError::Key(
+                "the signing keys are not kept in the store (a configured signing_key_pem, or a store \
+                 without an encryption key)"
+                    .to_owned(),
+            ));
+        }
+        let keep = self.inner.keys.grace().max(crate::keys::RETIRED_KEEP);
+        let kid = Self::rotate_under_lease(&db, keep).await?;
+        self.reload_keys(&db, true).await?;
+        tracing::info!(kid = %kid, "signing key rotated");
+        Ok(kid)
+    }
+
+    /// Rotates the signing key kept in `db` without a running server (`fhir-gateway keys rotate`):
+    /// generates a key, makes it the store's current one, retires the previous one (its record is
+    /// kept a day, the longest access-token lifetime the gateway allows) and publishes `auth.keys`,
+    /// on which every running replica signs with the new key within a second (one started later
+    /// loads it). Returns the new kid. `db` needs its encryption key; waits up to 10 s for a rotation
+    /// in progress.
+    pub async fn rotate_stored_key(db: &::store::Store) -> Result<String, AuthError> {
+        let kid = Self::rotate_under_lease(db, crate::keys::RETIRED_KEEP).await?;
+        tracing::info!(kid = %kid, "signing key rotated in the store");
+        Ok(kid)
+    }
+
+    async fn rotate_under_lease(db: &::store::Store, keep: i64) -> Result<String, AuthError> {
+        let leased = db
+            .lease_wait(
+                crate::keys::ROTATION_LEASE,
+                Self::ROTATION_LEASE_TTL,
+                Self::ROTATION_WAIT,
+            )
+            .await
+            .map_err(Self::keys_failed)?;
+        if !leased {
+            return Err(AuthError::Store(
+                "signing keys: another rotation is in progress; try again".to_owned(),
+            ));
+        }
+        let rotated = crate::keys::rotate_stored(db, keep).await;
+        let _ = db.lease_release(crate::keys::ROTATION_LEASE).await;
+        rotated
+    }
+
+    /// Rotates when the current key (created at `created_at`) is older than `key_rotation`: the
+    /// replica that takes the rotation lease checks again, rotates and releases it; the others
+    /// hear of the new key. Returns the new kid when this replica rotated.
+    async fn rotate_if_due(&self, db: &::store::Store, created_at: i64) -> Result<Option<String>, AuthError> {
+        let Some(every) = self.inner.keys.rotate_every() else {
+            return Ok(None);
+        };
+        if crate::util::now() - created_at < every {
+            return Ok(None);
+        }
+        let leased = db
+            .lease_acquire(crate::keys::ROTATION_LEASE, Self::ROTATION_LEASE_TTL)
+            .await
+            .map_err(Self::keys_failed)?;
+        if !leased {
+            return Ok(None);
+        }
+        let rotated = self.rotate_if_still_due(db, every).await;
+        let _ = db.lease_release(crate::keys::ROTATION_LEASE).await;
+        let rotated = rotated?;
+        if let Some(kid) = &rotated {
+            self.reload_keys(db, true).await?;
+            tracing::info!(kid = %kid, "signing key rotated on schedule");
+        }
+        Ok(rotated)
+    }
+
+    /// Under the lease: rotates when the store's current key is still older than `every` seconds.
+    async fn rotate_if_still_due(&self, db: &::store::Store, every: i64) -> Result<Option<String>, AuthError> {
+        let stored = crate::keys::stored_keys(db).await.map_err(Self::keys_failed)?;
+        let due = crate::keys::current_of(&stored).is_some_and(|(_, k)| crate::util::now() - k.created_at >= every);
+        if !due {
+            return Ok(None);
+        }
+        let keep = self.inner.keys.grace().max(crate::keys::RETIRED_KEEP);
+        crate::keys::rotate_stored(db, keep).await.map(Some)
+    }
+
+    /// Reads the stored keys again on every `auth.keys` event (and when the feed lagged).
+    fn follow_keys(&self, db: &::store::Store) {
+        let mut feed = db.follow();
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                match feed.recv().await {
+                    Ok(event) if event.topic != crate::keys::KEYS_TOPIC => continue,
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                let auth = SmartAuth { inner };
+                let Some(db) = auth.durable().cloned() else { return };
+                if let Err(e) = auth.reload_keys(&db, true).await {
+                    tracing::warn!(error = %e, "signing keys: reading them again failed; retried later");
+                }
+            }
+        });
+    }
+
+    /// Every `KEYS_RELOAD_SECS` (or half the rotation period): reads the stored keys again
+    /// and rotates when the current one is due.
+    fn schedule_keys(&self) {
+        let every = self
+            .inner
+            .keys
+            .rotate_every()
+            .map_or(Self::KEYS_RELOAD_SECS, |p| (p / 2).clamp(1, Self::KEYS_RELOAD_SECS));
+        let period = std::time::Duration::from_secs(u64::try_from(every).unwrap_or(1));
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(inner) = weak.upgrade() else { return };
+                SmartAuth { inner }.key_upkeep().await;
+            }
+        });
+    }
+
+    async fn key_upkeep(&self) {
+        let Some(db) = self.durable().cloned() else { return };
+        let created_at = match self.reload_keys(&db, true).await {
+            Ok(Some(created_at)) => created_at,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "signing keys: reading them again failed; retried later");
+                return;
+            }
+        };
+        if let Err(e) = self.rotate_if_due(&db, created_at).await {
+            tracing::warn!(error = %e, "signing key: the scheduled rotation failed; it is tried again later");
+        }
     }
 }
 

@@ -1,17 +1,48 @@
 //! The gateway's own signing keys: load, generate, persist, rotate, publish.
+//!
+//! Without a store, the first key is the configured one (`signing_key_pem`), else the one in
+//! `data_dir` (generated there on first start), else one generated in memory; [`KeyRing::rotate`]
+//! replaces it in this process.
+//!
+//! With a store attached (and no configured key), the keys live in the store as sealed records
+//! ([`STORED_KIND`], key = kid, value = [`StoredKey`]): exactly one current key (no `retired_at`;
+//! should a race leave two, the newest `created_at` wins, then the greater kid) and the retired ones,
+//! kept until their tokens have expired. Every replica signs with the store's current key and
+//! verifies with the retired ones; a rotation ([`rotate_stored`]) writes the new key, retires the
+//! previous one and publishes [`KEYS_TOPIC`], on which every replica reads the keys again. A
+//! configured `signing_key_pem` is never stored: it stays the signing key (every replica must be
+//! configured with the same one).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::AuthError;
 use crate::util::{now, pem_decode, pem_encode};
 
 /// The file a generated key is kept in, under `data_dir`.
 pub(crate) const KEY_FILE: &str = "smart-signing-key.pem";
+
+/// The record kind of the signing keys kept in the store (sealed; the key is the kid).
+pub(crate) const STORED_KIND: &str = "auth.signing-key";
+/// The event announcing a new current key (payload: its kid): every replica reads the keys again.
+pub(crate) const KEYS_TOPIC: &str = "auth.keys";
+/// The lease a rotation (and the storing of the first key) holds, so that two do not interleave.
+pub(crate) const ROTATION_LEASE: &str = "auth.key-rotation";
+/// A current key's record does not expire (9999-12-31T23:59:59Z).
+const FAR_FUTURE: i64 = 253_402_300_799;
+/// How long a retired key's record is kept (past its retirement) when the rotating side does not
+/// know the access-token lifetime (`fhir-gateway keys rotate`): the longest the gateway allows, one
+/// day, and a second.
+pub(crate) const RETIRED_KEEP: i64 = 86_400 + 1;
+/// Kept past a retired key's grace, and the lifetime of a [`KEYS_TOPIC`] event (the verifiers'
+/// clock leeway).
+const LEEWAY: i64 = 120;
 
 /// One signing key.
 pub(crate) struct SigningKey {
@@ -21,6 +52,8 @@ pub(crate) struct SigningKey {
     pub(crate) decoding: DecodingKey,
     /// The public JWK (kid, kty, alg, use=sig and the key material).
     pub(crate) jwk: serde_json::Value,
+    /// The private key as PEM (what the store keeps).
+    pem: String,
 }
 
 impl SigningKey {
@@ -44,7 +77,7 @@ impl SigningKey {
         };
         for (alg, key) in candidates {
             let Ok(key) = key else { continue };
-            if let Ok(k) = Self::from_encoding_key(key, alg) {
+            if let Ok(k) = Self::from_encoding_key(key, alg, pem.to_owned()) {
                 return Ok(k);
             }
         }
@@ -55,11 +88,12 @@ impl SigningKey {
     pub(crate) fn generate() -> Result<(Self, String), String> {
         let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| "key generation failed")?;
         let der = pair.to_pkcs8v1().map_err(|_| "key export failed")?;
-        let key = Self::from_encoding_key(EncodingKey::from_ec_der(der.as_ref()), Algorithm::ES256)?;
-        Ok((key, pem_encode("PRIVATE KEY", der.as_ref())))
+        let pem = pem_encode("PRIVATE KEY", der.as_ref());
+        let key = Self::from_encoding_key(EncodingKey::from_ec_der(der.as_ref()), Algorithm::ES256, pem.clone())?;
+        Ok((key, pem))
     }
 
-    fn from_encoding_key(encoding: EncodingKey, alg: Algorithm) -> Result<Self, String> {
+    fn from_encoding_key(encoding: EncodingKey, alg: Algorithm, pem: String) -> Result<Self, String> {
         let mut jwk = Jwk::from_encoding_key(&encoding, alg).map_err(|e| format!("unusable key: {e}"))?;
         // Proves the key signs with `alg` (an RSA key below 2048 bits, a P-384 key for ES256 fail here).
         let probe = jsonwebtoken::encode(&Header::new(alg), &serde_json::json!({"probe": true}), &encoding)
@@ -82,6 +116,7 @@ impl SigningKey {
             encoding,
             decoding,
             jwk,
+            pem,
         })
     }
 
@@ -101,6 +136,12 @@ pub(crate) struct KeyRing {
     grace: i64,
     /// Where a new current key is written.
     persist_to: Option<PathBuf>,
+    /// The key was configured (`signing_key_pem`): it is never replaced by the store's.
+    pinned: bool,
+    /// The rotation period in seconds (`key_rotation`), when the keys are kept in the store.
+    rotate_every: Option<i64>,
+    /// The keys are kept in the attached store (set when it is attached).
+    stored: AtomicBool,
 }
 
 struct Ring {
@@ -118,7 +159,43 @@ impl KeyRing {
             }),
             grace,
             persist_to,
+            pinned: false,
+            rotate_every: None,
+            stored: AtomicBool::new(false),
         }
+    }
+
+    /// `pinned`: the first key was configured and stays current even with a store attached;
+    /// `rotate_every`: the rotation period (seconds) once the keys are kept in a store.
+    pub(crate) fn with_policy(mut self, pinned: bool, rotate_every: Option<i64>) -> Self {
+        self.pinned = pinned;
+        self.rotate_every = rotate_every;
+        self
+    }
+
+    /// True when the key was configured (`signing_key_pem`): the store does not keep it.
+    pub(crate) fn pinned(&self) -> bool {
+        self.pinned
+    }
+
+    /// The rotation period in seconds, if any.
+    pub(crate) fn rotate_every(&self) -> Option<i64> {
+        self.rotate_every
+    }
+
+    /// How long a retired key keeps verifying, in seconds.
+    pub(crate) fn grace(&self) -> i64 {
+        self.grace
+    }
+
+    /// True once the keys are kept in the attached store.
+    pub(crate) fn is_stored(&self) -> bool {
+        self.stored.load(Ordering::Acquire)
+    }
+
+    /// Marks the keys as kept in the store.
+    pub(crate) fn set_stored(&self) {
+        self.stored.store(true, Ordering::Release);
     }
 
     /// The key new tokens are signed with.
@@ -160,6 +237,75 @@ impl KeyRing {
         Ok(kid)
     }
 
+    /// Makes the store's keys ([`stored_keys`]) the ring's: its current key signs, its retired ones
+    /// verify until `grace` after their retirement (a current key that lost a race counts as retired
+    /// when the winner was made). With `keep_unlisted`, keys the ring holds that the store does not
+    /// list stay as retired ones (the current one from now), so no token this process signed stops
+    /// verifying early; without it (when a store is attached, before serving) they are dropped.
+    /// Returns the current key's creation time, or `None` when the store has no current key (the
+    /// ring is left as it is).
+    pub(crate) fn adopt_stored(
+        &self,
+        stored: &[(String, StoredKey)],
+        keep_unlisted: bool,
+    ) -> Result<Option<i64>, String> {
+        let Some((current_kid, current)) = current_of(stored) else {
+            return Ok(None);
+        };
+        let at = now();
+        let current_key = self
+            .parse_known(current_kid, &current.pem)
+            .map_err(|e| format!("the stored current key {current_kid}: {e}"))?;
+        let mut retired: Vec<(Arc<SigningKey>, i64)> = Vec::new();
+        for (kid, key) in stored {
+            if kid == current_kid {
+                continue;
+            }
+            let since = key.retired_at.unwrap_or(current.created_at);
+            if since + self.grace < at {
+                continue;
+            }
+            match self.parse_known(kid, &key.pem) {
+                Ok(k) => retired.push((k, since)),
+                Err(e) => tracing::warn!(kid = %kid, error = %e, "signing keys: an unusable stored key is ignored"),
+            }
+        }
+        let mut ring = self.ring.write().unwrap_or_else(|e| e.into_inner());
+        if keep_unlisted {
+            let previous: Vec<(Arc<SigningKey>, i64)> = std::iter::once((ring.current.clone(), at))
+                .chain(ring.retired.iter().cloned())
+                .collect();
+            for (key, since) in previous {
+                if key.kid != current_key.kid && !retired.iter().any(|(r, _)| r.kid == key.kid) {
+                    retired.push((key, since));
+                }
+            }
+        }
+        retired.sort_by(|a, b| (a.1, &a.0.kid).cmp(&(b.1, &b.0.kid)));
+        ring.current = current_key;
+        ring.retired = retired;
+        Ok(Some(current.created_at))
+    }
+
+    /// The key of `pem`, reusing the ring's when it already holds `kid`.
+    fn parse_known(&self, kid: &str, pem: &str) -> Result<Arc<SigningKey>, String> {
+        let known = {
+            let ring = self.ring.read().unwrap_or_else(|e| e.into_inner());
+            std::iter::once(&ring.current)
+                .chain(ring.retired.iter().map(|(k, _)| k))
+                .find(|k| k.kid == kid)
+                .cloned()
+        };
+        if let Some(key) = known {
+            return Ok(key);
+        }
+        let key = SigningKey::from_pem(pem)?;
+        if key.kid != kid {
+            return Err(format!("the key's thumbprint is {}", key.kid));
+        }
+        Ok(Arc::new(key))
+    }
+
     fn sweep(&self) {
         let at = now();
         let expired = |r: &(Arc<SigningKey>, i64)| r.1 + self.grace < at;
@@ -178,6 +324,95 @@ impl KeyRing {
                 .retain(|r| !expired(r));
         }
     }
+}
+
+/// A signing key as the store keeps it (the value of a [`STORED_KIND`] record, sealed).
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct StoredKey {
+    /// The private key, PKCS#8 PEM.
+    pub(crate) pem: String,
+    /// Unix seconds.
+    pub(crate) created_at: i64,
+    /// When it stopped being the current key; `None` for the current one.
+    #[serde(default)]
+    pub(crate) retired_at: Option<i64>,
+}
+
+/// The keys the store holds, opened (a listing returns them sealed, so each is read again; one
+/// that expired in between is skipped, an unreadable one ignored).
+pub(crate) async fn stored_keys(db: &::store::Store) -> Result<Vec<(String, StoredKey)>, ::store::StoreError> {
+    let mut keys = Vec::new();
+    for (kid, _) in db.records(STORED_KIND, "").await? {
+        let Some(record) = db.secret_get(STORED_KIND, &kid).await? else {
+            continue;
+        };
+        match serde_json::from_slice::<StoredKey>(&record.value) {
+            Ok(key) => keys.push((kid, key)),
+            Err(e) => tracing::warn!(kid = %kid, error = %e, "signing keys: an unreadable stored key is ignored"),
+        }
+    }
+    Ok(keys)
+}
+
+/// The current key of a stored set: the newest `created_at` (then the greatest kid) not retired.
+pub(crate) fn current_of(keys: &[(String, StoredKey)]) -> Option<&(String, StoredKey)> {
+    keys.iter()
+        .filter(|(_, k)| k.retired_at.is_none())
+        .max_by(|a, b| (a.1.created_at, &a.0).cmp(&(b.1.created_at, &b.0)))
+}
+
+async fn put_stored(
+    db: &::store::Store,
+    kid: &str,
+    key: &StoredKey,
+    expires_at: i64,
+) -> Result<(), ::store::StoreError> {
+    let value = serde_json::to_vec(key).map_err(|e| ::store::StoreError::Sealed(e.to_string()))?;
+    db.secret_put(STORED_KIND, kid, &value, expires_at).await
+}
+
+/// Stores `key` as the current key when the store has none (and announces it); true when it did.
+pub(crate) async fn store_first(db: &::store::Store, key: &SigningKey) -> Result<bool, ::store::StoreError> {
+    if current_of(&stored_keys(db).await?).is_some() {
+        return Ok(false);
+    }
+    let at = now();
+    let stored = StoredKey {
+        pem: key.pem.clone(),
+        created_at: at,
+        retired_at: None,
+    };
+    put_stored(db, &key.kid, &stored, FAR_FUTURE).await?;
+    // Replicas that read the store before this write catch up.
+    let _ = db.publish(KEYS_TOPIC, &key.kid, at + LEEWAY).await;
+    Ok(true)
+}
+
+/// Generates a key and makes it the store's current one: it is written first (created now, or a
+/// second after the newest current key when that is later, so it is the newest), then the previous
+/// current keys (those older than it: of two rotations racing, the newer key stays current) are
+/// retired as of its creation, their records kept `keep` seconds (and the leeway) more, then
+/// [`KEYS_TOPIC`] is published. Returns the new kid. The caller holds [`ROTATION_LEASE`].
+pub(crate) async fn rotate_stored(db: &::store::Store, keep: i64) -> Result<String, AuthError> {
+    let failed = |e: ::store::StoreError| AuthError::Store(e.to_string());
+    let newest = current_of(&stored_keys(db).await.map_err(failed)?).map(|(_, k)| k.created_at);
+    let at = newest.map_or_else(now, |t| now().max(t + 1));
+    let (key, pem) = SigningKey::generate().map_err(AuthError::Key)?;
+    let new = StoredKey {
+        pem,
+        created_at: at,
+        retired_at: None,
+    };
+    put_stored(db, &key.kid, &new, FAR_FUTURE).await.map_err(failed)?;
+    for (kid, mut old) in stored_keys(db).await.map_err(failed)? {
+        let older = (old.created_at, &kid) < (at, &key.kid);
+        if old.retired_at.is_none() && older {
+            old.retired_at = Some(at);
+            put_stored(db, &kid, &old, at + keep + LEEWAY).await.map_err(failed)?;
+        }
+    }
+    db.publish(KEYS_TOPIC, &key.kid, at + LEEWAY).await.map_err(failed)?;
+    Ok(key.kid)
 }
 
 /// Loads the persisted key, or generates and persists one. The directory is created owner-only
@@ -338,6 +573,70 @@ mod tests {
         assert!(key.jwk.get("d").is_none(), "no private material");
         let again = SigningKey::from_pem(&pem).unwrap();
         assert_eq!(again.kid, key.kid);
+    }
+
+    fn stored(key: &SigningKey, created_at: i64, retired_at: Option<i64>) -> (String, StoredKey) {
+        let stored = StoredKey {
+            pem: key.pem.clone(),
+            created_at,
+            retired_at,
+        };
+        (key.kid.clone(), stored)
+    }
+
+    #[test]
+    fn the_newest_unretired_stored_key_is_current() {
+        let (a, _) = SigningKey::generate().unwrap();
+        let (b, _) = SigningKey::generate().unwrap();
+        let (c, _) = SigningKey::generate().unwrap();
+        let t = now();
+        let keys = vec![
+            stored(&a, t - 10, None),
+            stored(&b, t - 5, None),
+            stored(&c, t, Some(t)),
+        ];
+        assert_eq!(current_of(&keys).map(|(kid, _)| kid.as_str()), Some(b.kid.as_str()));
+        assert!(current_of(&keys[2..]).is_none());
+        let round = serde_json::to_vec(&keys[0].1).unwrap();
+        let back: StoredKey = serde_json::from_slice(&round).unwrap();
+        assert_eq!((back.created_at, back.retired_at), (t - 10, None));
+    }
+
+    #[test]
+    fn a_ring_adopts_the_stored_keys() {
+        let (local, _) = SigningKey::generate().unwrap();
+        let local_kid = local.kid.clone();
+        let ring = KeyRing::new(local, 60, None);
+        let (a, _) = SigningKey::generate().unwrap();
+        let (b, _) = SigningKey::generate().unwrap();
+        let (gone, _) = SigningKey::generate().unwrap();
+        let t = now();
+        let keys = vec![
+            stored(&a, t - 30, Some(t - 10)),
+            stored(&b, t - 10, None),
+            stored(&gone, t - 500, Some(t - 400)),
+        ];
+        // At attach: the local key is dropped, the long-retired one is not loaded.
+        assert_eq!(ring.adopt_stored(&keys, false).unwrap(), Some(t - 10));
+        assert_eq!(ring.current().kid, b.kid);
+        let kids: Vec<String> = ring.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(kids, [b.kid.clone(), a.kid.clone()]);
+        assert!(ring.find(&local_kid).is_none());
+        assert!(ring.find(&gone.kid).is_none());
+        // A reload after an in-process rotation keeps the key the store does not know.
+        let rotated = ring.rotate().unwrap();
+        assert_eq!(ring.adopt_stored(&keys, true).unwrap(), Some(t - 10));
+        assert_eq!(ring.current().kid, b.kid);
+        assert!(ring.find(&rotated).is_some());
+        assert!(ring.find(&a.kid).is_some());
+        // No current key in the store: the ring stays as it is.
+        assert_eq!(ring.adopt_stored(&keys[..1], false).unwrap(), None);
+        assert_eq!(ring.current().kid, b.kid);
     }
 
     #[test]

@@ -391,8 +391,16 @@ impl SmartAuth {
             (None, Some(dir)) => keys::load_or_generate(dir).map_err(|e| config("data_dir", e))?,
             (None, None) => keys::SigningKey::generate().map_err(AuthError::Key)?.0,
         };
+        let key_rotation = settings.key_rotation.map(|d| secs(d, "key_rotation")).transpose()?;
+        if key_rotation.is_some() && settings.signing_key_pem.is_some() {
+            return Err(config(
+                "key_rotation",
+                "a configured signing_key_pem is not rotated: leave it out to keep generated keys in the store",
+            ));
+        }
         // A retired key verifies for as long as the tokens it signed live.
-        let keys = keys::KeyRing::new(first, access_ttl + 1, persist_to);
+        let keys = keys::KeyRing::new(first, access_ttl + 1, persist_to)
+            .with_policy(settings.signing_key_pem.is_some(), key_rotation);
 
         Ok(Self {
             inner: Arc::new(Inner {
@@ -438,7 +446,17 @@ impl SmartAuth {
     /// Makes a new signing key current and returns its kid. Tokens signed with older keys keep
     /// verifying, and those keys stay in the JWKS, until `access_token_ttl` after the rotation. When
     /// `data_dir` is set the new key is persisted there.
+    ///
+    /// In this process only: once the keys are kept in an attached store this is refused, use
+    /// [`SmartAuth::rotate_key_stored`] (every replica follows it).
     pub fn rotate_key(&self) -> Result<String, AuthError> {
+        if self.inner.keys.is_stored() {
+            return Err(AuthError::Key(
+                "the signing keys are kept in the store: rotate them with rotate_key_stored \
+                 (or `fhir-gateway keys rotate`)"
+                    .to_owned(),
+            ));
+        }
         let kid = self.inner.keys.rotate().map_err(AuthError::Key)?;
         tracing::info!(kid = %kid, "signing key rotated");
         Ok(kid)

@@ -18,6 +18,13 @@ pub struct AuthSettings {
     /// A configured private key: ES256 (P-256, PKCS#8 PEM), ES384 (P-384, PKCS#8 PEM) or RS256 (RSA,
     /// PKCS#8 or PKCS#1 PEM). `None` generates an ES256 key (persisted in `data_dir` when set).
     pub signing_key_pem: Option<String>,
+    /// How often the signing key is replaced by a new one (at least a second, at most a year), when
+    /// the keys are kept in the gateway's store (a store is attached with `SmartAuth::attach_store`
+    /// and no `signing_key_pem` is configured; with one, this setting is refused). One replica
+    /// rotates, every replica signs with the new key within a second, and the previous key keeps
+    /// verifying (and stays in the JWKS) until the tokens it signed have expired. `None` (the
+    /// default): only on demand (`SmartAuth::rotate_key_stored`, `SmartAuth::rotate_stored_key`).
+    pub key_rotation: Option<Duration>,
     /// Lifetime of access tokens and id_tokens (default 1 h).
     pub access_token_ttl: Duration,
     /// Lifetime of authorization codes (default 60 s).
@@ -58,6 +65,7 @@ impl AuthSettings {
             base_url,
             data_dir: None,
             signing_key_pem: None,
+            key_rotation: None,
             access_token_ttl: Duration::from_secs(3600),
             code_ttl: Duration::from_secs(60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -81,6 +89,7 @@ impl fmt::Debug for AuthSettings {
             .field("base_url", &self.base_url.as_str())
             .field("data_dir", &self.data_dir)
             .field("signing_key_pem", &self.signing_key_pem.as_ref().map(|_| "[redacted]"))
+            .field("key_rotation", &self.key_rotation)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("code_ttl", &self.code_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)

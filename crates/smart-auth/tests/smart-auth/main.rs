@@ -9,3 +9,4 @@ mod discovery;
 mod durable;
 mod external_idp;
 mod hardening;
+mod keys_store;
