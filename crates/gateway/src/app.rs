@@ -58,6 +58,8 @@ pub struct AppState {
     pub request_deadline: Duration,
     /// Change events from vendor webhooks (the cache and subscriptions listen here).
     pub changes: tokio::sync::broadcast::Sender<adapter::ChangeEvent>,
+    /// The gateway's durable state, shared by replicas (`None`: everything in memory).
+    pub store: Option<store::Store>,
     /// The caches in front of the sources, when caching is on (they apply [`Self::changes`]).
     pub caches: Vec<Arc<crate::cache::Cached>>,
     /// SMART on FHIR, when configured: every `/fhir` route but the CapabilityStatement and the

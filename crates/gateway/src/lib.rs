@@ -37,6 +37,7 @@ pub mod params;
 mod picker;
 pub mod query;
 pub mod ratelimit;
+pub mod replicas;
 pub mod run;
 pub mod sources;
 pub mod vault;

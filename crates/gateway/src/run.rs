@@ -244,6 +244,7 @@ fn build_state(
         ready_timeout: Duration::from_secs(5),
         request_deadline: options.request_deadline,
         changes: tokio::sync::broadcast::channel(1024).0,
+        store: options.store.clone(),
         caches,
         auth: None,
         rate_limit: options.rate_limit.map(|r| Arc::new(ClientLimiter::new(r))),
@@ -301,6 +302,13 @@ pub async fn serve_on(
         |u| u.as_str().trim_end_matches('/').to_owned(),
     );
     let state = secured_state(adapters, &options, &base_url).map_err(std::io::Error::other)?;
+    if let Some(store) = &options.store {
+        tokio::spawn(crate::replicas::follow_changes(
+            store.clone(),
+            state.changes.clone(),
+            state.engine.sources.clone(),
+        ));
+    }
     if let (Some(auth), Some(store)) = (&state.auth, &options.store) {
         auth.attach_store(store.clone())
             .await
@@ -479,11 +487,13 @@ pub fn drchrono_adapter(config: DrChronoConfig, store: Option<&store::Store>) ->
     let client_id = config.client_id.clone();
     let adapter = DrChronoAdapter::new(config).map_err(|e| e.to_string())?;
     Ok(match store {
-        Some(store) => adapter.with_token_vault(Arc::new(crate::vault::StoreVault::new(
-            store.clone(),
-            "drchrono",
-            &client_id,
-        ))),
+        Some(store) => adapter
+            .with_token_vault(Arc::new(crate::vault::StoreVault::new(
+                store.clone(),
+                "drchrono",
+                &client_id,
+            )))
+            .with_shared_budgets(crate::replicas::shared_budgets(store)),
         None => adapter,
     })
 }

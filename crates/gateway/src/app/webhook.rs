@@ -68,8 +68,8 @@ async fn receive_webhook(
         Ok(answer) => {
             state.metrics.webhook(&source, "accepted", answer.events.len());
             for event in answer.events {
-                // No subscriber yet is fine: the cache subscribes when it exists.
-                let _ = state.changes.send(event);
+                // Every replica's cache hears of it (through the store when there is one).
+                crate::replicas::announce(state.store.as_ref(), &state.changes, event).await;
             }
             let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
             match answer.body {
