@@ -45,6 +45,22 @@ enum Command {
     /// Hash a password or client secret for `[[auth.users]]`/`[[auth.clients]]` (argon2id; reads it
     /// from standard input so it stays out of the shell history).
     HashPassword,
+    /// The token signing keys kept in the store.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key the current one for every replica (within a second); the previous key
+    /// keeps verifying the tokens it signed until they expire.
+    Rotate {
+        /// The gateway's TOML configuration file (its `[store]` and `[auth]` sections are read).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -63,6 +79,9 @@ async fn main() -> anyhow::Result<()> {
             listen,
             insecure_no_auth,
         } => serve(config, listen, insecure_no_auth).await,
+        Command::Keys {
+            command: KeysCommand::Rotate { config },
+        } => rotate_keys(config).await,
         Command::HashPassword => {
             let mut secret = String::new();
             std::io::stdin().read_line(&mut secret)?;
@@ -167,6 +186,31 @@ async fn demo_token(base: &str) -> anyhow::Result<String> {
         .as_str()
         .map(str::to_owned)
         .context("the token endpoint answered without an access_token")
+}
+
+async fn rotate_keys(config: PathBuf) -> anyhow::Result<()> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let settings = Settings::load(&config, &env).with_context(|| format!("configuration {}", config.display()))?;
+    match &settings.auth {
+        None => {
+            bail!("setting `auth.mode`: the embedded authorization server is not configured; it has no keys to rotate")
+        }
+        Some(auth) if auth.signing_key_pem.is_some() => bail!(
+            "setting `auth.signing_key`: the signing key is configured, not kept in the store; \
+             replace it in the configuration (or leave it out to keep rotated keys in the store)"
+        ),
+        Some(_) => {}
+    }
+    if settings.store.sealing_key.is_none() {
+        return Err(gateway::config::store_key_required().into());
+    }
+    let store = store::Store::open(&settings.store).await?;
+    let kid = smart_auth::SmartAuth::rotate_stored_key(&store)
+        .await
+        .context("rotating the signing key")?;
+    store.close().await;
+    println!("{kid}");
+    Ok(())
 }
 
 async fn serve(config: PathBuf, listen: Option<SocketAddr>, insecure_no_auth: bool) -> anyhow::Result<()> {

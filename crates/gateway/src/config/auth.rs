@@ -21,6 +21,9 @@ pub struct AuthSection {
     pub data_dir: Option<String>,
     /// The token signing key (PKCS#8 PEM, EC P-256 → ES256 or RSA → RS256); usually `signing_key_file`.
     pub signing_key: Option<String>,
+    /// Replace the signing key every this many days (1–365; keys kept in the store, so not with
+    /// `signing_key`). Without it, only `fhir-gateway keys rotate` rotates.
+    pub key_rotation_days: Option<u64>,
     pub access_token_ttl_secs: Option<u64>,
     pub refresh_token_ttl_secs: Option<u64>,
     /// Argon2 checks (client secrets, passwords) run at once; default: the core count.
@@ -122,6 +125,18 @@ impl AuthSection {
         let mut s = AuthSettings::new(base);
         s.data_dir = self.data_dir.map(std::path::PathBuf::from);
         s.signing_key_pem = self.signing_key;
+        if let Some(days) = self.key_rotation_days {
+            if !(1..=365).contains(&days) {
+                return Err(invalid("auth.key_rotation_days", "must be between 1 and 365"));
+            }
+            if s.signing_key_pem.is_some() {
+                return Err(invalid(
+                    "auth.key_rotation_days",
+                    "a configured auth.signing_key(_file) is not rotated: leave it out to keep generated keys in the store",
+                ));
+            }
+            s.key_rotation = Some(Duration::from_secs(days * 86_400));
+        }
         if let Some(t) = self.access_token_ttl_secs {
             if !(60..=86_400).contains(&t) {
                 return Err(invalid("auth.access_token_ttl_secs", "must be between 60 and 86400"));
@@ -361,6 +376,11 @@ jwks_url = "https://idp.example/jwks"
             ("login_failures_per_user = 0\n", "auth.login_failures_per_user"),
             ("login_failures_per_ip = 0\n", "auth.login_failures_per_ip"),
             ("login_lockout_max_secs = 0\n", "auth.login_lockout_max_secs"),
+            ("key_rotation_days = 0\n", "auth.key_rotation_days"),
+            (
+                "key_rotation_days = 30\nsigning_key = \"pem\"\n",
+                "auth.key_rotation_days",
+            ),
         ] {
             let e = smart(body).unwrap_err().to_string();
             assert!(e.contains(setting), "{body}: {e}");
@@ -379,5 +399,11 @@ jwks_url = "https://idp.example/jwks"
         assert_eq!((a.login_failures_per_user, a.login_failures_per_ip), (4, 9));
         assert_eq!(a.login_lockout_max, Duration::from_secs(60));
         assert_eq!(a.max_pending_logins_per_ip, 7);
+        assert_eq!(a.key_rotation, None);
+        let s = smart(
+            "key_rotation_days = 30\n[[auth.clients]]\nclient_id = \"x\"\nauth = \"public\"\nredirect_uris = [\"https://app.example/cb\"]\nscopes = \"patient/*.rs\"\ngrant_types = [\"authorization_code\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.auth.unwrap().key_rotation, Some(Duration::from_secs(30 * 86_400)));
     }
 }
