@@ -18,8 +18,11 @@
 //!   evictions), kept until they expire;
 //! - [`vendor tokens`](Store::vendor_tokens): sealed with AES-256-GCM ([`SealingKey`]), never
 //!   plain text on disk;
-//! - [`leases`](Store::lease_acquire): one holder at a time across replicas.
+//! - [`leases`](Store::lease_acquire): one holder at a time across replicas;
+//! - [`audit events`](Store::audit_append): the audit trail, append-only (an `UPDATE` is refused
+//!   by a trigger on both backends), searched with keyset paging, swept after its retention.
 
+mod audit;
 mod seal;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -36,6 +39,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row};
 use tokio::sync::broadcast;
 
+pub use audit::{AuditQuery, AuditRow};
 pub use seal::SealingKey;
 
 /// The PostgreSQL notification channel events are announced on.
@@ -257,6 +261,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_budgets.sql"),
         include_str!("../migrations/postgres/0002_budgets.sql"),
     ),
+    (
+        3,
+        "audit",
+        include_str!("../migrations/sqlite/0003_audit.sql"),
+        include_str!("../migrations/postgres/0003_audit.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {
@@ -363,6 +373,18 @@ impl Store {
         rows.iter()
             .map(|r| r.try_get::<i64, _>(0).map_err(query_error("migrations")))
             .collect()
+    }
+
+    /// Runs one SQL statement as given; returns the rows it changed. For tests only (what the API
+    /// never does, such as changing an audit event).
+    #[cfg(feature = "test-support")]
+    #[doc(hidden)]
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(sql)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(query_error("execute_raw"))?;
+        Ok(done.rows_affected())
     }
 
     // ---- records ----

@@ -1,6 +1,8 @@
 //! The store's promises, on both backends: SQLite in a temporary directory and a real PostgreSQL
 //! server started for the run (`store::testing::TempPostgres`).
 
+mod audit;
+
 use std::time::Duration;
 
 use store::testing::TempPostgres;
@@ -36,7 +38,12 @@ where
 #[tokio::test]
 async fn both_backends_apply_the_same_migrations_once() {
     on_both("migrations", None, |store| async move {
-        assert_eq!(store.migrations().await.unwrap(), vec![1, 2], "{:?}", store.backend());
+        assert_eq!(
+            store.migrations().await.unwrap(),
+            vec![1, 2, 3],
+            "{:?}",
+            store.backend()
+        );
     })
     .await;
     // Opening again migrates nothing more and keeps what was stored.
@@ -46,7 +53,7 @@ async fn both_backends_apply_the_same_migrations_once() {
     assert!(first.record_insert("k", "a", b"1", store::now() + 60).await.unwrap());
     first.close().await;
     let again = Store::open(&settings).await.unwrap();
-    assert_eq!(again.migrations().await.unwrap(), vec![1, 2]);
+    assert_eq!(again.migrations().await.unwrap(), vec![1, 2, 3]);
     assert_eq!(again.record_get("k", "a").await.unwrap().unwrap().value, b"1");
     #[cfg(unix)]
     {
