@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use url::Url;
 
+use crate::audit::{self, AuthEvent, AuthEventKind};
 use crate::html::{consent_page, error_page, html_response, login_page, picker_page};
 use crate::scopes::{Context, ScopeSet};
 use crate::store::{self, AuthTx, CodeRecord, Grant, Step};
@@ -400,6 +401,7 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Exten
         Ok(attempt) => attempt,
         Err(locked) => {
             tracing::info!(client_id = %tx.client_id, "sign-in refused: too many failed attempts");
+            auth.audit(|| login_event(&auth, AuthEventKind::LoginLocked, &tx, username, &extensions));
             let secs = locked.retry_after;
             let message = format!(
                 "Too many failed sign-in attempts; try again in {secs} second{}.",
@@ -412,6 +414,7 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Exten
         Counted::Attempt(n) => n,
         Counted::Exhausted => {
             attempt.not_checked();
+            auth.audit(|| login_event(&auth, AuthEventKind::LoginLocked, &tx, username, &extensions));
             return give_up(&auth, &id, &tx);
         }
         Counted::Gone => {
@@ -441,6 +444,7 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Exten
     let Some(user) = user.filter(|_| ok) else {
         attempt.failed();
         tracing::info!(client_id = %tx.client_id, "sign-in failed");
+        auth.audit(|| login_event(&auth, AuthEventKind::LoginFailed, &tx, username, &extensions));
         if failures >= MAX_LOGIN_FAILURES {
             return give_up(&auth, &id, &tx);
         }
@@ -485,6 +489,24 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Exten
         return error(StatusCode::BAD_REQUEST, "This sign-in has expired or is not valid.");
     }
     auth.show_consent(&id, &tx)
+}
+
+/// The audit event of a sign-in of `username` that failed or was refused: the transaction's client,
+/// the username typed, its fhirUser when the username exists, the caller's address. Never the
+/// password.
+fn login_event(
+    auth: &SmartAuth,
+    kind: AuthEventKind,
+    tx: &AuthTx,
+    username: &str,
+    extensions: &http::Extensions,
+) -> AuthEvent {
+    let mut event = AuthEvent::new(kind);
+    event.client_id = Some(audit::name(&tx.client_id));
+    event.username = Some(audit::name(username)).filter(|u| !u.is_empty());
+    event.fhir_user = auth.inner.users.get(username).map(|u| u.fhir_user.clone());
+    event.ip = audit::peer_ip(extensions);
+    event
 }
 
 /// Ends a sign-in that used up its tries: the transaction is dropped and the app is told

@@ -8,6 +8,8 @@
 //! - [`SmartAuth::authenticate`] verifies bearer tokens (its own, or an external IdP's through its JWKS)
 //!   into an [`Identity`], or says why not ([`Unauthorized`], with its `WWW-Authenticate` challenge); the
 //!   gateway's token gate calls it and answers the 401.
+//! - [`SmartAuth::set_audit`] hands every token issued or refused and every failed sign-in to an
+//!   [`AuthAudit`] (the gateway's audit trail), as [`AuthEvent`]s that never carry a secret.
 //! - [`scopes`] is the SMART v1/v2 scope grammar.
 //!
 //! All state (codes, refresh families, revocations, seen assertion ids, launch contexts) is in memory,
@@ -16,6 +18,7 @@
 
 pub mod scopes;
 
+mod audit;
 mod authorize;
 #[cfg(feature = "demo")]
 mod demo;
@@ -36,6 +39,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use async_trait::async_trait;
+pub use audit::{AuthAudit, AuthEvent, AuthEventKind};
 #[cfg(feature = "demo")]
 pub use demo::{DEMO_JWT_JWKS, DEMO_JWT_KID, DEMO_JWT_PRIVATE_KEY_PEM, demo_settings};
 pub use password::hash_password;
@@ -198,6 +202,8 @@ pub(crate) struct Inner {
     pub(crate) throttle: throttle::Throttle,
     /// Transactions at the login page per client address.
     pub(crate) pending_logins_per_ip: usize,
+    /// Where tokens issued and refused and failed sign-ins are reported ([`SmartAuth::set_audit`]).
+    pub(crate) audit: std::sync::OnceLock<Arc<dyn AuthAudit>>,
 }
 
 /// The SMART authorization server and token verifier. Cheap to clone.
@@ -420,6 +426,7 @@ impl SmartAuth {
                 passwords,
                 throttle,
                 pending_logins_per_ip,
+                audit: std::sync::OnceLock::new(),
             }),
         })
     }

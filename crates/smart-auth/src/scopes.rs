@@ -156,10 +156,17 @@ pub struct ResourceScope {
     pub v1: bool,
 }
 
+/// Types a `*` scope does not reach: only a scope naming them grants them (the audit trail is
+/// for auditors, not for every backend service holding `system/*.rs`).
+pub const NAMED_ONLY: &[&str] = &["AuditEvent"];
+
 impl ResourceScope {
-    /// True when it speaks for `resource_type`.
+    /// True when it speaks for `resource_type` (a `*` scope: any type but [`NAMED_ONLY`]).
     pub fn covers_type(&self, resource_type: &str) -> bool {
-        self.resource_type.as_deref().is_none_or(|t| t == resource_type)
+        match self.resource_type.as_deref() {
+            Some(t) => t == resource_type,
+            None => !NAMED_ONLY.contains(&resource_type),
+        }
     }
 
     /// The scope in words, for the consent page ("read and search your Appointments").
@@ -407,7 +414,11 @@ impl ScopeSet {
             Scope::Other(o) => other.has(o),
             Scope::Resource(r) => other.resource_scopes().any(|g| {
                 g.context == r.context
-                    && (g.resource_type.is_none() || g.resource_type == r.resource_type)
+                    && match (&g.resource_type, &r.resource_type) {
+                        (None, Some(t)) => !NAMED_ONLY.contains(&t.as_str()),
+                        (None, None) => true,
+                        (Some(_), _) => g.resource_type == r.resource_type,
+                    }
                     && g.permissions.covers(r.permissions)
                     && g.constraint.iter().all(|c| r.constraint.contains(c))
             }),
@@ -594,6 +605,14 @@ mod tests {
         assert!(!set.allows("Appointment", Create));
         assert!(set.allows("Patient", Read));
         assert!(set.allows("Encounter", Search), "user/*.s covers every type");
+        assert!(!set.allows("AuditEvent", Search), "but the audit trail only when named");
+        let audit = ScopeSet::parse("system/AuditEvent.rs").unwrap();
+        assert!(audit.allows("AuditEvent", Search));
+        assert!(
+            !audit.is_subset_of(&ScopeSet::parse("system/*.rs").unwrap()),
+            "a client registered for system/*.rs is not granted the audit trail"
+        );
+        assert!(audit.is_subset_of(&ScopeSet::parse("system/AuditEvent.rs system/*.rs").unwrap()));
         assert!(!set.allows("Encounter", Read));
         let contexts: Vec<Context> = set.grants("Patient", Search).map(|g| g.context).collect();
         assert_eq!(contexts, [Context::User]);

@@ -41,13 +41,19 @@ impl ClientIp {
     /// `axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())` (or
     /// given by axum's `MockConnectInfo` in tests); unknown without either.
     pub(crate) fn from_extensions(extensions: &http::Extensions) -> Self {
-        use axum::extract::connect_info::{ConnectInfo, MockConnectInfo};
-        let addr = extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .or_else(|| extensions.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0));
-        Self::of(addr)
+        Self::of(peer_addr(extensions))
     }
+}
+
+/// The peer of a request served with
+/// `axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())` (or given by
+/// axum's `MockConnectInfo` in tests), as the connection gave it.
+pub(crate) fn peer_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
+    use axum::extract::connect_info::{ConnectInfo, MockConnectInfo};
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .or_else(|| extensions.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0))
 }
 
 /// The throttle's settings.

@@ -2,6 +2,7 @@
 //! authentication, and minting.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -10,6 +11,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Value, json};
 
+use crate::audit::{self, AuthEvent, AuthEventKind};
 use crate::scopes::{Context, ScopeSet};
 use crate::store::{self, Family, Grant};
 use crate::util::{Form, constant_time_eq, now, random_token, sha256, truncate};
@@ -197,6 +199,63 @@ fn peek_claims(token: &str) -> Option<serde_json::Map<String, Value>> {
     let payload = token.split('.').nth(1)?;
     let bytes = data_encoding::BASE64URL_NOPAD.decode(payload.as_bytes()).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// What the audit trail learns of a token request as it is handled.
+#[derive(Default)]
+struct TokenCall {
+    /// The client the request names (`client_id`, the HTTP Basic user, or the `iss` of a client
+    /// assertion), then the one that authenticated.
+    client_id: Option<String>,
+    /// The grant type, once it is known to be one this server supports.
+    grant_type: Option<&'static str>,
+}
+
+/// The client a token request names, before it is authenticated: `client_id`, else the HTTP Basic
+/// user, else the unverified `iss` of a client assertion (for the audit trail only). Never the
+/// secret or the assertion.
+fn claimed_client_id(headers: &HeaderMap, form: &Form) -> Option<String> {
+    let basic_user = || match basic_credentials(headers) {
+        Some(Ok((id, _secret))) => Some(id),
+        _ => None,
+    };
+    let assertion_issuer = || -> Option<String> {
+        let claims = peek_claims(form.get("client_assertion")?)?;
+        claims.get("iss").and_then(Value::as_str).map(str::to_owned)
+    };
+    form.get("client_id")
+        .map(str::to_owned)
+        .or_else(basic_user)
+        .or_else(assertion_issuer)
+        .filter(|id| !id.is_empty())
+        .map(|id| audit::name(&id))
+}
+
+/// The audit event of a token request: issued (client, grant, scope, patient, fhirUser, read back
+/// from the response this server built) or refused (the OAuth error code only).
+fn token_event(fhir_base: &str, call: TokenCall, result: &Result<Value, OAuthError>, ip: Option<IpAddr>) -> AuthEvent {
+    let mut event = match result {
+        Ok(body) => {
+            let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
+            let mut event = AuthEvent::new(AuthEventKind::TokenIssued);
+            event.scope = text("scope");
+            event.patient = text("patient");
+            // The response's fhirUser is absolute; the event carries `Practitioner/…` for a user
+            // of this server.
+            let own = format!("{fhir_base}/");
+            event.fhir_user = text("fhirUser").map(|u| u.strip_prefix(&own).map(str::to_owned).unwrap_or(u));
+            event
+        }
+        Err(e) => {
+            let mut event = AuthEvent::new(AuthEventKind::TokenRefused);
+            event.error = Some(e.error.to_owned());
+            event
+        }
+    };
+    event.client_id = call.client_id;
+    event.grant_type = call.grant_type;
+    event.ip = ip;
+    event
 }
 
 /// What a code redemption gives: the grant, and the refresh family and its first token when one was
@@ -489,8 +548,29 @@ impl SmartAuth {
         Ok(body)
     }
 
-    async fn token_request(&self, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
+    /// The token endpoint; every outcome, issued or refused, is reported to the audit sink here
+    /// (with the caller's address from the request's `extensions`).
+    async fn token_request(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        extensions: &http::Extensions,
+    ) -> Result<Value, OAuthError> {
+        let mut call = TokenCall::default();
+        let result = self.token_request_inner(headers, body, &mut call).await;
+        self.audit(|| token_event(&self.inner.fhir_base, call, &result, audit::peer_ip(extensions)));
+        result
+    }
+
+    /// The token endpoint's work; `call` learns the client and grant type as they become known.
+    async fn token_request_inner(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        call: &mut TokenCall,
+    ) -> Result<Value, OAuthError> {
         let form = parse_body(headers, body, false)?;
+        call.client_id = claimed_client_id(headers, &form);
         let grant_type = form
             .get("grant_type")
             .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
@@ -501,9 +581,11 @@ impl SmartAuth {
                 format!("grant_type '{}' is not supported", truncate(grant_type, 60)),
             ));
         };
+        call.grant_type = Some(grant_type.as_str());
         let client = self
             .authenticate_client(headers, &form, &[self.url(paths::TOKEN)])
             .await?;
+        call.client_id = Some(audit::name(&client.reg.client_id));
         if !client.allows_grant(grant_type) {
             return Err(OAuthError::unauthorized_client(format!(
                 "this client may not use the {} grant",
@@ -1016,8 +1098,13 @@ pub(crate) async fn jwks(State(auth): State<SmartAuth>) -> Response {
     response
 }
 
-pub(crate) async fn token(State(auth): State<SmartAuth>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(auth.token_request(&headers, &body).await)
+pub(crate) async fn token(
+    State(auth): State<SmartAuth>,
+    extensions: http::Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(auth.token_request(&headers, &body, &extensions).await)
 }
 
 pub(crate) async fn introspect(State(auth): State<SmartAuth>, headers: HeaderMap, body: Bytes) -> Response {

@@ -2,6 +2,7 @@
 //! test file.
 
 mod attacks;
+mod audit;
 mod authorization_code;
 mod client_credentials;
 mod common;
