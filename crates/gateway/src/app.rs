@@ -8,6 +8,7 @@
 //! - `metadata`: the CapabilityStatement, the root page, `/healthz`, `/readyz`, `/metrics`, and the 404
 //!   and 405 answers;
 //! - `webhook`: vendor webhooks in, change events out;
+//! - `audit`: the audit trail searched (`/fhir/AuditEvent`) and every `/fhir` interaction recorded;
 //! - `middleware`: the token gate, the request deadline and size limits, body read deadlines, panics
 //!   and other errors as OperationOutcomes, request metrics.
 //!
@@ -15,6 +16,7 @@
 //! type, `_pretty` and `Prefer` checks it calls in its own order) and the `Caller` the token gate
 //! established, and answers through `response`.
 
+mod audit;
 mod metadata;
 mod middleware;
 mod operation;
@@ -60,6 +62,8 @@ pub struct AppState {
     pub changes: tokio::sync::broadcast::Sender<adapter::ChangeEvent>,
     /// The gateway's durable state, shared by replicas (`None`: everything in memory).
     pub store: Option<store::Store>,
+    /// The audit trail's recorder, when it is kept (a store, and `audit.enabled`).
+    pub auditor: Option<Arc<crate::audit::Auditor>>,
     /// The caches in front of the sources, when caching is on (they apply [`Self::changes`]).
     pub caches: Vec<Arc<crate::cache::Cached>>,
     /// SMART on FHIR, when configured: every `/fhir` route but the CapabilityStatement and the
@@ -109,6 +113,13 @@ pub fn app(state: Arc<AppState>) -> Router {
                 .patch(write::patch)
                 .fallback(metadata::method_not_allowed_instance),
         )
+        // The audit trail: read and searched, never written (append-only, by the gateway itself).
+        .route("/fhir/AuditEvent", get(audit::search_get).fallback(audit::not_allowed))
+        .route(
+            "/fhir/AuditEvent/_search",
+            post(audit::search_post).fallback(audit::not_allowed),
+        )
+        .route("/fhir/AuditEvent/{id}", get(audit::read).fallback(audit::not_allowed))
         .route("/fhir/OperationDefinition", get(operation::operation_definitions))
         .route("/fhir/OperationDefinition/{id}", get(operation::operation_definition))
         .route("/fhir/{type}/{id}/{operation}", post(operation::operation))
@@ -127,7 +138,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(from_fn_with_state(state.clone(), middleware::within_deadline))
         .layer(from_fn_with_state(state.clone(), crate::ratelimit::limit))
         .layer(from_fn_with_state(state.clone(), middleware::require_token))
-        .layer(from_fn_with_state(state.clone(), middleware::require_metrics_token));
+        .layer(from_fn_with_state(state.clone(), middleware::require_metrics_token))
+        // Outside the gate: refused tokens are interactions to record too.
+        .layer(from_fn_with_state(state.clone(), audit::record));
     // Before anything else: the headers' and the URL query's size (431, 414); every body read on
     // these routes is bounded by `limits.max_body_bytes` (`_search`: its own limit above; 413).
     let fhir = fhir

@@ -124,6 +124,30 @@ pub fn capability_statement(sources: &Sources, base_url: &str, limits: CountLimi
     })
 }
 
+/// The audit trail's entry: read and searched (never written) with the scope `system/AuditEvent.rs`.
+pub fn audit_event() -> Value {
+    let param = |name: &str, kind: &str, doc: &str| json!({"name": name, "type": kind, "documentation": doc});
+    json!({
+        "type": "AuditEvent",
+        "profile": "http://hl7.org/fhir/StructureDefinition/AuditEvent",
+        "documentation": "The gateway's audit trail (IHE BALP style): every FHIR interaction, every token issued or refused, every failed sign-in. Append-only; readable with the scope system/AuditEvent.rs only (a system/*.rs scope does not reach it; patient-facing tokens never do). Sorted newest first unless _sort=date.",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "versioning": "no-version",
+        "readHistory": false,
+        "updateCreate": false,
+        "searchParam": [
+            param("date", "date", "When the event was recorded (eq, ge, gt, le, lt)"),
+            param("patient", "reference", "The patient the event is about"),
+            param("entity", "reference", "The resource the event is about (Type/id), or its patient"),
+            param("agent", "reference", "Who: the user (fhirUser reference) or the client id"),
+            param("type", "token", "rest (a FHIR interaction) or 110114 (user authentication); also matches the subtype"),
+            param("subtype", "token", "The interaction (read, search-type, create, …), ITI-71 (token) or 110122 (sign-in)"),
+            param("action", "token", "C, R, U, D or E"),
+            param("outcome", "token", "0 success, 4 refused or failed by the client, 8 failed by the server"),
+        ],
+    })
+}
+
 /// `rest.security` for a SMART-protected server: the SMART-on-FHIR service code and the
 /// `oauth-uris` extension with the same endpoints as `/.well-known/smart-configuration`.
 pub fn smart_security(config: &Value) -> Value {

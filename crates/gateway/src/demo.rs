@@ -109,7 +109,7 @@ pub struct PracticeConfig {
     pub auth: bool,
 }
 
-/// The demo's SMART settings: clients `demo-backend`, `demo-jwt`, `demo-app`; users `dr.demo`
+/// The demo's SMART settings: clients `demo-backend`, `demo-jwt`, `demo-app`, `demo-auditor`; users `dr.demo`
 /// (the practice's first doctor) and `patient.demo` (its first patient with an appointment). The
 /// signing key is kept in `data/auth` under the working directory (created owner-only; the
 /// authorization server refuses it if another user owns it or others may access it).
@@ -122,13 +122,29 @@ pub fn demo_auth(base_url: &str, dataset: &vendor_sim::drchrono::Dataset) -> Res
         .find_map(|a| a.patient)
         .or_else(|| dataset.patients.first().map(|p| p.id))
         .unwrap_or_default();
-    Ok(smart_auth::demo_settings(
+    let mut settings = smart_auth::demo_settings(
         base,
         Some(std::path::PathBuf::from("data").join("auth")),
         &format!("Practitioner/drchrono-{doctor}"),
         &format!("Patient/drchrono-{patient}"),
-    ))
+    );
+    // The auditor: the audit trail is reached only by a scope naming AuditEvent.
+    settings.clients.push(smart_auth::ClientRegistration {
+        client_id: DEMO_AUDITOR.into(),
+        name: "Demo auditor".into(),
+        auth: smart_auth::ClientAuth::SecretBasic {
+            secret_hash: smart_auth::hash_password("demo-secret"),
+        },
+        redirect_uris: Vec::new(),
+        allow_loopback_any_port: false,
+        scopes: "system/AuditEvent.rs".into(),
+        grant_types: vec![smart_auth::GrantType::ClientCredentials],
+    });
+    Ok(settings)
 }
+
+/// The demo's auditor client (`client_secret_basic`, secret `demo-secret`, `system/AuditEvent.rs`).
+pub const DEMO_AUDITOR: &str = "demo-auditor";
 
 /// Starts the simulated practice and the gateway on `listen`.
 pub async fn start_practice(

@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod app;
+pub mod audit;
 pub mod bundle;
 pub mod cache;
 pub mod capability;

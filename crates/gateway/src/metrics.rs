@@ -92,6 +92,15 @@ struct KeyLabels {
     key: &'static str,
 }
 
+/// The labels of `fhir_gateway_audit_events_lost_total`: why (`queue`, `write`, `closed`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Why audit events can be lost (the label's every value, shown from the start at 0).
+pub const AUDIT_LOST_REASONS: [&str; 3] = ["queue", "write", "closed"];
+
 /// The gateway's metrics registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -109,6 +118,14 @@ pub struct Metrics {
     connections_open: Gauge,
     /// Connections closed because a client sent no whole request header in time.
     header_timeouts: Counter,
+    /// Audit events written to the store.
+    audit_written: Counter,
+    /// Failed audit batch writes (each retried until it is lost).
+    audit_write_failures: Counter,
+    /// Audit events lost, by reason.
+    audit_lost: Family<ReasonLabels, Counter>,
+    /// Audit events waiting for the writer.
+    audit_queue: Gauge,
 }
 
 /// Registers `metric` under `name` (a counter's without `_total`, which the encoder adds to its
@@ -141,6 +158,10 @@ impl Default for Metrics {
         let rate_limited: Family<KeyLabels, Counter> = Family::default();
         let connections_open: Gauge = Gauge::default();
         let header_timeouts: Counter = Counter::default();
+        let audit_written: Counter = Counter::default();
+        let audit_write_failures: Counter = Counter::default();
+        let audit_lost: Family<ReasonLabels, Counter> = Family::default();
+        let audit_queue: Gauge = Gauge::default();
         let mut registry = Registry::default();
         register(
             &mut registry,
@@ -196,8 +217,35 @@ impl Default for Metrics {
             "Connections closed because the client did not send a whole request header in time.",
             header_timeouts.clone(),
         );
+        register(
+            &mut registry,
+            "fhir_gateway_audit_events",
+            "Audit events written to the store.",
+            audit_written.clone(),
+        );
+        register(
+            &mut registry,
+            "fhir_gateway_audit_write_failures",
+            "Failed writes of a batch of audit events (each is retried, then its events are counted lost).",
+            audit_write_failures.clone(),
+        );
+        register(
+            &mut registry,
+            "fhir_gateway_audit_events_lost",
+            "Audit events lost, by reason (queue: the queue was full; write: the store refused the batch every time; closed: the writer had stopped).",
+            audit_lost.clone(),
+        );
+        register(
+            &mut registry,
+            "fhir_gateway_audit_queue",
+            "Audit events waiting to be written.",
+            audit_queue.clone(),
+        );
         for key in RATE_LIMIT_KEYS {
             rate_limited.get_or_create(&KeyLabels { key }).inc_by(0);
+        }
+        for reason in AUDIT_LOST_REASONS {
+            audit_lost.get_or_create(&ReasonLabels { reason }).inc_by(0);
         }
         Self {
             registry,
@@ -210,6 +258,10 @@ impl Default for Metrics {
             rate_limited,
             connections_open,
             header_timeouts,
+            audit_written,
+            audit_write_failures,
+            audit_lost,
+            audit_queue,
         }
     }
 }
@@ -281,6 +333,36 @@ impl Metrics {
         if header_timeout {
             self.header_timeouts.inc();
         }
+    }
+
+    /// Records audit events queued for the writer.
+    pub fn audit_queued(&self, n: usize) {
+        self.audit_queue.inc_by(n as i64);
+    }
+
+    /// Records audit events taken off the queue by the writer.
+    pub fn audit_dequeued(&self, n: usize) {
+        self.audit_queue.dec_by(n as i64);
+    }
+
+    /// Records audit events written.
+    pub fn audit_written(&self, n: usize) {
+        self.audit_written.inc_by(n as u64);
+    }
+
+    /// Records a failed write of a batch of audit events.
+    pub fn audit_write_failed(&self) {
+        self.audit_write_failures.inc();
+    }
+
+    /// Records audit events lost (`reason`: one of [`AUDIT_LOST_REASONS`]).
+    pub fn audit_lost(&self, reason: &str, n: usize) {
+        let reason = AUDIT_LOST_REASONS
+            .iter()
+            .find(|r| **r == reason)
+            .copied()
+            .unwrap_or(AUDIT_LOST_REASONS[0]);
+        self.audit_lost.get_or_create(&ReasonLabels { reason }).inc_by(n as u64);
     }
 
     /// The registry in the Prometheus text exposition format: `/metrics`

@@ -64,6 +64,8 @@ pub struct GatewayOptions {
     /// memory (tests). With it, the authorization server's memory and DrChrono's tokens survive a
     /// restart and are shared by replicas.
     pub store: Option<store::Store>,
+    /// The audit trail (`[audit]`): kept in `store`, so only with one.
+    pub audit: crate::audit::AuditSettings,
 }
 
 /// How the HTTP server treats connections (`[server]`).
@@ -112,6 +114,7 @@ impl GatewayOptions {
             metrics_require_token: false,
             request_limits: crate::query::Limits::default(),
             store: None,
+            audit: crate::audit::AuditSettings::default(),
         }
     }
 
@@ -144,6 +147,7 @@ impl GatewayOptions {
             metrics_require_token: s.metrics_require_token,
             request_limits: s.limits,
             store: None,
+            audit: s.audit.clone(),
         }
     }
 }
@@ -179,6 +183,9 @@ pub fn secured_state(
         smart_auth::AuthError::Config { setting, reason } => format!("setting `auth.{setting}`: {reason}"),
         other => format!("setting `auth`: {other}"),
     })?;
+    if let Some(auditor) = &st.auditor {
+        auth.set_audit(auditor.clone());
+    }
     st.auth = Some(auth);
     Ok(Arc::new(st))
 }
@@ -228,6 +235,14 @@ fn build_state(
         resolver.bind(sources.clone());
     }
     let openapi = openapi::document_json(&sources);
+    let auditor = match &options.store {
+        Some(store) if options.audit.enabled => Some(crate::audit::Auditor::start(
+            store.clone(),
+            &options.audit,
+            metrics.clone(),
+        )),
+        _ => None,
+    };
     AppState {
         engine: Engine {
             sources,
@@ -245,6 +260,7 @@ fn build_state(
         request_deadline: options.request_deadline,
         changes: tokio::sync::broadcast::channel(1024).0,
         store: options.store.clone(),
+        auditor,
         caches,
         auth: None,
         rate_limit: options.rate_limit.map(|r| Arc::new(ClientLimiter::new(r))),

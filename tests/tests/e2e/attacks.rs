@@ -2352,3 +2352,397 @@ async fn d_oversized_requests_are_refused_before_any_work() {
     assert_eq!(vendor_state(&env), before, "nothing changed at a vendor");
     tally.refused();
 }
+
+// --- the audit trail ---------------------------------------------------------------------------
+
+/// A secured practice keeping its state, and so its audit trail, in a SQLite store in `dir`, with
+/// the gateway signing with the demo-jwt key (so tests can mint tokens, [`Forger`]).
+async fn audited(dir: &tempfile::TempDir) -> Env {
+    let settings = store::StoreSettings::sqlite(dir.path().join("gateway.db"))
+        .with_sealing_key(store::SealingKey::generate().expect("a key"));
+    let store = store::Store::open(&settings).await.expect("the store opens");
+    Env::start_secured_with(|o| {
+        o.store = Some(store);
+        own_key(o);
+    })
+    .await
+}
+
+/// A token of the demo auditor (`system/AuditEvent.rs`).
+async fn auditor_token(env: &Env) -> String {
+    let r = env
+        .http
+        .post(format!("{}/auth/token", env.gw.base_url))
+        .basic_auth(gateway::demo::DEMO_AUDITOR, Some("demo-secret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", "system/AuditEvent.rs")])
+        .send()
+        .await
+        .expect("the token endpoint answers");
+    access_token(&r.json().await.unwrap_or(Value::Null))
+}
+
+/// The audit events a search finds once `done` holds for them (the trail is written off the
+/// request path, within moments); panics after 10 s.
+async fn audit_until(env: &Env, token: &str, query: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = get(env, token, &format!("/fhir/AuditEvent?{query}")).await;
+        assert_eq!(r.status, StatusCode::OK, "AuditEvent?{query}: {}", r.body);
+        let found = entries(&r.body, "match");
+        if done(&found) {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "AuditEvent?{query} did not find what was expected: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn subtype(event: &Value) -> &str {
+    event["subtype"][0]["code"].as_str().unwrap_or_default()
+}
+
+fn client_of(event: &Value) -> Option<&str> {
+    event["agent"]
+        .as_array()?
+        .iter()
+        .find_map(|a| a["who"]["identifier"]["value"].as_str())
+}
+
+/// Reads, searches, a refused token, a refused token request and a failed sign-in are all in the
+/// trail, with who, what, the patient and the outcome; the trail is searched by date, patient,
+/// agent, type and outcome, newest first, paged; `/metrics` counts what was written.
+#[tokio::test]
+async fn every_interaction_token_and_failed_sign_in_is_in_the_audit_trail() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let env = audited(&dir).await;
+    let patient = demo_patient(&env);
+    let started = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let system = secret_token(&env, "system/*.rs").await;
+    assert_eq!(
+        get(&env, &system, &format!("/fhir/Patient/{patient}")).await.status,
+        StatusCode::OK
+    );
+    let search = format!("/fhir/Appointment?patient={patient}&_count=5");
+    assert_eq!(get(&env, &system, &search).await.status, StatusCode::OK);
+    assert_eq!(
+        get(&env, "not-a-token", "/fhir/Patient").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // A wrong client secret, and a wrong password at the login page.
+    let refused = env
+        .http
+        .post(format!("{}/auth/token", env.gw.base_url))
+        .basic_auth("demo-backend", Some("wrong-secret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", "system/*.rs")])
+        .send()
+        .await
+        .expect("the token endpoint answers");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let http = browser(None);
+    let pkce = Pkce::new();
+    let login = visit(
+        &http,
+        &authorize_url(
+            &env,
+            &authorize_query(&env, "patient/*.rs", &random_hex(), &pkce.challenge),
+        ),
+    )
+    .await;
+    let (action, tx) = login.form().expect("a login page");
+    let again = submit(
+        &http,
+        &action,
+        &[
+            ("tx", tx.as_str()),
+            ("username", PATIENT_USER),
+            ("password", "not-the-password"),
+        ],
+    )
+    .await;
+    assert!(again.is_login(), "the login page again: {again:?}");
+
+    let auditor = auditor_token(&env).await;
+    let about_patient = audit_until(&env, &auditor, &format!("patient=Patient/{patient}"), |found| {
+        found.iter().any(|e| subtype(e) == "read") && found.iter().any(|e| subtype(e) == "search-type")
+    })
+    .await;
+    for event in &about_patient {
+        e2e::assert_valid_fhir(event);
+        assert_eq!(event["resourceType"], "AuditEvent");
+        assert_eq!(event["outcome"], "0");
+        assert_eq!(client_of(event), Some("demo-backend"));
+        assert!(
+            event["entity"].as_array().is_some_and(|es| es
+                .iter()
+                .any(|e| e["what"]["reference"] == format!("Patient/{patient}"))),
+            "the patient is an entity: {event}"
+        );
+        assert_eq!(event["agent"][0]["network"]["address"], "127.0.0.1");
+    }
+    let read = about_patient.iter().find(|e| subtype(e) == "read").expect("the read");
+    assert_eq!(read["action"], "R");
+    let search_event = about_patient
+        .iter()
+        .find(|e| subtype(e) == "search-type")
+        .expect("the search");
+    assert_eq!(search_event["action"], "E");
+    let query = search_event["entity"]
+        .as_array()
+        .and_then(|es| es.iter().find_map(|e| e["query"].as_str()))
+        .expect("the query is kept");
+    let query = String::from_utf8(data_encoding::BASE64.decode(query.as_bytes()).expect("base64")).expect("UTF-8");
+    assert_eq!(query, format!("GET {search}"));
+
+    // The failures: the refused FHIR request, the refused token request, the failed sign-in.
+    let failures = audit_until(&env, &auditor, "outcome=4", |found| {
+        found.iter().any(|e| e["outcomeDesc"] == "HTTP 401")
+            && found.iter().any(|e| subtype(e) == "ITI-71")
+            && found.iter().any(|e| subtype(e) == "110122")
+    })
+    .await;
+    let token_refused = failures
+        .iter()
+        .find(|e| subtype(e) == "ITI-71")
+        .expect("the token refusal");
+    assert_eq!(token_refused["type"]["code"], "110114");
+    assert_eq!(client_of(token_refused), Some("demo-backend"));
+    assert!(
+        token_refused["outcomeDesc"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("invalid_client")
+    );
+    let sign_in = failures
+        .iter()
+        .find(|e| subtype(e) == "110122")
+        .expect("the failed sign-in");
+    assert!(
+        sign_in["agent"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["altId"] == PATIENT_USER)),
+        "the username tried: {sign_in}"
+    );
+    let text = serde_json::to_string(&failures).unwrap_or_default();
+    for secret in ["wrong-secret", "not-the-password", "not-a-token"] {
+        assert!(!text.contains(secret), "a secret in the audit trail: {secret}");
+    }
+
+    // Searched by agent, type and date; newest first unless asked; paged.
+    let by_client = audit_until(&env, &auditor, "agent=demo-backend&type=rest", |f| f.len() >= 2).await;
+    assert!(
+        by_client
+            .iter()
+            .all(|e| client_of(e) == Some("demo-backend") && e["type"]["code"] == "rest")
+    );
+    let since = started.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let newest = get(&env, &auditor, &format!("/fhir/AuditEvent?date=ge{since}")).await;
+    let recorded: Vec<String> = entries(&newest.body, "match")
+        .iter()
+        .map(|e| e["recorded"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(recorded.len() >= 5, "{}", newest.body);
+    assert!(recorded.windows(2).all(|w| w[0] >= w[1]), "newest first: {recorded:?}");
+    let oldest = get(&env, &auditor, &format!("/fhir/AuditEvent?date=ge{since}&_sort=date")).await;
+    let first: Vec<Value> = entries(&oldest.body, "match");
+    assert!(
+        first
+            .windows(2)
+            .all(|w| w[0]["recorded"].as_str() <= w[1]["recorded"].as_str())
+    );
+    let none = get(&env, &auditor, "/fhir/AuditEvent?date=lt2000-01-01").await;
+    assert_eq!(none.body["total"], 0);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut next = Some(format!("{}/AuditEvent?date=ge{since}&_count=2", env.fhir()));
+    let mut page_count = 0;
+    while let Some(url) = next {
+        let r = get(&env, &auditor, &url).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        for e in entries(&r.body, "match") {
+            assert!(
+                seen.insert(e["id"].as_str().unwrap_or_default().to_owned()),
+                "an event on two pages"
+            );
+        }
+        page_count += 1;
+        next = e2e::link(&r.body, "next");
+        if page_count > 50 {
+            break;
+        }
+    }
+    assert!(
+        page_count >= 3 && seen.len() >= 5,
+        "{page_count} pages, {} events",
+        seen.len()
+    );
+    // One event read by id.
+    let id = read["id"].as_str().expect("an id");
+    let one = get(&env, &auditor, &format!("/fhir/AuditEvent/{id}")).await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.body["id"], id);
+    assert_eq!(
+        get(&env, &auditor, "/fhir/AuditEvent/999999999").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // The CapabilityStatement declares it; /metrics counts it.
+    let cs = env.get("/fhir/metadata").await.body;
+    assert!(
+        cs["rest"][0]["resource"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["type"] == "AuditEvent")),
+        "AuditEvent in the CapabilityStatement"
+    );
+    let metrics = env.metrics().await;
+    let written = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("fhir_gateway_audit_events_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("fhir_gateway_audit_events_total in /metrics");
+    assert!(written >= 8.0, "{written} audit events written");
+    assert!(metrics.contains("fhir_gateway_audit_events_lost_total{reason=\"queue\"} 0"));
+    assert!(metrics.contains("fhir_gateway_audit_write_failures_total 0"));
+}
+
+/// Only a `system/AuditEvent` scope reads the trail: `system/*.rs` does not reach it, and no
+/// patient-facing token does, whatever its scopes (real ones from the authorization-code flow, and
+/// ones minted with the gateway's key that the authorization server would never grant). Nobody
+/// writes it.
+#[tokio::test]
+async fn the_audit_trail_is_for_auditors_only() {
+    let mut tally = Tally::new("the_audit_trail_is_for_auditors_only");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let env = audited(&dir).await;
+    let patient = demo_patient(&env);
+    let auditor = auditor_token(&env).await;
+    assert_eq!(get(&env, &auditor, "/fhir/AuditEvent").await.status, StatusCode::OK);
+    let some_event = audit_until(&env, &auditor, "_count=1", |f| !f.is_empty()).await;
+    let event_id = some_event[0]["id"].as_str().expect("an id").to_owned();
+
+    let forger = Forger::new(&env).await;
+    let minted = |scope: &str, patient_ctx: Option<&str>, user: Option<&str>| {
+        forger.sign(&Forger::claims(&env, scope, patient_ctx, user))
+    };
+    let me = format!("Patient/{patient}");
+    let mut tokens: Vec<(String, String)> = vec![
+        (
+            "system/*.rs (demo-backend)".into(),
+            secret_token(&env, "system/*.rs").await,
+        ),
+        (
+            "system/*.cruds (demo-jwt)".into(),
+            system_token(&env, "system/*.cruds").await,
+        ),
+        (
+            "patient user, patient/*.rs".into(),
+            patient_token(&env, "patient/*.rs").await.1,
+        ),
+        (
+            "patient user, user/*.rs".into(),
+            patient_token(&env, "user/*.rs").await.1,
+        ),
+        (
+            "practitioner picking a patient, patient/*.rs".into(),
+            patient_only_token(&env, &patient, "patient/*.rs").await,
+        ),
+        (
+            "minted patient/AuditEvent.rs".into(),
+            minted("patient/AuditEvent.rs", Some(&patient), None),
+        ),
+        (
+            "minted user/AuditEvent.rs for the patient user".into(),
+            minted("user/AuditEvent.rs", None, Some(&me)),
+        ),
+        (
+            "minted system/AuditEvent.rs for the patient user".into(),
+            minted("system/AuditEvent.rs", None, Some(&me)),
+        ),
+        (
+            "minted user/AuditEvent.rs for a practitioner".into(),
+            minted("user/AuditEvent.rs", None, Some("Practitioner/drchrono-1")),
+        ),
+        (
+            "minted system/AuditEvent.rs with a launch patient".into(),
+            minted("system/AuditEvent.rs patient/*.rs", Some(&patient), None),
+        ),
+    ];
+    // The demo app asking for the trail through the real flow is granted no AuditEvent scope.
+    for (user, scope) in [
+        (PATIENT_USER, "patient/AuditEvent.rs"),
+        (PRACTITIONER_USER, "user/AuditEvent.rs openid fhirUser"),
+    ] {
+        tally.attack(format!("{user} asking for {scope}"));
+        match sign_in(&env, &browser(None), user, scope, None).await {
+            Ok(t) => {
+                let granted = t["scope"].as_str().unwrap_or_default();
+                assert!(!granted.contains("AuditEvent"), "{user} was granted {granted}");
+                tokens.push((format!("{user} asking for {scope}"), access_token(&t)));
+            }
+            Err(e) => assert!(!e.is_empty()),
+        }
+        tally.refused();
+    }
+    tally.attack("demo-backend (system/*.rs) asking for system/AuditEvent.rs");
+    let asked = env
+        .http
+        .post(format!("{}/auth/token", env.gw.base_url))
+        .basic_auth("demo-backend", Some("demo-secret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", "system/AuditEvent.rs")])
+        .send()
+        .await
+        .expect("the token endpoint answers");
+    let answer: Value = asked.json().await.unwrap_or(Value::Null);
+    assert!(
+        !answer["scope"].as_str().unwrap_or_default().contains("AuditEvent"),
+        "a system/*.rs client was granted the audit trail: {answer}"
+    );
+    tally.refused();
+
+    for (what, token) in &tokens {
+        for path in [
+            "/fhir/AuditEvent".to_owned(),
+            format!("/fhir/AuditEvent?patient={me}"),
+            format!("/fhir/AuditEvent/{event_id}"),
+        ] {
+            tally.attack(format!("{what}: GET {path}"));
+            let r = get(&env, token, &path).await;
+            assert_refused(&r, StatusCode::FORBIDDEN, &format!("{what}: GET {path}"));
+            tally.refused();
+        }
+        tally.attack(format!("{what}: POST /fhir/AuditEvent/_search"));
+        let r = call(&env, token, Method::POST, "/fhir/AuditEvent/_search", None).await;
+        assert!(
+            r.status == StatusCode::FORBIDDEN || r.status == StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{what}: _search answered {}",
+            r.status
+        );
+        tally.refused();
+    }
+    // The auditor reads the trail and nothing else; nobody writes the trail.
+    tally.attack("the auditor reading a Patient");
+    assert_refused(
+        &get(&env, &auditor, &format!("/fhir/Patient/{patient}")).await,
+        StatusCode::FORBIDDEN,
+        "the auditor reading a Patient",
+    );
+    tally.refused();
+    let system = system_token(&env, "system/*.cruds").await;
+    let forged = json!({"resourceType": "AuditEvent", "recorded": "2026-01-01T00:00:00Z"});
+    for (method, path) in [
+        (Method::POST, "/fhir/AuditEvent".to_owned()),
+        (Method::PUT, format!("/fhir/AuditEvent/{event_id}")),
+        (Method::DELETE, format!("/fhir/AuditEvent/{event_id}")),
+        (Method::PATCH, format!("/fhir/AuditEvent/{event_id}")),
+    ] {
+        for token in [&auditor, &system] {
+            tally.attack(format!("{method} {path}"));
+            let r = call(&env, token, method.clone(), &path, Some(&forged)).await;
+            assert_refused(&r, StatusCode::METHOD_NOT_ALLOWED, &format!("{method} {path}"));
+            tally.refused();
+        }
+    }
+    let still = get(&env, &auditor, &format!("/fhir/AuditEvent/{event_id}")).await;
+    assert_eq!(still.body, some_event[0], "the event is unchanged");
+}

@@ -21,6 +21,11 @@ pub(super) async fn metadata(State(state): State<Shared>, req: FhirRequest) -> R
     if let Some(auth) = &state.auth {
         cs["rest"][0]["security"] = capability::smart_security(&auth.smart_configuration());
     }
+    if state.auditor.is_some()
+        && let Some(resources) = cs["rest"][0]["resource"].as_array_mut()
+    {
+        resources.push(capability::audit_event());
+    }
     Ok(fhir_response(StatusCode::OK, &cs, req.pretty()))
 }
 

@@ -36,8 +36,12 @@ pub(super) async fn require_token(State(state): State<Shared>, mut request: Requ
                 encounter: identity.encounter,
                 fhir_user: identity.fhir_user,
             };
-            request.extensions_mut().insert(Caller::Token(Arc::new(grant)));
-            next.run(request).await
+            let caller = Caller::Token(Arc::new(grant));
+            request.extensions_mut().insert(caller.clone());
+            let mut response = next.run(request).await;
+            // For the audit trail, which records the answer outside the gate.
+            response.extensions_mut().insert(caller);
+            response
         }
         Err(unauthorized) => GatewayError::from(unauthorized).into_response(),
     }
@@ -45,7 +49,7 @@ pub(super) async fn require_token(State(state): State<Shared>, mut request: Requ
 
 /// True for the FHIR routes anyone may read: the CapabilityStatement (SMART clients discover the
 /// authorization server there) and the OperationDefinitions (no patient data).
-fn public_fhir_path(path: &str) -> bool {
+pub(super) fn public_fhir_path(path: &str) -> bool {
     path == "/fhir/metadata" || path == "/fhir/OperationDefinition" || path.starts_with("/fhir/OperationDefinition/")
 }
 

@@ -17,6 +17,7 @@
 //! as arrays, tables or unquoted strings), and a bad value is reported in serde's own words under the
 //! setting's dotted name.
 
+mod audit;
 mod auth;
 mod cache;
 mod drchrono;
@@ -42,6 +43,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use url::Url;
 
+pub use audit::AuditSection;
 pub use auth::{AuthSection, ClientSection, ExternalSection, UserSection};
 pub use cache::CacheSection;
 pub use drchrono::DrChronoSection;
@@ -87,6 +89,7 @@ pub struct RawConfig {
     pub rate_limit: RateLimitSection,
     pub metrics: MetricsSection,
     pub store: StoreSection,
+    pub audit: AuditSection,
 }
 
 /// Validated settings.
@@ -121,6 +124,8 @@ pub struct Settings {
     pub limits: crate::query::Limits,
     /// `[store]`: where the gateway's own state lives.
     pub store: ::store::StoreSettings,
+    /// `[audit]`.
+    pub audit: crate::audit::AuditSettings,
 }
 
 impl Settings {
@@ -173,12 +178,14 @@ impl RawConfig {
         let cache = self.cache.validate()?;
         let limits = limits::validate(&self.limits)?;
         let store = self.store.validate()?;
+        let audit = self.audit.validate()?;
         let noa = self
             .noa
             .map(|n| n.validate(endpoint.public_url.as_ref(), fhir.timezone, &resilience))
             .transpose()?;
         Ok(Settings {
             store,
+            audit,
             zoom,
             noa,
             cache,
