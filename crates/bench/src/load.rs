@@ -27,7 +27,7 @@ pub async fn read(opts: &Opts) -> Result<Section> {
     Ok(section)
 }
 
-async fn cached_patient(p: &Practice) -> Result<String> {
+pub(crate) async fn cached_patient(p: &Practice) -> Result<String> {
     let dataset = p.demo.sim.dataset();
     let patient = dataset.patients.first().context("the practice has no patient")?;
     let path = format!("Patient/drchrono-{}", patient.id);
@@ -190,7 +190,7 @@ async fn compare(
 }
 
 /// One `wrk` run (on a blocking thread: the servers keep the runtime's workers).
-async fn load(url: &str, connections: u32, seconds: u64, token: Option<&str>) -> Result<WrkReport> {
+pub(crate) async fn load(url: &str, connections: u32, seconds: u64, token: Option<&str>) -> Result<WrkReport> {
     let url = url.to_owned();
     let token = token.map(str::to_owned);
     tokio::task::spawn_blocking(move || wrk::run(&url, connections, seconds, token.as_deref())).await?

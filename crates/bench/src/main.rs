@@ -50,6 +50,7 @@
 //! load generator with its version; `wrk` runs as `wrk -t2 -c<conns> -d<secs>s --latency -H
 //! "Authorization: Bearer <token>" <url>`. Progress goes to stderr, the table to stdout.
 
+mod audit;
 mod child;
 mod flood;
 mod load;
@@ -100,6 +101,7 @@ figure is the median of --runs runs and every comparison is measured within a ru
   7 rss            peak RSS of a gateway child process with its cache full at --cache-mb
   8 auth-flood     3 000 wrong client secrets at /auth/token over 400 connections (child process):
                    answers by status, peak RSS, legitimate token and sign-in times vs no flood
+  9 audit          cached reads with the audit trail on vs off (SQLite store); audit events written/s
 
 Example: cargo run --release -p bench -- all";
 
@@ -121,6 +123,8 @@ enum Item {
     Rss,
     /// Item 8: a flood of wrong client secrets at the token endpoint: RSS and legitimate logins.
     AuthFlood,
+    /// Item 9: cached reads with the audit trail on vs off; audit events written per second.
+    Audit,
     /// Every item, in order.
     All,
     /// (internal) Serves the practice for `rss` and `auth-flood`; prints its base URL and token on stdout.
@@ -164,10 +168,14 @@ fn main() -> Result<()> {
             Item::Mapping,
             Item::Rss,
             Item::AuthFlood,
+            Item::Audit,
         ],
         one => vec![one],
     };
-    let wrk_version = if items.iter().any(|i| matches!(i, Item::Read | Item::Search)) {
+    let wrk_version = if items
+        .iter()
+        .any(|i| matches!(i, Item::Read | Item::Search | Item::Audit))
+    {
         match wrk::version() {
             Ok(v) => v,
             Err(e) => {
@@ -199,6 +207,7 @@ fn main() -> Result<()> {
             }
             Item::Rss => runtime.block_on(rss::run(&opts)),
             Item::AuthFlood => runtime.block_on(flood::run(&opts)),
+            Item::Audit => runtime.block_on(audit::run(&opts)),
             Item::All | Item::ServeChild => unreachable!("expanded above"),
         };
         match section {

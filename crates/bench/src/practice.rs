@@ -81,7 +81,24 @@ impl Practice {
         Self::start_with(cache, false).await
     }
 
+    /// The demo practice keeping its state in a SQLite store under `dir`, with the audit trail on
+    /// or off.
+    pub async fn start_stored(cache: Cache, dir: &std::path::Path, audit: bool) -> Result<Practice> {
+        let settings = store::StoreSettings::sqlite(dir.join("gateway.db"))
+            .with_sealing_key(store::SealingKey::generate().map_err(anyhow::Error::msg)?);
+        let store = store::Store::open(&settings).await?;
+        Self::start_configured(cache, true, move |o| {
+            o.store = Some(store);
+            o.audit.enabled = audit;
+        })
+        .await
+    }
+
     async fn start_with(cache: Cache, auth: bool) -> Result<Practice> {
+        Self::start_configured(cache, auth, |_| {}).await
+    }
+
+    async fn start_configured(cache: Cache, auth: bool, tweak: impl FnOnce(&mut GatewayOptions)) -> Result<Practice> {
         let practice = PracticeConfig {
             drchrono: drchrono_config(),
             zoom: Some(zoom_config),
@@ -97,6 +114,7 @@ impl Practice {
                 }),
                 Cache::Off => None,
             };
+            tweak(o);
         })
         .await
         .map_err(|e| anyhow!("the practice does not start: {e}"))?;
