@@ -625,4 +625,59 @@ mod tests {
         assert_eq!(r["agent"][1]["altId"], "dr.demo");
         assert_eq!(r["agent"][1]["network"]["address"], "::1");
     }
+
+    fn entry() -> RestEntry {
+        RestEntry {
+            at_ms: Utc::now().timestamp_millis(),
+            method: Method::GET,
+            path: "/fhir/Patient/drchrono-1".to_owned(),
+            query: None,
+            status: 200,
+            caller: None,
+            ip: None,
+        }
+    }
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A store that fails: the failed write is counted (and retried with the batch kept), and
+    /// events the full queue cannot take are counted lost, by reason. Nothing goes uncounted.
+    #[tokio::test]
+    async fn failing_writes_and_a_full_queue_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&store::StoreSettings::sqlite(dir.path().join("g.db")))
+            .await
+            .unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let settings = AuditSettings {
+            queue_capacity: 1,
+            ..AuditSettings::default()
+        };
+        let auditor = Auditor::start(store.clone(), &settings, metrics.clone());
+        auditor.record_rest(entry());
+        let written = || metrics.render().contains("fhir_gateway_audit_events_total 1\n");
+        until("the first event is written", written).await;
+
+        store.close().await;
+        auditor.record_rest(entry());
+        let failed = || !metrics.render().contains("fhir_gateway_audit_write_failures_total 0\n");
+        until("the failed write is counted", failed).await;
+        // The writer holds the failed batch; the queue takes one more, the rest are lost.
+        for _ in 0..3 {
+            auditor.record_rest(entry());
+        }
+        let text = metrics.render();
+        assert!(
+            text.contains("fhir_gateway_audit_events_lost_total{reason=\"queue\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("fhir_gateway_audit_queue 1\n"), "{text}");
+        assert!(text.contains("fhir_gateway_audit_events_lost_total{reason=\"write\"} 0\n"), "{text}");
+    }
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use adapter::search::{Modifier, Prefix, SearchParam, SearchRequest, SearchValue};
 use adapter::{
-    Adapter, AdapterError, Capabilities, ChangeEvent, FhirId, Page, PageRequest, Resource, ResourceType, SourceName,
+    Adapter, AdapterError, Capabilities, ChangeEvent, ChangeKind, FhirId, Page, PageRequest, Resource, ResourceType, SourceName,
     WebhookReceiver,
 };
 use moka::Expiry;
@@ -442,7 +442,12 @@ pub struct Cached {
     stale_if_error: Duration,
     /// How long a read the vendor answered "not found" or "gone" is remembered (zero: not at all).
     not_found_ttl: Duration,
+    /// Told of every resource a write through this cache changed (the other replicas evict it too).
+    announce: std::sync::OnceLock<Announce>,
 }
+
+/// How a cache tells the other replicas of the gateway's own writes (`replicas::write_announcer`).
+pub type Announce = Arc<dyn Fn(ChangeEvent) + Send + Sync>;
 
 const SLOTS: usize = ResourceType::ALL.len() + 1;
 
@@ -509,6 +514,7 @@ impl Cached {
             search_ttl: settings.search_ttl,
             stale_if_error: settings.stale_if_error,
             not_found_ttl: settings.not_found_ttl,
+            announce: std::sync::OnceLock::new(),
         }
     }
 
@@ -579,6 +585,26 @@ impl Cached {
         let c = &self.counters[slot];
         let counter = if missed { &c.misses } else { &c.hits };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// From now on, tells `announce` of every resource a write through this cache changes (once;
+    /// a second call is ignored).
+    pub fn announce_writes_to(&self, announce: Announce) {
+        let _ = self.announce.set(announce);
+    }
+
+    /// Tells the other replicas (when [`Cached::announce_writes_to`] was called) that a write here
+    /// changed `native_id`.
+    fn announce_write(&self, resource_type: ResourceType, native_id: &str, kind: ChangeKind) {
+        if let Some(announce) = self.announce.get() {
+            announce(ChangeEvent {
+                source: self.inner.source(),
+                account: self.account.to_string(),
+                resource_type,
+                native_id: native_id.to_owned(),
+                kind,
+            });
+        }
     }
 
     /// Applies a vendor change event: evicts the resource's read and its type's search pages, when
@@ -858,16 +884,17 @@ impl Adapter for Cached {
             Some(t) => self.bump(t),
             None => self.bump_all(),
         }
-        // A "not found" remembered for the new id must not answer the next read.
-        if !self.not_found_ttl.is_zero()
-            && let Ok(created) = &result
-        {
+        if let Ok(created) = &result {
             let s = serialize(created);
             if let (Some(t), Some(id)) = (s.resource_type, s.id)
                 && let Ok(fid) = FhirId::parse(&id)
                 && fid.source() == self.inner.source()
             {
-                self.evict(t, fid.native()).await;
+                // A "not found" remembered for the new id must not answer the next read.
+                if !self.not_found_ttl.is_zero() {
+                    self.evict(t, fid.native()).await;
+                }
+                self.announce_write(t, fid.native(), ChangeKind::Created);
             }
         }
         result
@@ -882,6 +909,7 @@ impl Adapter for Cached {
         let result = self.inner.update(resource_type, native_id, resource).await;
         // Also on failure: the vendor may have applied part of it.
         self.evict(resource_type, native_id).await;
+        self.announce_write(resource_type, native_id, ChangeKind::Updated);
         result
     }
 
@@ -894,6 +922,7 @@ impl Adapter for Cached {
     ) -> Result<Resource, AdapterError> {
         let result = self.inner.operation(resource_type, native_id, name, input).await;
         self.evict(resource_type, native_id).await;
+        self.announce_write(resource_type, native_id, ChangeKind::Updated);
         result
     }
 

@@ -85,6 +85,24 @@ pub async fn announce(store: Option<&store::Store>, changes: &broadcast::Sender<
     let _ = changes.send(event);
 }
 
+/// The caches' [`crate::cache::Announce`]: a write through one replica's cache is published as a
+/// change event, on which the other replicas evict the resource too (the writer already has). The
+/// publication runs off the write's path; a store that cannot be written is logged.
+pub fn write_announcer(store: &store::Store) -> crate::cache::Announce {
+    let store = store.clone();
+    Arc::new(move |event: ChangeEvent| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store
+                .publish(CHANGES, &encode(&event), store::now() + CHANGE_TTL_SECS)
+                .await
+            {
+                tracing::error!(error = %e, "a write's change could not reach the other replicas");
+            }
+        });
+    })
+}
+
 /// Puts every change event any replica announces on this process's change channel, until the
 /// channel is gone.
 pub async fn follow_changes(store: store::Store, changes: broadcast::Sender<ChangeEvent>, sources: Sources) {

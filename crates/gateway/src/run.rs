@@ -226,6 +226,12 @@ fn build_state(
         }
         None => Vec::new(),
     };
+    if let Some(store) = &options.store {
+        let announce = crate::replicas::write_announcer(store);
+        for cache in &caches {
+            cache.announce_writes_to(announce.clone());
+        }
+    }
     let sources = if caches.is_empty() {
         Sources::new(metered)
     } else {

@@ -340,6 +340,26 @@ async fn an_update_through_the_cache_evicts() {
     assert_eq!(inner.reads(), reads + 1, "the read after the update misses");
 }
 
+/// Writes through the cache are told to the other replicas (`announce_writes_to`): what changed,
+/// at which source and account.
+#[tokio::test]
+async fn writes_are_announced_for_the_other_replicas() {
+    let inner = Counting::new(&["1"]);
+    let cache = cached(&inner);
+    let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = told.clone();
+    cache.announce_writes_to(Arc::new(move |e: ChangeEvent| sink.lock().unwrap().push(e)));
+    let before = cache.read(ResourceType::Patient, "1").await.expect("read");
+    assert!(told.lock().unwrap().is_empty(), "a read announces nothing");
+    cache.update(ResourceType::Patient, "1", before).await.expect("update");
+    let told = told.lock().unwrap().clone();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].native_id, "1");
+    assert_eq!(told[0].resource_type, ResourceType::Patient);
+    assert_eq!(told[0].source, inner.source());
+    assert_eq!(told[0].kind, ChangeKind::Updated);
+}
+
 #[tokio::test]
 async fn search_pages_are_cached_and_warm_reads() {
     let inner = Counting::new(&["1", "2"]);
