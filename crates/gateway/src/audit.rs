@@ -678,6 +678,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("fhir_gateway_audit_queue 1\n"), "{text}");
-        assert!(text.contains("fhir_gateway_audit_events_lost_total{reason=\"write\"} 0\n"), "{text}");
+        assert!(
+            text.contains("fhir_gateway_audit_events_lost_total{reason=\"write\"} 0\n"),
+            "{text}"
+        );
     }
 }

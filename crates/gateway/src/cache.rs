@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use adapter::search::{Modifier, Prefix, SearchParam, SearchRequest, SearchValue};
 use adapter::{
-    Adapter, AdapterError, Capabilities, ChangeEvent, ChangeKind, FhirId, Page, PageRequest, Resource, ResourceType, SourceName,
-    WebhookReceiver,
+    Adapter, AdapterError, Capabilities, ChangeEvent, ChangeKind, FhirId, Page, PageRequest, Resource, ResourceType,
+    SourceName, WebhookReceiver,
 };
 use moka::Expiry;
 use moka::future::Cache;

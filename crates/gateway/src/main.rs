@@ -138,7 +138,9 @@ async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
     println!(
         "    demo-app      public + PKCE, redirect http://localhost|127.0.0.1:<any port>/callback, patient/ and user/ scopes"
     );
-    println!("    demo-auditor  client_secret_basic, secret `demo-secret`, system/AuditEvent.rs (the audit trail: /fhir/AuditEvent)");
+    println!(
+        "    demo-auditor  client_secret_basic, secret `demo-secret`, system/AuditEvent.rs (the audit trail: /fhir/AuditEvent)"
+    );
     println!("    users         dr.demo / demo-password (practitioner), patient.demo / demo-password (patient)");
     match demo_token(base).await {
         Ok(token) => {
