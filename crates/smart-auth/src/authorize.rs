@@ -370,7 +370,9 @@ impl SmartAuth {
 
 /// `POST /auth/authorize/login`. The attempt is counted (per username and client address across
 /// transactions, and on this transaction) before any password is checked; while either counter
-/// locks it out, or while every password-check slot is taken, no Argon2 work is done.
+/// locks it out, or while every password-check slot is taken, no Argon2 work is done. With a store
+/// attached the username and address counters are the stored ones, shared by every replica, and the
+/// outcome is written there before the answer.
 pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Extensions, body: Bytes) -> Response {
     let Ok(form) = Form::parse(&body) else {
         return error(StatusCode::BAD_REQUEST, "The form is invalid.");
@@ -396,7 +398,8 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Exten
     let attempt = match auth
         .inner
         .throttle
-        .begin(username, ClientIp::from_extensions(&extensions))
+        .begin(username, ClientIp::from_extensions(&extensions), auth.durable())
+        .await
     {
         Ok(attempt) => attempt,
         Err(locked) => {
@@ -413,12 +416,12 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Exten
     let failures = match auth.count_login_attempt(&id) {
         Counted::Attempt(n) => n,
         Counted::Exhausted => {
-            attempt.not_checked();
+            attempt.not_checked().await;
             auth.audit(|| login_event(&auth, AuthEventKind::LoginLocked, &tx, username, &extensions));
             return give_up(&auth, &id, &tx);
         }
         Counted::Gone => {
-            attempt.not_checked();
+            attempt.not_checked().await;
             return error(StatusCode::BAD_REQUEST, "This sign-in has expired or is not valid.");
         }
     };
@@ -431,7 +434,7 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Exten
     let ok = match checked {
         Ok(ok) => ok,
         Err(password::Busy) => {
-            attempt.not_checked();
+            attempt.not_checked().await;
             auth.uncount_login_attempt(&id);
             tracing::warn!(client_id = %tx.client_id, "sign-in refused: every password-check slot is taken");
             let busy = again(
@@ -442,7 +445,7 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Exten
         }
     };
     let Some(user) = user.filter(|_| ok) else {
-        attempt.failed();
+        attempt.failed().await;
         tracing::info!(client_id = %tx.client_id, "sign-in failed");
         auth.audit(|| login_event(&auth, AuthEventKind::LoginFailed, &tx, username, &extensions));
         if failures >= MAX_LOGIN_FAILURES {
@@ -450,7 +453,7 @@ pub(crate) async fn login(State(auth): State<SmartAuth>, extensions: http::Exten
         }
         return again(StatusCode::OK, "The username or password is incorrect.");
     };
-    attempt.succeeded();
+    attempt.succeeded().await;
     tx.login_failures = failures;
     tracing::info!(client_id = %tx.client_id, "user signed in");
     tx.username = Some(user.username.clone());

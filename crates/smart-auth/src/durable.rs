@@ -14,8 +14,9 @@
 //! - revocations are loaded at start and followed while running (every replica hears of one within
 //!   a second), so the token verifier refuses a revoked token everywhere.
 //!
-//! Login transactions (the pages between `/auth/authorize` and the code) and sign-in throttling
-//! stay in each process's memory.
+//! The sign-in throttle's counters are records too (`auth.throttle`, written by the `throttle`
+//! module itself, compare-and-swap on every attempt). Login transactions (the pages between
+//! `/auth/authorize` and the code) stay in each process's memory.
 
 use std::sync::Arc;
 

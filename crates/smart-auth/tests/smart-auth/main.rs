@@ -11,3 +11,4 @@ mod durable;
 mod external_idp;
 mod hardening;
 mod keys_store;
+mod throttle_store;
