@@ -126,6 +126,20 @@ pub async fn follow_changes(store: store::Store, changes: broadcast::Sender<Chan
     }
 }
 
+/// Deletes the store's expired records, events and budget windows (codes, refresh families,
+/// throttle counters, revocations past their token's expiry…), at start and hourly. Every replica
+/// sweeps; a sweep deletes only what has expired, so they cannot disagree.
+pub async fn sweep_expired(store: store::Store) {
+    loop {
+        match store.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "expired store entries deleted"),
+            Err(e) => tracing::warn!(error = %e, "sweeping expired store entries failed; trying again later"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+}
+
 /// The vendors' rate budgets in the store.
 #[derive(Debug, Clone)]
 pub struct StoreBudgets(pub store::Store);

@@ -325,6 +325,7 @@ pub async fn serve_on(
     );
     let state = secured_state(adapters, &options, &base_url).map_err(std::io::Error::other)?;
     if let Some(store) = &options.store {
+        tokio::spawn(crate::replicas::sweep_expired(store.clone()));
         tokio::spawn(crate::replicas::follow_changes(
             store.clone(),
             state.changes.clone(),
