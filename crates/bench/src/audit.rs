@@ -144,10 +144,8 @@ async fn append_rate(dir: &std::path::Path, section: &mut Section) -> Result<()>
         patient: Some(format!("Patient/drchrono-{}", i % 500)),
         entity: Some(format!("Patient/drchrono-{}", i % 500)),
         ip: Some("127.0.0.1".into()),
-        resource: format!(
-            "{{\"resourceType\":\"AuditEvent\",\"recorded\":\"2027-01-15T08:00:00.000Z\",\"n\":{i},\"pad\":\"{}\"}}",
-            "x".repeat(900)
-        ),
+        // What the gateway stores beside the columns for a read (its AuditEvent is built when read).
+        resource: format!("{{\"m\":\"GET\",\"p\":\"/fhir/Patient/drchrono-{}\"}}", i % 500),
     };
     let start = Instant::now();
     let mut written = 0i64;
@@ -159,7 +157,7 @@ async fn append_rate(dir: &std::path::Path, section: &mut Section) -> Result<()>
     section.rows.push(
         Row::new(
             9,
-            "The store alone: audit events appended in batches of 1 000 (SQLite, ~1 KB each)",
+            "The store alone: audit events (reads) appended in batches of 1 000 (SQLite)",
             "events/s",
         )
         .gateway(count(rate)),

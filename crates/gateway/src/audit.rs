@@ -328,7 +328,32 @@ fn patient_entity(patient: &str) -> Value {
     })
 }
 
-/// The stored row (and its AuditEvent) of a queued entry.
+/// What a row keeps beyond its columns, to build its AuditEvent when it is read: the write path
+/// stores these few fields, not the resource (building and storing ~1 KB of JSON per request is
+/// what the audit trail would otherwise cost).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Detail {
+    /// The request method (interactions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<String>,
+    /// The path (interactions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<String>,
+    /// The query of a search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    q: Option<String>,
+    /// `outcomeDesc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    d: Option<String>,
+    /// The username typed at a failed sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    u: Option<String>,
+    /// `grant: scopes` of an issued token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    g: Option<String>,
+}
+
+/// The stored row of a queued entry.
 fn row(entry: Entry) -> AuditRow {
     match entry {
         Entry::Rest(e) => rest_row(&e),
@@ -343,55 +368,19 @@ fn rest_row(e: &RestEntry) -> AuditRow {
         Some(Caller::Token(g)) => Some(g),
         _ => None,
     };
-    let client_id = grant.map(|g| g.client_id.clone());
-    let user = grant.and_then(|g| g.fhir_user.clone());
     let entity = match (&ty, &id) {
         (Some(t), Some(i)) => Some(format!("{t}/{i}")),
         (Some(t), None) => Some(t.clone()),
         _ => None,
     };
     let outcome = outcome_of_status(e.status);
-    let mut entities = Vec::new();
-    if let Some(p) = &patient {
-        entities.push(patient_entity(p));
-    }
-    match (&ty, &id) {
-        (Some(t), Some(i)) if !(t == "Patient" && patient.as_deref() == Some(&format!("Patient/{i}"))) => {
-            entities.push(json!({
-                "what": {"reference": format!("{t}/{i}")},
-                "type": coding(ENTITY_TYPE, "2", "System Object"),
-                "role": coding(OBJECT_ROLE, "4", "Domain Resource"),
-            }));
-        }
-        _ => {}
-    }
-    if let Some(q) = &e.query
-        && code == "search-type"
-    {
-        let request = format!("{} {}?{q}", e.method, e.path);
-        entities.push(json!({
-            "type": coding(ENTITY_TYPE, "2", "System Object"),
-            "role": coding(OBJECT_ROLE, "24", "Query"),
-            "description": ty.clone().unwrap_or_default(),
-            "query": base64::engine::general_purpose::STANDARD.encode(request.as_bytes()),
-        }));
-    }
-    let mut resource = json!({
-        "resourceType": "AuditEvent",
-        "type": coding(AUDIT_EVENT_TYPE, "rest", "RESTful Operation"),
-        "subtype": [coding(RESTFUL_INTERACTION, code, code)],
-        "action": action,
-        "recorded": recorded(e.at_ms),
-        "outcome": outcome,
-        "agent": agents(client_id.as_deref(), user.as_deref(), None, e.ip),
-        "source": source(),
-    });
-    if outcome != "0" {
-        resource["outcomeDesc"] = json!(format!("HTTP {}", e.status));
-    }
-    if !entities.is_empty() {
-        resource["entity"] = Value::Array(entities);
-    }
+    let detail = Detail {
+        m: Some(e.method.as_str().to_owned()),
+        p: Some(e.path.clone()),
+        q: e.query.clone().filter(|_| code == "search-type"),
+        d: (outcome != "0").then(|| format!("HTTP {}", e.status)),
+        ..Detail::default()
+    };
     AuditRow {
         id: 0,
         recorded_ms: e.at_ms,
@@ -399,35 +388,34 @@ fn rest_row(e: &RestEntry) -> AuditRow {
         subtype: code.to_owned(),
         action: action.to_owned(),
         outcome: outcome.to_owned(),
-        client_id,
-        user_ref: user,
+        client_id: grant.map(|g| g.client_id.clone()),
+        user_ref: grant.and_then(|g| g.fhir_user.clone()),
         patient,
         entity,
         ip: e.ip.map(|ip| ip.to_string()),
-        resource: resource.to_string(),
+        resource: serde_json::to_string(&detail).unwrap_or_default(),
     }
 }
 
 fn auth_row(e: &AuthEvent, at_ms: i64) -> AuditRow {
     let (subtype, outcome, desc) = match e.kind {
-        AuthEventKind::TokenIssued => (coding(IHE_EVENT_TYPE, "ITI-71", "Get Access Token"), "0", None),
+        AuthEventKind::TokenIssued => ("ITI-71", "0", None),
         AuthEventKind::TokenRefused => (
-            coding(IHE_EVENT_TYPE, "ITI-71", "Get Access Token"),
+            "ITI-71",
             "4",
             Some(format!("token refused: {}", e.error.as_deref().unwrap_or("error"))),
         ),
         AuthEventKind::LoginFailed => (
-            coding(DCM, "110122", "Login"),
+            "110122",
             "4",
             Some("sign-in failed: wrong username or password".to_owned()),
         ),
         AuthEventKind::LoginLocked => (
-            coding(DCM, "110122", "Login"),
+            "110122",
             "4",
             Some("sign-in refused: locked out after too many failures".to_owned()),
         ),
     };
-    let subtype_code = subtype["code"].as_str().unwrap_or_default().to_owned();
     let patient = e.patient.as_deref().map(|p| {
         if p.starts_with("Patient/") {
             p.to_owned()
@@ -435,37 +423,17 @@ fn auth_row(e: &AuthEvent, at_ms: i64) -> AuditRow {
             format!("Patient/{p}")
         }
     });
-    let mut resource = json!({
-        "resourceType": "AuditEvent",
-        "type": coding(DCM, "110114", "User Authentication"),
-        "subtype": [subtype],
-        "action": "E",
-        "recorded": recorded(at_ms),
-        "outcome": outcome,
-        "agent": agents(e.client_id.as_deref(), e.fhir_user.as_deref(), e.username.as_deref(), e.ip),
-        "source": source(),
-    });
-    if let Some(d) = desc {
-        resource["outcomeDesc"] = json!(d);
-    }
-    let mut entities = Vec::new();
-    if let Some(p) = &patient {
-        entities.push(patient_entity(p));
-    }
-    if let (Some(grant), Some(scope)) = (e.grant_type, &e.scope) {
-        entities.push(json!({
-            "type": coding(ENTITY_TYPE, "4", "Other"),
-            "description": format!("{grant}: {scope}"),
-        }));
-    }
-    if !entities.is_empty() {
-        resource["entity"] = Value::Array(entities);
-    }
+    let detail = Detail {
+        d: desc,
+        u: e.username.clone(),
+        g: e.grant_type.zip(e.scope.as_ref()).map(|(g, s)| format!("{g}: {s}")),
+        ..Detail::default()
+    };
     AuditRow {
         id: 0,
         recorded_ms: at_ms,
         type_code: "110114".to_owned(),
-        subtype: subtype_code,
+        subtype: subtype.to_owned(),
         action: "E".to_owned(),
         outcome: outcome.to_owned(),
         client_id: e.client_id.clone(),
@@ -473,15 +441,76 @@ fn auth_row(e: &AuthEvent, at_ms: i64) -> AuditRow {
         patient,
         entity: None,
         ip: e.ip.map(|ip| ip.to_string()),
-        resource: resource.to_string(),
+        resource: serde_json::to_string(&detail).unwrap_or_default(),
     }
 }
 
-/// The stored AuditEvent of a row, with its id.
+/// The AuditEvent of a stored row, with its id.
 pub fn resource_of(row: &AuditRow) -> Value {
-    let mut resource: Value =
-        serde_json::from_str(&row.resource).unwrap_or_else(|_| json!({"resourceType": "AuditEvent"}));
+    let detail: Detail = serde_json::from_str(&row.resource).unwrap_or_default();
+    let ip: Option<IpAddr> = row.ip.as_deref().and_then(|ip| ip.parse().ok());
+    let mut entities = Vec::new();
+    if let Some(p) = &row.patient {
+        entities.push(patient_entity(p));
+    }
+    let mut resource = if row.type_code == "rest" {
+        let code = row.subtype.as_str();
+        if let Some(entity) = &row.entity
+            && entity.contains('/')
+            && row.patient.as_deref() != Some(entity.as_str())
+        {
+            entities.push(json!({
+                "what": {"reference": entity},
+                "type": coding(ENTITY_TYPE, "2", "System Object"),
+                "role": coding(OBJECT_ROLE, "4", "Domain Resource"),
+            }));
+        }
+        if let Some(q) = &detail.q {
+            let request = format!(
+                "{} {}?{q}",
+                detail.m.as_deref().unwrap_or("GET"),
+                detail.p.as_deref().unwrap_or_default()
+            );
+            entities.push(json!({
+                "type": coding(ENTITY_TYPE, "2", "System Object"),
+                "role": coding(OBJECT_ROLE, "24", "Query"),
+                "description": row.entity.clone().unwrap_or_default(),
+                "query": base64::engine::general_purpose::STANDARD.encode(request.as_bytes()),
+            }));
+        }
+        json!({
+            "resourceType": "AuditEvent",
+            "type": coding(AUDIT_EVENT_TYPE, "rest", "RESTful Operation"),
+            "subtype": [coding(RESTFUL_INTERACTION, code, code)],
+            "agent": agents(row.client_id.as_deref(), row.user_ref.as_deref(), None, ip),
+        })
+    } else {
+        let subtype = if row.subtype == "ITI-71" {
+            coding(IHE_EVENT_TYPE, "ITI-71", "Get Access Token")
+        } else {
+            coding(DCM, "110122", "Login")
+        };
+        if let Some(g) = &detail.g {
+            entities.push(json!({"type": coding(ENTITY_TYPE, "4", "Other"), "description": g}));
+        }
+        json!({
+            "resourceType": "AuditEvent",
+            "type": coding(DCM, "110114", "User Authentication"),
+            "subtype": [subtype],
+            "agent": agents(row.client_id.as_deref(), row.user_ref.as_deref(), detail.u.as_deref(), ip),
+        })
+    };
     resource["id"] = json!(row.id.to_string());
+    resource["action"] = json!(row.action);
+    resource["recorded"] = json!(recorded(row.recorded_ms));
+    resource["outcome"] = json!(row.outcome);
+    if let Some(d) = detail.d {
+        resource["outcomeDesc"] = json!(d);
+    }
+    resource["source"] = source();
+    if !entities.is_empty() {
+        resource["entity"] = Value::Array(entities);
+    }
     resource
 }
 
@@ -549,7 +578,7 @@ mod tests {
         assert_eq!(row.client_id.as_deref(), Some("app"));
         assert_eq!(row.user_ref.as_deref(), Some("Practitioner/drchrono-7"));
         assert_eq!((row.outcome.as_str(), row.subtype.as_str()), ("0", "read"));
-        let r: Value = serde_json::from_str(&row.resource).unwrap();
+        let r = resource_of(&row);
         assert_eq!(r["recorded"], "2023-11-14T22:13:20.123Z");
         assert_eq!(r["agent"][0]["who"]["identifier"]["value"], "app");
         assert_eq!(r["agent"][0]["requestor"], false);
@@ -570,7 +599,7 @@ mod tests {
             200,
         );
         assert_eq!(row.patient.as_deref(), Some("Patient/drchrono-4"));
-        let r: Value = serde_json::from_str(&row.resource).unwrap();
+        let r = resource_of(&row);
         let query = r["entity"][1]["query"].as_str().unwrap();
         let decoded = base64::engine::general_purpose::STANDARD.decode(query).unwrap();
         assert_eq!(
@@ -591,11 +620,11 @@ mod tests {
         );
         assert_eq!(row.patient.as_deref(), Some("Patient/drchrono-2"));
         assert_eq!(row.outcome, "4");
-        let r: Value = serde_json::from_str(&row.resource).unwrap();
+        let r = resource_of(&row);
         assert_eq!(r["outcomeDesc"], "HTTP 403");
         let unauthenticated = rest(Method::GET, "/fhir/Patient", None, None, 401);
         assert_eq!(unauthenticated.client_id, None);
-        let r: Value = serde_json::from_str(&unauthenticated.resource).unwrap();
+        let r = resource_of(&unauthenticated);
         assert_eq!(r["agent"][0]["network"]["address"], "10.1.2.3");
         assert_eq!(rest(Method::GET, "/fhir/Patient", None, None, 503).outcome, "8");
     }
@@ -621,7 +650,7 @@ mod tests {
             (row.type_code.as_str(), row.subtype.as_str(), row.outcome.as_str()),
             ("110114", "110122", "4")
         );
-        let r: Value = serde_json::from_str(&row.resource).unwrap();
+        let r = resource_of(&row);
         assert_eq!(r["agent"][1]["altId"], "dr.demo");
         assert_eq!(r["agent"][1]["network"]["address"], "::1");
     }

@@ -203,3 +203,26 @@ async fn replicas_share_drchrono_s_hourly_budget() {
         "both replicas ran out together: {answers:?}"
     );
 }
+
+/// DrChrono's refresh is single-flight across replicas: when DrChrono expires the access token,
+/// both replicas need a new one at once, one refreshes (rotating the refresh token, which the
+/// simulator then refuses, as DrChrono does) and the other adopts what it stored.
+#[tokio::test]
+async fn drchrono_s_refresh_is_single_flight_across_replicas() {
+    let sim = sim().await;
+    let p = pair(&sim, false, "").await;
+    let (token_a, token_b) = (p.a.token().await, p.b.token().await);
+    assert_eq!(p.a.patients(&token_a).await, 200);
+    assert_eq!(p.b.patients(&token_b).await, 200);
+    let grants = sim.token_grants();
+    for round in 0..3 {
+        sim.expire_access_tokens();
+        let (a, b) = tokio::join!(p.a.patients(&token_a), p.b.patients(&token_b));
+        assert_eq!((a, b), (200, 200), "round {round}: both replicas reach DrChrono");
+        assert_eq!(
+            sim.token_grants(),
+            grants + round + 1,
+            "round {round}: one refresh for both replicas"
+        );
+    }
+}
