@@ -2,8 +2,9 @@
 //! authorization server issues or refuses and every failed sign-in, appended to the store.
 //!
 //! The request path only copies what it saw (method, path, query, status, caller, address) into a
-//! bounded queue; one writer task per process turns what has queued up into AuditEvent resources and
-//! appends them to the store in one transaction per batch. A failed write is retried (the batch is
+//! bounded queue; one writer task per process turns what has queued up (gathering for up to 50 ms)
+//! into compact rows and appends them to the store in one transaction per batch; a row's AuditEvent
+//! is built when it is read. A failed write is retried (the batch is
 //! kept) with a growing pause, counted in `/metrics` (`fhir_gateway_audit_write_failures_total`)
 //! and logged; after [`MAX_ATTEMPTS`] the batch is counted as lost
 //! (`fhir_gateway_audit_events_lost_total{reason="write"}`) and logged as an error. A full queue
@@ -30,6 +31,8 @@ use crate::metrics::Metrics;
 pub const MAX_ATTEMPTS: u32 = 8;
 /// The most events written in one transaction.
 const BATCH: usize = 1000;
+/// How long the writer lets events gather before a write that is not full.
+const LINGER: Duration = Duration::from_millis(50);
 /// How often old events are swept (and the first sweep after start).
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
@@ -148,6 +151,17 @@ impl smart_auth::AuthAudit for Auditor {
 async fn write_batches(store: Store, mut rx: mpsc::Receiver<Entry>, metrics: Arc<Metrics>) {
     let mut entries = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut entries, BATCH).await > 0 {
+        // Let a busy gateway's events gather a moment: one transaction (and one fsync) per batch,
+        // not per handful of requests.
+        if entries.len() < BATCH {
+            tokio::time::sleep(LINGER).await;
+            while entries.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(entry) => entries.push(entry),
+                    Err(_) => break,
+                }
+            }
+        }
         let rows: Vec<AuditRow> = entries.drain(..).map(row).collect();
         metrics.audit_dequeued(rows.len());
         let mut pause = Duration::from_millis(100);
