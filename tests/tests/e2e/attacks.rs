@@ -2595,13 +2595,21 @@ async fn every_interaction_token_and_failed_sign_in_is_in_the_audit_trail() {
             .is_some_and(|r| r.iter().any(|r| r["type"] == "AuditEvent")),
         "AuditEvent in the CapabilityStatement"
     );
-    let metrics = env.metrics().await;
-    let written = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("fhir_gateway_audit_events_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .expect("fhir_gateway_audit_events_total in /metrics");
-    assert!(written >= 8.0, "{written} audit events written");
+    // The auditor's own searches are events too, written moments later (batched off the request path).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = env.metrics().await;
+        let written = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("fhir_gateway_audit_events_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .expect("fhir_gateway_audit_events_total in /metrics");
+        if written >= 8.0 {
+            break metrics;
+        }
+        assert!(std::time::Instant::now() < deadline, "{written} audit events written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(metrics.contains("fhir_gateway_audit_events_lost_total{reason=\"queue\"} 0"));
     assert!(metrics.contains("fhir_gateway_audit_write_failures_total 0"));
 }
