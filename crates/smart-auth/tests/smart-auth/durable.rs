@@ -5,13 +5,11 @@
 
 use crate::common;
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use common::*;
 use http::StatusCode;
 use serde_json::Value;
-use store::testing::TempPostgres;
 use store::{Store, StoreSettings};
 
 const OFFLINE_SCOPE: &str = "openid fhirUser launch/patient patient/*.rs offline_access";
@@ -72,24 +70,6 @@ async fn assertion_grant(s: &Server, signed: &str) -> Resp {
     .await
 }
 
-/// Runs `body` with the URL of a PostgreSQL server started for it. The runtime (and with it every
-/// connection the stores hold, their listeners included) ends before the server is stopped, so its
-/// shutdown does not wait for clients.
-fn on_postgres<F, Fut>(body: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let pg = TempPostgres::start().unwrap_or_else(|e| panic!("PostgreSQL for the replica tests: {e}"));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(body(pg.url()));
-    drop(runtime);
-    drop(pg);
-}
-
 #[tokio::test]
 async fn a_restarted_server_remembers_revocations_and_refresh_tokens() {
     let dir = tempfile::tempdir().unwrap();
@@ -140,7 +120,7 @@ async fn a_restarted_server_remembers_revocations_and_refresh_tokens() {
 
 #[test]
 fn replicas_on_postgres_behave_as_one_server() {
-    on_postgres(|url| async move {
+    on_postgres(0, |url| async move {
         let settings = StoreSettings::postgres(url);
         let db_a = Store::open(&settings).await.unwrap();
         let db_b = Store::open(&settings).await.unwrap();
@@ -267,7 +247,7 @@ fn replicas_on_postgres_behave_as_one_server() {
 
 #[test]
 fn a_launch_context_is_used_once_across_replicas() {
-    on_postgres(|url| async move {
+    on_postgres(0, |url| async move {
         let settings = StoreSettings::postgres(url);
         let db_a = Store::open(&settings).await.unwrap();
         let db_b = Store::open(&settings).await.unwrap();

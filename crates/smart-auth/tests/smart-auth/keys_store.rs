@@ -5,14 +5,12 @@
 
 use crate::common;
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use common::*;
 use http::StatusCode;
 use serde_json::Value;
 use smart_auth::{AuthError, AuthSettings, SmartAuth};
-use store::testing::TempPostgres;
 use store::{SealingKey, Store, StoreSettings};
 
 /// The shared test settings without the configured key: the keys are kept in the store.
@@ -74,23 +72,6 @@ async fn wait_for_kid(name: &str, s: &Server, kid: &str, since: Instant, within:
     assert_eq!(kid_of(&backend_token(s).await), kid, "{name} signs with the new key");
 }
 
-/// Runs `body` with the URL of a PostgreSQL server started for it (as in `durable.rs`: the runtime,
-/// and with it every connection, ends before the server is stopped).
-fn on_postgres<F, Fut>(body: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let pg = TempPostgres::start().unwrap_or_else(|e| panic!("PostgreSQL for the replica tests: {e}"));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(body(pg.url()));
-    drop(runtime);
-    drop(pg);
-}
-
 #[tokio::test]
 async fn a_restarted_server_signs_with_the_stored_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -129,7 +110,7 @@ async fn a_restarted_server_signs_with_the_stored_key() {
 
 #[test]
 fn replicas_share_the_stored_keys_and_follow_a_rotation() {
-    on_postgres(|url| async move {
+    on_postgres(0, |url| async move {
         // Every replica (and the CLI) opens the store with the same encryption key.
         let settings = StoreSettings::postgres(url).with_sealing_key(SealingKey::generate().unwrap());
         let db_a = Store::open(&settings).await.unwrap();

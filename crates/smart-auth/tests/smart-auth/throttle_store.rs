@@ -6,7 +6,6 @@
 
 use crate::common;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -16,7 +15,6 @@ use common::*;
 use http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use smart_auth::{AuthSettings, SmartAuth};
-use store::testing::TempPostgres;
 use store::{Store, StoreSettings};
 use tower::ServiceExt;
 
@@ -98,25 +96,6 @@ fn user_key(name: &str) -> String {
 async fn stored(db: &Store, key: &str) -> Option<Value> {
     let record = db.record_get(KIND, key).await.unwrap()?;
     Some(serde_json::from_slice(&record.value).unwrap())
-}
-
-/// Runs `body` with the URL of a PostgreSQL server started for it, on a multi-threaded runtime (the
-/// replicas' requests run in parallel). As in `durable.rs`, the runtime (and with it every
-/// connection the stores hold) ends before the server is stopped.
-fn on_postgres<F, Fut>(body: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let pg = TempPostgres::start().unwrap_or_else(|e| panic!("PostgreSQL for the throttle tests: {e}"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(body(pg.url()));
-    drop(runtime);
-    drop(pg);
 }
 
 /// (1) Failures at A lock the username, and the address, out at B.
@@ -251,7 +230,7 @@ async fn parallel_guesses_at_two_servers_on_one_sqlite_store_get_five_checks() {
 
 #[test]
 fn failures_at_one_replica_lock_out_at_another_on_postgres() {
-    on_postgres(|url| async move {
+    on_postgres(4, |url| async move {
         let settings = StoreSettings::postgres(url);
         let db_a = Store::open(&settings).await.unwrap();
         let db_b = Store::open(&settings).await.unwrap();
@@ -263,7 +242,7 @@ fn failures_at_one_replica_lock_out_at_another_on_postgres() {
 
 #[test]
 fn parallel_guesses_at_two_replicas_on_postgres_get_five_checks() {
-    on_postgres(|url| async move {
+    on_postgres(4, |url| async move {
         let settings = StoreSettings::postgres(url);
         let db_a = Store::open(&settings).await.unwrap();
         let db_b = Store::open(&settings).await.unwrap();

@@ -446,3 +446,27 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 pub fn short(d: u64) -> Duration {
     Duration::from_secs(d)
 }
+
+/// Runs `body` with the URL of a PostgreSQL server started for it, on a runtime of its own
+/// (`workers` threads; 0: current-thread). The runtime, and with it every connection the stores
+/// hold (their listeners included), ends before the server is stopped, so its shutdown does not
+/// wait for clients.
+pub fn on_postgres<F, Fut>(workers: usize, body: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let pg = store::testing::TempPostgres::start().unwrap_or_else(|e| panic!("PostgreSQL for the replica tests: {e}"));
+    let runtime = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    }
+    .unwrap();
+    runtime.block_on(body(pg.url()));
+    drop(runtime);
+    drop(pg);
+}
