@@ -267,6 +267,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_audit.sql"),
         include_str!("../migrations/postgres/0003_audit.sql"),
     ),
+    (
+        4,
+        "audit chunks",
+        include_str!("../migrations/sqlite/0004_audit_chunks.sql"),
+        include_str!("../migrations/postgres/0004_audit_chunks.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -333,27 +333,40 @@ async fn audit_events_are_appended_searched_paged_and_swept_never_changed() {
         assert_eq!(paged(&store, by_ninety).await, ids);
 
         // Never changed, whoever tries.
-        let refused = store
-            .execute_raw("UPDATE audit_events SET outcome = '12'")
-            .await
-            .unwrap_err();
-        assert!(refused.to_string().contains("append-only"), "{refused}");
-        let one = format!("UPDATE audit_events SET resource = '{{}}' WHERE id = {}", id[0]);
-        assert!(store.execute_raw(&one).await.is_err());
+        for sql in [
+            "UPDATE audit_chunks SET body = '[]'".to_owned(),
+            format!("UPDATE audit_chunks SET first_ms = 0 WHERE id = {}", id[0] >> 16),
+            "UPDATE audit_terms SET term = 'p:Patient/z'".to_owned(),
+        ] {
+            let refused = store.execute_raw(&sql).await.unwrap_err();
+            assert!(refused.to_string().contains("append-only"), "{sql}: {refused}");
+        }
         assert_eq!(store.audit_get(id[0]).await.unwrap().as_ref(), Some(&rows[0]));
+        assert_eq!(store.audit_get(id[0] + 5).await.unwrap(), None, "past the chunk's end");
         assert_eq!(store.audit_count(&rest_ok_count()).await.unwrap(), 252);
 
-        // Swept by age: only what is older than the retention.
-        assert_eq!(store.audit_sweep(T + 2000).await.unwrap(), 2);
-        assert_eq!(store.audit_sweep(T + 2000).await.unwrap(), 0);
+        // Swept by age, a chunk (one append) at a time: only once all its events are older than
+        // the retention.
+        assert_eq!(
+            store.audit_sweep(T + 2000).await.unwrap(),
+            0,
+            "T + 3000 is in the chunk"
+        );
+        assert_eq!(store.audit_get(id[1]).await.unwrap().as_ref(), Some(&rows[1]));
+        assert_eq!(store.audit_sweep(T + 3001).await.unwrap(), 5);
+        assert_eq!(store.audit_sweep(T + 3001).await.unwrap(), 0);
         assert_eq!(store.audit_get(id[1]).await.unwrap(), None);
         let left = AuditQuery {
             to_ms: Some(T + 10_000),
             ..all()
         };
-        assert_eq!(found(&store, left).await, pick(&[2, 3, 4]));
-        assert_eq!(store.audit_count(&AuditQuery::default()).await.unwrap(), 253);
-        assert_eq!(store.audit_sweep(T + 10_000 + 250).await.unwrap(), 253);
+        assert_eq!(found(&store, left).await, Vec::<i64>::new());
+        assert_eq!(
+            found(&store, by(|q, v| q.patient = v, &["Patient/a"])).await,
+            Vec::<i64>::new()
+        );
+        assert_eq!(store.audit_count(&AuditQuery::default()).await.unwrap(), 250);
+        assert_eq!(store.audit_sweep(T + 10_000 + 250).await.unwrap(), 250);
         assert_eq!(store.audit_count(&AuditQuery::default()).await.unwrap(), 0);
     })
     .await;
@@ -366,4 +379,81 @@ fn rest_ok_count() -> AuditQuery {
         outcome: strings(&["0"]),
         ..AuditQuery::default()
     }
+}
+
+/// Appends from several writers (replicas) overlap in time: events still come in order of time,
+/// every one once, on every page size and in both orders; counts read across the range's ends.
+#[tokio::test]
+async fn overlapping_appends_are_merged_in_order_of_time() {
+    on_both("audit_overlap", None, |store| async move {
+        let at = |ms: &[i64], patient: &str| -> Vec<AuditRow> {
+            ms.iter()
+                .map(|m| AuditRow {
+                    patient: some(patient),
+                    ..event(T + m, "rest", "read", "R", "0")
+                })
+                .collect()
+        };
+        for chunk in [
+            at(&[0, 10, 20, 30], "Patient/a"),
+            at(&[5, 15, 25], "Patient/b"),
+            at(&[12, 13, 13], "Patient/a"),
+            at(&[40], "Patient/b"),
+        ] {
+            assert_eq!(store.audit_append(&chunk).await.unwrap(), chunk.len() as u64);
+        }
+        let everything = store.audit_search(&all()).await.unwrap();
+        let times: Vec<i64> = everything.iter().map(|r| r.recorded_ms - T).collect();
+        assert_eq!(times, [0, 5, 10, 12, 13, 13, 15, 20, 25, 30, 40]);
+        let keys: Vec<(i64, i64)> = everything.iter().map(|r| (r.recorded_ms, r.id)).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+        let ids: Vec<i64> = everything.iter().map(|r| r.id).collect();
+        let reversed: Vec<i64> = ids.iter().rev().copied().collect();
+        for limit in 1..=4 {
+            assert_eq!(paged(&store, AuditQuery { limit, ..all() }).await, ids, "limit {limit}");
+            let newest = AuditQuery {
+                limit,
+                newest_first: true,
+                ..all()
+            };
+            assert_eq!(paged(&store, newest).await, reversed, "limit {limit}");
+        }
+        let a: Vec<i64> = everything
+            .iter()
+            .filter(|r| r.patient.as_deref() == Some("Patient/a"))
+            .map(|r| r.id)
+            .collect();
+        let only_a = by(|q, v| q.patient = v, &["Patient/a"]);
+        assert_eq!(
+            paged(
+                &store,
+                AuditQuery {
+                    limit: 2,
+                    ..only_a.clone()
+                }
+            )
+            .await,
+            a
+        );
+        assert_eq!(store.audit_count(&only_a).await.unwrap(), 7);
+        let range = AuditQuery {
+            from_ms: Some(T + 10),
+            to_ms: Some(T + 26),
+            ..all()
+        };
+        assert_eq!(store.audit_count(&range).await.unwrap(), 7);
+        assert_eq!(
+            store
+                .audit_count(&AuditQuery {
+                    to_ms: Some(T + 40),
+                    ..all()
+                })
+                .await
+                .unwrap(),
+            10
+        );
+        assert_eq!(store.audit_count(&AuditQuery::default()).await.unwrap(), 11);
+        assert_eq!(found(&store, range).await.len(), 7);
+    })
+    .await;
 }

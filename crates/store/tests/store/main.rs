@@ -40,7 +40,7 @@ async fn both_backends_apply_the_same_migrations_once() {
     on_both("migrations", None, |store| async move {
         assert_eq!(
             store.migrations().await.unwrap(),
-            vec![1, 2, 3],
+            vec![1, 2, 3, 4],
             "{:?}",
             store.backend()
         );
@@ -53,7 +53,7 @@ async fn both_backends_apply_the_same_migrations_once() {
     assert!(first.record_insert("k", "a", b"1", store::now() + 60).await.unwrap());
     first.close().await;
     let again = Store::open(&settings).await.unwrap();
-    assert_eq!(again.migrations().await.unwrap(), vec![1, 2, 3]);
+    assert_eq!(again.migrations().await.unwrap(), vec![1, 2, 3, 4]);
     assert_eq!(again.record_get("k", "a").await.unwrap().unwrap().value, b"1");
     #[cfg(unix)]
     {
@@ -196,7 +196,10 @@ async fn vendor_tokens_are_sealed_at_rest() {
     store.save_vendor_tokens("drchrono", &tokens).await.unwrap();
     store.close().await;
     for file in std::fs::read_dir(dir.path()).unwrap() {
-        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        // SQLite's closing connections may remove `-wal` and `-shm` files while this lists them.
+        let Ok(bytes) = std::fs::read(file.unwrap().path()) else {
+            continue;
+        };
         assert!(
             !bytes.windows(9).any(|w| w == b"PLAINTEXT"),
             "a token on disk in plain text"
