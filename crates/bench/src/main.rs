@@ -69,6 +69,11 @@ use clap::{Parser, Subcommand};
 
 use crate::report::Row;
 
+/// The allocator the `fhir-gateway` binary uses, so that the practice measured in-process is the one
+/// users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Benchmarks of the FHIR gateway over loopback (load generator: Debian's `wrk`).
 #[derive(Parser, Debug)]
 #[command(name = "bench", version, long_about = LONG_ABOUT)]
