@@ -42,7 +42,7 @@ pub use ctx::MapCtx;
 pub use error::AdapterError;
 pub use health::{BreakerState, BudgetStatus, VendorHealth};
 pub use id::{FhirId, IdError, SourceName};
-pub use resolve::{Resolver, linkable};
+pub use resolve::{Resolver, linkable, linkable_for_patients};
 pub use search::{Continuation, Page, PageRequest, SearchRequest};
 pub use secret::Secret;
 pub use webhook::{WebhookError, WebhookReceiver, WebhookRequest, WebhookResponse};

@@ -273,4 +273,40 @@ impl adapter::Resolver for GatewayResolver {
         self.remember((resource_type, id.to_owned()), found.is_some());
         Ok(found)
     }
+
+    /// Follows the source's pages (through the cache, like any search) until the search ends or
+    /// finds more than `max`.
+    async fn search(
+        &self,
+        source: &str,
+        request: &SearchRequest,
+        max: usize,
+    ) -> Result<Option<Vec<Resource>>, AdapterError> {
+        let (Some(sources), Some(resource_type)) = (self.sources.get(), request.resource_type) else {
+            return Ok(None);
+        };
+        let Some(adapter) = sources.by_source(source) else {
+            return Ok(None);
+        };
+        if !adapter.capabilities().supports(resource_type, Interaction::SearchType) {
+            return Ok(None);
+        }
+        let mut found = Vec::new();
+        let mut cursor = None;
+        for _ in 0..RESOLVER_SEARCH_PAGES {
+            let page = adapter.search(request, PageRequest { cursor, size: 0 }).await?;
+            found.extend(page.resources);
+            if found.len() > max {
+                return Ok(None);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(Some(found)),
+            }
+        }
+        Ok(None)
+    }
 }
+
+/// The most vendor pages one [`GatewayResolver`] search follows.
+const RESOLVER_SEARCH_PAGES: usize = 20;
