@@ -183,18 +183,26 @@ impl ZoomAdapter {
     }
 
     /// The mapping context, with the EHR references among `references` that exist.
-    async fn ctx(&self, references: Vec<String>) -> ZoomCtx {
+    /// With `patients` (a search by patient: `Patient/{id}`), the EHR patients' appointments are
+    /// listed to confirm the references ([`adapter::linkable_for_patients`]).
+    async fn ctx(&self, references: Vec<String>, patients: &[String]) -> ZoomCtx {
         let mut ctx = ZoomCtx::new(MapCtx::new(Utc::now(), self.default_tz));
         ctx.ehr_source = self.ehr_source.clone();
-        ctx.resolved = self.resolve(references).await;
+        ctx.resolved = self.resolve(references, patients).await;
         ctx
     }
 
     /// Which `Type/id` references may be literal links ([`adapter::linkable`]).
-    async fn resolve(&self, references: Vec<String>) -> HashSet<String> {
-        match &self.resolver {
-            Some(resolver) => adapter::linkable(resolver.as_ref(), references).await,
-            None => HashSet::new(),
+    async fn resolve(&self, references: Vec<String>, patients: &[String]) -> HashSet<String> {
+        let Some(resolver) = &self.resolver else {
+            return HashSet::new();
+        };
+        let ehr = format!("Patient/{}-", self.ehr_source);
+        let ehr_patients: Vec<String> = patients.iter().filter(|p| p.starts_with(&ehr)).cloned().collect();
+        if ehr_patients.is_empty() {
+            adapter::linkable(resolver.as_ref(), references).await
+        } else {
+            adapter::linkable_for_patients(resolver.as_ref(), &ehr_patients, references).await
         }
     }
 
@@ -341,7 +349,11 @@ impl ZoomAdapter {
     // ---- mapping ---------------------------------------------------------------------------
 
     /// Maps notes, with their owners' providers and resolved EHR references.
-    async fn map_notes(&self, notes: Vec<wire::ClinicalNote>) -> Result<Vec<Resource>, AdapterError> {
+    async fn map_notes(
+        &self,
+        notes: Vec<wire::ClinicalNote>,
+        patients: &[String],
+    ) -> Result<Vec<Resource>, AdapterError> {
         // A note's author is its EHR provider; only notes without one need their owner.
         let needs_owner = notes
             .iter()
@@ -362,7 +374,7 @@ impl ZoomAdapter {
             .iter()
             .flat_map(|n| map::ehr_references(n, &self.ehr_source))
             .collect();
-        let ctx = self.ctx(references).await;
+        let ctx = self.ctx(references, patients).await;
         notes
             .iter()
             .map(|n| {
@@ -374,16 +386,20 @@ impl ZoomAdapter {
             .collect()
     }
 
-    async fn visits_ctx(&self, visits: &[wire::Visit]) -> ZoomCtx {
+    async fn visits_ctx(&self, visits: &[wire::Visit], patients: &[String]) -> ZoomCtx {
         let references = visits
             .iter()
             .flat_map(|v| map::visit_ehr_references(v, &self.ehr_source))
             .collect();
-        self.ctx(references).await
+        self.ctx(references, patients).await
     }
 
-    async fn map_appointments(&self, visits: &[wire::Visit]) -> Result<Vec<Resource>, AdapterError> {
-        let ctx = self.visits_ctx(visits).await;
+    async fn map_appointments(
+        &self,
+        visits: &[wire::Visit],
+        patients: &[String],
+    ) -> Result<Vec<Resource>, AdapterError> {
+        let ctx = self.visits_ctx(visits, patients).await;
         visits
             .iter()
             .map(|v| {
@@ -408,7 +424,7 @@ impl ZoomAdapter {
         } else {
             HashMap::new()
         };
-        let ctx = self.visits_ctx(visits).await;
+        let ctx = self.visits_ctx(visits, &[]).await;
         let mut out = Vec::new();
         for v in visits {
             let entry = room.get(v.id.trim());
@@ -424,7 +440,7 @@ impl ZoomAdapter {
             .iter()
             .flat_map(|p| map::patient_ehr_references(p, &self.ehr_source))
             .collect();
-        let ctx = self.ctx(references).await;
+        let ctx = self.ctx(references, &[]).await;
         patients
             .iter()
             .map(|p| {
@@ -436,7 +452,7 @@ impl ZoomAdapter {
     }
 
     async fn plain_ctx(&self) -> ZoomCtx {
-        self.ctx(Vec::new()).await
+        self.ctx(Vec::new(), &[]).await
     }
 
     // ---- reads -----------------------------------------------------------------------------
@@ -450,11 +466,11 @@ impl ZoomAdapter {
         match id {
             ZoomId::Note(note_id) => {
                 let note = self.note(note_id).await?.ok_or_else(not_found)?;
-                self.map_notes(vec![note]).await?.pop().ok_or_else(not_found)
+                self.map_notes(vec![note], &[]).await?.pop().ok_or_else(not_found)
             }
             ZoomId::Appointment(visit_id) => {
                 let visit = self.visit(visit_id).await?.ok_or_else(not_found)?;
-                self.map_appointments(&[visit]).await?.pop().ok_or_else(not_found)
+                self.map_appointments(&[visit], &[]).await?.pop().ok_or_else(not_found)
             }
             ZoomId::Encounter(visit_id) => {
                 let visit = self.visit(visit_id).await?.ok_or_else(not_found)?;
@@ -634,8 +650,15 @@ impl ZoomAdapter {
     ) -> Result<String, AdapterError> {
         match (q.stream, resource_type) {
             (Stream::Notes, _) => {
-                let list: wire::NoteList = decode(value, "clinical note list")?;
-                out.extend(self.map_notes(list.notes).await?);
+                let mut list: wire::NoteList = decode(value, "clinical note list")?;
+                if let Some(patients) = &q.subjects {
+                    list.notes
+                        .retain(|n| map::note_patient(n, &self.ehr_source).is_some_and(|p| patients.contains(&p)));
+                }
+                out.extend(
+                    self.map_notes(list.notes, q.subjects.as_deref().unwrap_or_default())
+                        .await?,
+                );
                 Ok(list.next_page_token)
             }
             (Stream::Visits, ResourceType::Encounter) => {
@@ -644,8 +667,18 @@ impl ZoomAdapter {
                 Ok(list.next_page_token)
             }
             (Stream::Visits, _) => {
-                let list: wire::VisitList = decode(value, "visit list")?;
-                out.extend(self.map_appointments(&list.visits).await?);
+                let mut list: wire::VisitList = decode(value, "visit list")?;
+                if let Some(patients) = &q.subjects {
+                    list.visits.retain(|v| {
+                        map::visit_patients(v, &self.ehr_source)
+                            .iter()
+                            .any(|p| patients.contains(p))
+                    });
+                }
+                out.extend(
+                    self.map_appointments(&list.visits, q.subjects.as_deref().unwrap_or_default())
+                        .await?,
+                );
                 Ok(list.next_page_token)
             }
             (Stream::Providers, ResourceType::Schedule) => {
@@ -684,7 +717,7 @@ impl ZoomAdapter {
             });
         };
         let note = self.note(note_id).await?.ok_or_else(not_found)?;
-        let current = match self.map_notes(vec![note]).await?.pop() {
+        let current = match self.map_notes(vec![note], &[]).await?.pop() {
             Some(Resource::DocumentReference(d)) => d,
             _ => return Err(not_found()),
         };
@@ -715,7 +748,7 @@ impl ZoomAdapter {
             });
         };
         let visit = self.visit(visit_id).await?.ok_or_else(not_found)?;
-        let ctx = self.visits_ctx(std::slice::from_ref(&visit)).await;
+        let ctx = self.visits_ctx(std::slice::from_ref(&visit), &[]).await;
         let reply = match map::visit_patch(&visit, &wanted, &ctx).map_err(mapping("visit"))? {
             VisitChange::None => {
                 let mapped = map::visit_appointment(&visit, &ctx).map_err(mapping("visit"))?;
@@ -763,7 +796,7 @@ impl ZoomAdapter {
                 });
             }
         };
-        self.map_appointments(std::slice::from_ref(&visit))
+        self.map_appointments(std::slice::from_ref(&visit), &[])
             .await?
             .pop()
             .ok_or_else(|| unmappable("Zoom answered a new visit that cannot be mapped"))
@@ -793,7 +826,7 @@ impl ZoomAdapter {
             Reply::NotFound => Err(not_found()),
             Reply::Json(value) if value.get("id").and_then(Value::as_str) == Some(visit_id) => {
                 let visit: wire::Visit = decode(value, "visit")?;
-                self.map_appointments(std::slice::from_ref(&visit))
+                self.map_appointments(std::slice::from_ref(&visit), &[])
                     .await?
                     .pop()
                     .ok_or_else(not_found)

@@ -59,6 +59,11 @@ pub(crate) struct ListQuery {
     pub(crate) owner_provider: Option<String>,
     /// Slot searches: the days whose slots are listed for each provider.
     pub(crate) days: Option<Days>,
+    /// Note and Appointment searches by `patient`/`subject`: the patients (`Patient/{id}`) one of
+    /// which a note (as its EHR patient) or a visit (its Zoom or EHR patient) must name to match.
+    /// Zoom cannot filter by an EHR patient, so the adapter drops the others before mapping them —
+    /// and before checking any of their EHR references at the EHR.
+    pub(crate) subjects: Option<Vec<String>>,
 }
 
 impl ListQuery {
@@ -68,6 +73,7 @@ impl ListQuery {
             params: Vec::new(),
             owner_provider: None,
             days: None,
+            subjects: None,
         }
     }
 }
@@ -231,6 +237,7 @@ fn notes(request: &SearchRequest) -> Plan {
     {
         q.owner_provider = Some(provider.clone());
     }
+    q.subjects = subject_filter(request);
     // `date` and `meta.lastUpdated` are the note's last change, never before its creation, which
     // `to` bounds: only their upper bounds narrow the list.
     let upper = ["date", "_lastUpdated"]
@@ -243,6 +250,31 @@ fn notes(request: &SearchRequest) -> Plan {
         q.params.push(("to", zoom_inclusive_end(end)));
     }
     Plan::List(q)
+}
+
+/// The patients (`Patient/{id}`) a note search's `patient` (else `subject`) parameter names, when
+/// it is given once, without a modifier, and names only patients; `None` when it does not narrow
+/// the notes (absent, or a shape only the engine evaluates). A note's subject is only ever a
+/// patient, so any other shape leaves every note to the engine.
+fn subject_filter(request: &SearchRequest) -> Option<Vec<String>> {
+    let name = ["patient", "subject"]
+        .into_iter()
+        .find(|name| request.params(name).next().is_some())?;
+    let mut params = request.params(name);
+    let param = params.next()?;
+    if params.next().is_some() || param.modifier.is_some() {
+        return None;
+    }
+    let mut patients = Vec::new();
+    for value in &param.values {
+        match value {
+            SearchValue::Reference(r) if r.resource_type.is_none_or(|t| t == ResourceType::Patient) => {
+                patients.push(format!("Patient/{}", r.id));
+            }
+            _ => return None,
+        }
+    }
+    Some(patients)
 }
 
 fn visits(request: &SearchRequest, encounter: bool) -> Plan {
@@ -276,6 +308,11 @@ fn visits(request: &SearchRequest, encounter: bool) -> Plan {
                 }
             }
         }
+    }
+    // Zoom filters by one Zoom patient only; an Appointment naming an EHR patient is kept by the
+    // adapter only when it names one of the patients asked for (before its references are checked).
+    if !encounter {
+        q.subjects = subject_filter(request);
     }
     // An Appointment's `date` is its `start`, the visit's `scheduled_time`, which `from`/`to`
     // filter on. An Encounter's period is actual times, which may differ from the schedule.
@@ -556,16 +593,55 @@ mod tests {
             };
             assert_eq!(q.owner_provider, None);
         }
-        // The subject is the EHR patient: never pushed, never "nothing".
-        assert!(matches!(
-            planned(DocumentReference, vec![p("patient", vec![r(Patient, "drchrono-1")])]),
-            Plan::List(_)
-        ));
+        // The subject is the EHR patient: never pushed to Zoom, never "nothing"; the adapter keeps
+        // only the notes naming one of the patients.
+        let subjects = |params: Vec<SearchParam>| match planned(DocumentReference, params) {
+            Plan::List(q) => q.subjects,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            subjects(vec![p(
+                "patient",
+                vec![r(Patient, "drchrono-1"), r(Patient, "drchrono-2")]
+            )]),
+            Some(vec!["Patient/drchrono-1".to_owned(), "Patient/drchrono-2".to_owned()])
+        );
+        let untyped = SearchValue::Reference(ReferenceValue {
+            resource_type: None,
+            id: "drchrono-1".into(),
+        });
+        assert_eq!(
+            subjects(vec![p("subject", vec![untyped])]),
+            Some(vec!["Patient/drchrono-1".to_owned()])
+        );
+        // Shapes the engine evaluates: every note is kept.
+        let mut modified = p("patient", vec![r(Patient, "drchrono-1")]);
+        modified.modifier = Some(adapter::search::Modifier::Missing);
+        assert_eq!(subjects(vec![modified]), None);
+        assert_eq!(
+            subjects(vec![
+                p("patient", vec![r(Patient, "drchrono-1")]),
+                p("patient", vec![r(Patient, "drchrono-2")])
+            ]),
+            None
+        );
+        assert_eq!(subjects(vec![p("subject", vec![r(Practitioner, "drchrono-3")])]), None);
+        assert_eq!(subjects(vec![]), None);
     }
 
     #[test]
     fn visit_parameters_push_down() {
         use ResourceType::{Appointment, Encounter, Patient, Practitioner};
+        // An Appointment naming an EHR patient: every visit is listed, and the adapter keeps those
+        // naming the patient; an Encounter's subject is only ever Zoom's.
+        let Plan::List(q) = planned(Appointment, vec![p("patient", vec![r(Patient, "drchrono-1")])]) else {
+            panic!()
+        };
+        assert_eq!(q.subjects, Some(vec!["Patient/drchrono-1".to_owned()]));
+        let Plan::List(q) = planned(Encounter, vec![p("practitioner", vec![r(Practitioner, "drchrono-3")])]) else {
+            panic!()
+        };
+        assert_eq!(q.subjects, None);
         assert_eq!(
             params(
                 Appointment,

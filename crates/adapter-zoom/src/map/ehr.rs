@@ -93,6 +93,31 @@ pub fn context_references(c: &wire::EhrContext, ehr_source: &str) -> Vec<String>
     .collect()
 }
 
+/// The gateway reference of the EHR patient a note names (`Patient/drchrono-12`), whether or not
+/// it exists; `None` when it names none that can be read.
+pub fn note_patient(n: &wire::ClinicalNote, ehr_source: &str) -> Option<String> {
+    let c = n.ehr_context.as_ref()?;
+    parse("ehr_context.patient_id", &c.patient_id, EhrKind::Patient)
+        .ok()
+        .flatten()?
+        .literal(ehr_source)
+}
+
+/// The patients a visit's Appointment can name (`Patient/zoom-…`, and the EHR patient of its
+/// `ehr_context`, whether or not it exists).
+pub fn visit_patients(v: &wire::Visit, ehr_source: &str) -> Vec<String> {
+    let zoom = super::appointment::patient_native(v)
+        .ok()
+        .and_then(|native| adapter::ehr::literal("Patient", crate::map::ids::SOURCE, &native));
+    let ehr = v.ehr_context.as_ref().and_then(|c| {
+        parse("ehr_context.patient_id", &c.patient_id, EhrKind::Patient)
+            .ok()
+            .flatten()?
+            .literal(ehr_source)
+    });
+    zoom.into_iter().chain(ehr).collect()
+}
+
 /// The gateway references a note's `ehr_context` names, to resolve before [`super::clinical_note`].
 pub fn ehr_references(n: &wire::ClinicalNote, ehr_source: &str) -> Vec<String> {
     n.ehr_context

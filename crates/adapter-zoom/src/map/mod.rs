@@ -52,7 +52,10 @@ pub mod time;
 pub use appointment::{EXT_DATATYPE, VIRTUAL_SERVICE_DATATYPE, virtual_service, visit_appointment};
 pub use appointment_write::{VisitChange, create_visit, visit_patch};
 pub use clinical_note::{MARKDOWN, clinical_note, clinical_note_with_owner, note_patch, owner_reference};
-pub use ehr::{EhrKind, context_references, ehr_references, patient_ehr_references, visit_ehr_references};
+pub use ehr::{
+    EhrKind, context_references, ehr_references, note_patient, patient_ehr_references, visit_ehr_references,
+    visit_patients,
+};
 pub use encounter::visit_encounter;
 pub use patient::patient;
 pub use practitioner::provider;
