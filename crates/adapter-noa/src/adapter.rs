@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use adapter::fhir::resources::{Parameters, ParametersParameter, ParametersParameterValue};
 use adapter::fhir::types::Reference;
+use adapter::search::{ReferenceValue, SearchParam, SearchValue};
 use adapter::{
     Adapter, AdapterError, Capabilities, FhirId, Interaction, MapCtx, OperationDef, OperationParam, OperationTarget,
     Page, PageRequest, ParamUse, Performer, Resolver, Resource, ResourceCapability, ResourceType, SearchRequest,
@@ -54,6 +55,10 @@ const CONCURRENT_CALLS: usize = 4;
 
 /// Concurrent questions to the resolver.
 const CONCURRENT_RESOLVES: usize = 8;
+
+/// The most appointments of one patient [`NoaAdapter::patients_episodes`] takes from the EHR in
+/// bulk (four DrChrono pages).
+const BULK_APPOINTMENTS: usize = 1000;
 
 /// The `$start-scribe` operation on (EHR) Appointments.
 pub const OPERATION_START_SCRIBE: &str = "start-scribe";
@@ -412,6 +417,73 @@ impl NoaAdapter {
         Ok(out)
     }
 
+    /// The episodes (EHR appointment ids) of `patients` (EHR native ids), when asking the EHR for
+    /// each patient's appointments — one search each, every page of it — costs fewer calls than
+    /// reading the unknown episodes of `sessions` one by one; remembered like those reads. `None`
+    /// when it would not (or the EHR cannot search appointments, or a patient has more than
+    /// [`BULK_APPOINTMENTS`]): the episodes are then read one at a time.
+    async fn patients_episodes(
+        &self,
+        patients: &[String],
+        sessions: &[wire::Session],
+        ctx: &NoaCtx,
+    ) -> Result<Option<HashSet<String>>, AdapterError> {
+        let Some(resolver) = &self.resolver else {
+            return Ok(None);
+        };
+        let unknown: HashSet<&str> = sessions
+            .iter()
+            .filter(|s| s.metadata_text(&ctx.patient_metadata_key).is_none())
+            .map(|s| s.episode_id.trim())
+            .filter(|e| !e.is_empty() && self.episodes.get(e).is_none())
+            .collect();
+        if unknown.len() <= patients.len() {
+            return Ok(None);
+        }
+        let mut theirs = HashSet::new();
+        for patient in patients {
+            let Ok(id) = adapter::id::fhir_id(&self.ehr_source, patient) else {
+                continue;
+            };
+            let request = SearchRequest {
+                resource_type: Some(ResourceType::Appointment),
+                params: vec![SearchParam {
+                    name: "patient".into(),
+                    modifier: None,
+                    values: vec![SearchValue::Reference(ReferenceValue {
+                        resource_type: Some(ResourceType::Patient),
+                        id,
+                    })],
+                }],
+            };
+            let found = resolver
+                .search(&self.ehr_source, &request, BULK_APPOINTMENTS)
+                .await
+                .map_err(|error| ehr_failure(error, &self.ehr_source, "a patient's appointments"))?;
+            let Some(appointments) = found else {
+                return Ok(None);
+            };
+            for appointment in &appointments {
+                let Resource::Appointment(a) = appointment else {
+                    continue;
+                };
+                let native =
+                    a.id.as_ref()
+                        .and_then(|id| id.value.as_deref())
+                        .and_then(|id| FhirId::parse(id).ok())
+                        .filter(|id| id.source() == self.ehr_source)
+                        .map(|id| id.native().to_owned());
+                if let (Some(native), Some(owner)) = (native, appointment_patient(appointment, &self.ehr_source)) {
+                    self.episodes.insert(&native, &owner);
+                    if owner == *patient {
+                        theirs.insert(native);
+                    }
+                }
+            }
+        }
+        Ok(Some(theirs))
+    }
+
     /// Which `Type/id` references may be literal links ([`adapter::linkable`]).
     async fn resolve(&self, references: Vec<String>) -> HashSet<String> {
         match &self.resolver {
@@ -511,6 +583,19 @@ impl NoaAdapter {
 
         let mut sessions = list.items;
         let mut ctx = self.base_ctx();
+        if let Some(patients) = &q.patients
+            && let Some(theirs) = self.patients_episodes(patients, &sessions, &ctx).await?
+        {
+            // Every appointment of the patients is known: a session whose episode is none of them
+            // (and whose metadata names no patient) is someone else's, and is not read for.
+            sessions.retain(|s| {
+                let episode = s.episode_id.trim();
+                episode.is_empty()
+                    || s.metadata_text(&ctx.patient_metadata_key).is_some()
+                    || theirs.contains(episode)
+                    || self.episodes.get(episode).is_some()
+            });
+        }
         ctx.episode_patients = self.episode_patients(&sessions, &ctx).await?;
         if let Some(patients) = &q.patients {
             sessions.retain(|s| ctx.patient_of(s).is_some_and(|p| patients.contains(&p)));
@@ -519,7 +604,16 @@ impl NoaAdapter {
             sessions.retain(|s| SessionStatus::from_wire(&s.status).is_some_and(SessionStatus::may_have_summary));
         }
         let references = sessions.iter().flat_map(|s| map::session_references(s, &ctx)).collect();
-        ctx.resolved = self.resolve(references).await;
+        ctx.resolved = match (&q.patients, &self.resolver) {
+            (Some(patients), Some(resolver)) => {
+                let patients: Vec<String> = patients
+                    .iter()
+                    .filter_map(|p| adapter::ehr::literal("Patient", &self.ehr_source, p))
+                    .collect();
+                adapter::linkable_for_patients(resolver.as_ref(), &patients, references).await
+            }
+            _ => self.resolve(references).await,
+        };
         let resources = match resource_type {
             ResourceType::Encounter => self.encounters(&sessions, &ctx)?,
             _ => self.documents(&sessions, &ctx).await?,
