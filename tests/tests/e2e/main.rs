@@ -5,6 +5,7 @@
 // The security suite: the attacks the gateway refuses (`attacks.rs`, each asserting the refusal and
 // that nothing was served or changed) and the OpenAPI document under schemathesis (`schemathesis.rs`).
 mod attacks;
+mod budget;
 mod caching;
 mod faults;
 mod noa;

@@ -1,0 +1,150 @@
+//! How few vendor calls the gateway makes. DrChrono allows 500 calls an hour per account, so a
+//! search by patient must not pay for the records of every other patient: Zoom cannot filter notes
+//! or visits by an EHR patient and Noa cannot filter sessions by patient at all, and each record
+//! they return names EHR records the gateway confirms at DrChrono. Only the records of the patient
+//! asked for are confirmed, and many at once with one list rather than a read each.
+//!
+//! Each test finds the truth in one practice (every resource of the type, filtered here) and asks
+//! the same question of a fresh practice with the same seed and the cache on (as `serve` and the
+//! demo run), counting the requests DrChrono's simulator receives.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use e2e::{Env, id_set};
+use serde_json::Value;
+use vendor_sim::noa::NoaSimConfig;
+
+/// The patient (`drchrono-…`) most resources of `all` name in `field` (a reference or a list of
+/// participants), with the ids of those resources.
+fn busiest_patient(all: &[Value], patients_of: fn(&Value) -> Vec<String>) -> (String, BTreeSet<String>) {
+    let mut by_patient: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in all {
+        for p in patients_of(r) {
+            if let Some(id) = p.strip_prefix("Patient/drchrono-") {
+                by_patient
+                    .entry(format!("drchrono-{id}"))
+                    .or_default()
+                    .insert(r["id"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    by_patient
+        .into_iter()
+        .max_by_key(|(_, ids)| ids.len())
+        .expect("a patient with resources")
+}
+
+fn subject(r: &Value) -> Vec<String> {
+    r["subject"]["reference"]
+        .as_str()
+        .map(str::to_owned)
+        .into_iter()
+        .collect()
+}
+
+fn participants(r: &Value) -> Vec<String> {
+    r["participant"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p["actor"]["reference"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// DrChrono requests by kind, for a failure's message.
+fn drchrono_requests(env: &Env) -> String {
+    [
+        "/api/patients",
+        "/api/appointments",
+        "/api/doctors",
+        "/api/clinical_notes",
+        "/api/offices",
+    ]
+    .iter()
+    .map(|p| {
+        let all = env.sim.hits_for(p);
+        let one = env.sim.hits_for(&format!("{p}/"));
+        format!("{p}: {} lists, {one} reads", all - one)
+    })
+    .collect::<Vec<_>>()
+    .join("; ")
+}
+
+fn sources(ids: &BTreeSet<String>) -> BTreeSet<String> {
+    ids.iter()
+        .filter_map(|id| id.split('-').next().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn one_patients_note_search_asks_drchrono_a_handful_of_times() {
+    let truth = Env::start_with_noa(NoaSimConfig::small, |_| {}).await;
+    let all = truth.all("/fhir/DocumentReference?_count=200").await;
+    let (patient, notes) = busiest_patient(&all, subject);
+    assert!(
+        sources(&notes).len() >= 2,
+        "the patient has notes at several vendors: {notes:?}"
+    );
+
+    let env = Env::start_with_noa(NoaSimConfig::small, |o| o.cache = Some(Default::default())).await;
+    env.sim.reset_hits();
+    let found = env
+        .all(&format!("/fhir/DocumentReference?patient={patient}&_count=200"))
+        .await;
+    assert_eq!(id_set(&found).into_iter().collect::<BTreeSet<_>>(), notes);
+    // Besides the lists, DrChrono's adapter reads each of its own notes' appointment (verbose: the
+    // note's lock state).
+    let drchrono_notes = notes.iter().filter(|id| id.starts_with("drchrono-")).count() as u64;
+    let calls = env.sim.hits_for("/api/");
+    assert!(
+        calls <= 5 + drchrono_notes,
+        "{calls} DrChrono requests for one patient's {} notes: {}",
+        notes.len(),
+        drchrono_requests(&env)
+    );
+}
+
+#[tokio::test]
+async fn one_patients_appointments_ask_drchrono_a_handful_of_times() {
+    let truth = Env::start_with_noa(NoaSimConfig::small, |_| {}).await;
+    let all = truth.all("/fhir/Appointment?_count=200").await;
+    let (patient, appointments) = busiest_patient(&all, participants);
+    assert!(
+        sources(&appointments).len() >= 2,
+        "visits at Zoom too: {appointments:?}"
+    );
+
+    let env = Env::start_with_noa(NoaSimConfig::small, |o| o.cache = Some(Default::default())).await;
+    env.sim.reset_hits();
+    let found = env
+        .all(&format!("/fhir/Appointment?patient={patient}&_count=200"))
+        .await;
+    assert_eq!(id_set(&found).into_iter().collect::<BTreeSet<_>>(), appointments);
+    let calls = env.sim.hits_for("/api/");
+    assert!(
+        calls <= 5,
+        "{calls} DrChrono requests for one patient's {} appointments: {}",
+        appointments.len(),
+        drchrono_requests(&env)
+    );
+}
+
+#[tokio::test]
+async fn a_search_over_many_patients_confirms_their_records_with_lists() {
+    let env = Env::start_with_noa(NoaSimConfig::small, |o| o.cache = Some(Default::default())).await;
+    env.sim.reset_hits();
+    // Every Zoom visit names a DrChrono patient (and many an appointment): confirmed with lists.
+    let visits = env.all("/fhir/Appointment?_count=200").await;
+    let zoom = visits
+        .iter()
+        .filter(|a| a["id"].as_str().is_some_and(|id| id.starts_with("zoom-")))
+        .count();
+    assert!(zoom >= 10, "{zoom} Zoom visits");
+    let reads = env.sim.hits_for("/api/patients/") + env.sim.hits_for("/api/appointments/");
+    assert!(
+        reads <= 4,
+        "{reads} single-record DrChrono reads to confirm {zoom} visits' records"
+    );
+}
