@@ -417,7 +417,7 @@ impl NoaAdapter {
         Ok(out)
     }
 
-    /// The episodes (EHR appointment ids) of `patients` (EHR native ids), when asking the EHR for
+    /// The episodes (EHR appointment ids) of `patients` (EHR native ids), each with its patient, when asking the EHR for
     /// each patient's appointments — one search each, every page of it — costs fewer calls than
     /// reading the unknown episodes of `sessions` one by one; remembered like those reads. `None`
     /// when it would not (or the EHR cannot search appointments, or a patient has more than
@@ -427,7 +427,7 @@ impl NoaAdapter {
         patients: &[String],
         sessions: &[wire::Session],
         ctx: &NoaCtx,
-    ) -> Result<Option<HashSet<String>>, AdapterError> {
+    ) -> Result<Option<HashMap<String, String>>, AdapterError> {
         let Some(resolver) = &self.resolver else {
             return Ok(None);
         };
@@ -440,7 +440,7 @@ impl NoaAdapter {
         if unknown.len() <= patients.len() {
             return Ok(None);
         }
-        let mut theirs = HashSet::new();
+        let mut theirs = HashMap::new();
         for patient in patients {
             let Ok(id) = adapter::id::fhir_id(&self.ehr_source, patient) else {
                 continue;
@@ -476,7 +476,7 @@ impl NoaAdapter {
                 if let (Some(native), Some(owner)) = (native, appointment_patient(appointment, &self.ehr_source)) {
                     self.episodes.insert(&native, &owner);
                     if owner == *patient {
-                        theirs.insert(native);
+                        theirs.insert(native, owner);
                     }
                 }
             }
@@ -583,6 +583,7 @@ impl NoaAdapter {
 
         let mut sessions = list.items;
         let mut ctx = self.base_ctx();
+        let mut theirs_found = None;
         if let Some(patients) = &q.patients
             && let Some(theirs) = self.patients_episodes(patients, &sessions, &ctx).await?
         {
@@ -592,9 +593,10 @@ impl NoaAdapter {
                 let episode = s.episode_id.trim();
                 episode.is_empty()
                     || s.metadata_text(&ctx.patient_metadata_key).is_some()
-                    || theirs.contains(episode)
+                    || theirs.contains_key(episode)
                     || self.episodes.get(episode).is_some()
             });
+            theirs_found = Some(theirs);
         }
         ctx.episode_patients = self.episode_patients(&sessions, &ctx).await?;
         if let Some(patients) = &q.patients {
@@ -603,8 +605,28 @@ impl NoaAdapter {
         if resource_type == ResourceType::DocumentReference {
             sessions.retain(|s| SessionStatus::from_wire(&s.status).is_some_and(SessionStatus::may_have_summary));
         }
-        let references = sessions.iter().flat_map(|s| map::session_references(s, &ctx)).collect();
+        let references: Vec<String> = sessions.iter().flat_map(|s| map::session_references(s, &ctx)).collect();
         ctx.resolved = match (&q.patients, &self.resolver) {
+            // The patients' appointments were just listed: they, and each patient that has one,
+            // exist; the rest is asked as usual.
+            (Some(_), Some(_)) if let Some(theirs) = &theirs_found => {
+                let ehr = &self.ehr_source;
+                let confirmed: HashSet<String> = theirs
+                    .iter()
+                    .flat_map(|(episode, patient)| {
+                        [
+                            adapter::ehr::literal("Appointment", ehr, episode),
+                            adapter::ehr::literal("Patient", ehr, patient),
+                        ]
+                    })
+                    .flatten()
+                    .collect();
+                let (known, rest): (Vec<String>, Vec<String>) =
+                    references.into_iter().partition(|r: &String| confirmed.contains(r));
+                let mut resolved = self.resolve(rest).await;
+                resolved.extend(known);
+                resolved
+            }
             (Some(patients), Some(resolver)) => {
                 let patients: Vec<String> = patients
                     .iter()

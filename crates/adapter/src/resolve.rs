@@ -76,26 +76,38 @@ pub async fn linkable(resolver: &dyn Resolver, mut references: Vec<String>) -> H
                 .push(reference.clone());
         }
     }
+    // A practice has a handful of doctors and offices: one list (cached) costs what one read does.
+    let listed_here = |resource_type: ResourceType, n: usize| match resource_type {
+        ResourceType::Practitioner | ResourceType::Location => Some(SHORT_LIST),
+        _ => (n >= BULK_MIN).then_some(n * BULK_PER_REFERENCE),
+    };
+    // Not `Type/source-id` at all: asked (and refused) one by one like the rest.
+    let mut read_now: Vec<String> = references
+        .iter()
+        .filter(|r| !groups.values().any(|g| g.contains(r)))
+        .cloned()
+        .collect();
+    let mut to_list = Vec::new();
     for ((resource_type, source), group) in groups {
-        // A practice has a handful of doctors and offices: their lists are short, whatever is asked.
-        let (least, most) = match resource_type {
-            ResourceType::Practitioner | ResourceType::Location => (1, SHORT_LIST),
-            _ => (BULK_MIN, group.len() * BULK_PER_REFERENCE),
-        };
-        if group.len() < least {
-            continue;
+        match listed_here(resource_type, group.len()) {
+            Some(most) => to_list.push((resource_type, source, group, most)),
+            None => read_now.extend(group),
         }
+    }
+    let grouped: HashSet<&String> = to_list.iter().flat_map(|(_, _, group, _)| group).collect();
+    // The lists and the other reads run at once; what the lists do not hold is read after.
+    let lists = to_list.iter().map(|(resource_type, source, group, most)| async move {
         let request = SearchRequest {
-            resource_type: Some(resource_type),
+            resource_type: Some(*resource_type),
             params: Vec::new(),
         };
-        let listed = match resolver.search(&source, &request, most).await {
+        let listed = match resolver.search(source, &request, *most).await {
             Ok(Some(resources)) => resources,
-            // Too many to list, or no list: one by one below.
-            Ok(None) => continue,
+            // Too many to list, or no list: one by one after.
+            Ok(None) => return Vec::new(),
             Err(error) => {
                 tracing::debug!(%resource_type, transient = error.is_transient(), "a list to confirm references failed; asking one by one");
-                continue;
+                return Vec::new();
             }
         };
         let listed: HashSet<String> = listed
@@ -103,10 +115,19 @@ pub async fn linkable(resolver: &dyn Resolver, mut references: Vec<String>) -> H
             .filter_map(resource_id)
             .map(|id| format!("{resource_type}/{id}"))
             .collect();
-        linked.extend(group.into_iter().filter(|r| listed.contains(r)));
-    }
-    references.retain(|r| !linked.contains(r));
-    let asked: HashSet<String> = futures::stream::iter(references)
+        group.iter().filter(|r| listed.contains(*r)).cloned().collect::<Vec<String>>()
+    });
+    let (confirmed, asked) = futures::join!(futures::future::join_all(lists), ask(resolver, read_now));
+    linked.extend(asked);
+    linked.extend(confirmed.into_iter().flatten());
+    let left: Vec<String> = grouped.into_iter().filter(|r| !linked.contains(*r)).cloned().collect();
+    linked.extend(ask(resolver, left).await);
+    linked
+}
+
+/// Asks the resolver about each reference, concurrently.
+async fn ask(resolver: &dyn Resolver, references: Vec<String>) -> HashSet<String> {
+    futures::stream::iter(references)
         .map(|reference| async move {
             let (type_name, id) = reference.split_once('/')?;
             let resource_type: ResourceType = type_name.parse().ok()?;
@@ -125,9 +146,7 @@ pub async fn linkable(resolver: &dyn Resolver, mut references: Vec<String>) -> H
         .buffer_unordered(CONCURRENT_CHECKS)
         .filter_map(|found| async move { found })
         .collect()
-        .await;
-    linked.extend(asked);
-    linked
+        .await
 }
 
 /// [`linkable`] for the records of a search by patient: the appointments of `patients` (gateway
@@ -144,11 +163,9 @@ pub async fn linkable_for_patients(
     let appointments = references.iter().filter(|r| r.starts_with("Appointment/")).count();
     let mut linked = HashSet::new();
     if appointments > 0 && patients.len() <= PATIENTS_LISTED {
-        for patient in patients {
-            let Some(id) = patient.strip_prefix("Patient/") else {
-                continue;
-            };
-            let Ok(fid) = crate::FhirId::parse(id) else { continue };
+        let searches = patients.iter().map(|patient| async move {
+            let id = patient.strip_prefix("Patient/")?;
+            let fid = crate::FhirId::parse(id).ok()?;
             let request = SearchRequest {
                 resource_type: Some(ResourceType::Appointment),
                 params: vec![crate::search::SearchParam {
@@ -160,19 +177,28 @@ pub async fn linkable_for_patients(
                     })],
                 }],
             };
-            let Ok(Some(found)) = resolver.search(fid.source(), &request, PATIENT_APPOINTMENTS).await else {
-                continue;
-            };
+            let found = resolver
+                .search(fid.source(), &request, PATIENT_APPOINTMENTS)
+                .await
+                .ok()
+                .flatten()?;
+            let mut confirmed: Vec<String> = found
+                .iter()
+                .filter_map(resource_id)
+                .map(|id| format!("Appointment/{id}"))
+                .collect();
             if !found.is_empty() {
-                linked.insert(patient.clone());
+                confirmed.push(patient.clone());
             }
-            linked.extend(
-                found
-                    .iter()
-                    .filter_map(resource_id)
-                    .map(|id| format!("Appointment/{id}")),
-            );
-        }
+            Some(confirmed)
+        });
+        linked.extend(
+            futures::future::join_all(searches)
+                .await
+                .into_iter()
+                .flatten()
+                .flatten(),
+        );
     }
     linked.retain(|r| references.contains(r));
     references.retain(|r| !linked.contains(r));
