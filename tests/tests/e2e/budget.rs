@@ -78,22 +78,34 @@ fn sources(ids: &BTreeSet<String>) -> BTreeSet<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn one_patients_note_search_asks_drchrono_a_handful_of_times() {
+/// Finds the busiest patient's resources of `resource_type` in one practice (every resource of
+/// the type, by `patients_of`), then searches them by patient in a fresh practice with the cache
+/// on, counting DrChrono's requests from there: that practice, the truth, what it found.
+async fn one_patients(
+    resource_type: &str,
+    patients_of: fn(&Value) -> Vec<String>,
+) -> (Env, BTreeSet<String>, BTreeSet<String>) {
     let truth = Env::start_with_noa(NoaSimConfig::small, |_| {}).await;
-    let all = truth.all("/fhir/DocumentReference?_count=200").await;
-    let (patient, notes) = busiest_patient(&all, subject);
+    let all = truth.all(&format!("/fhir/{resource_type}?_count=200")).await;
+    let (patient, expected) = busiest_patient(&all, patients_of);
     assert!(
-        sources(&notes).len() >= 2,
-        "the patient has notes at several vendors: {notes:?}"
+        sources(&expected).len() >= 2,
+        "the patient's {resource_type}s come from several vendors: {expected:?}"
     );
 
     let env = Env::start_with_noa(NoaSimConfig::small, |o| o.cache = Some(Default::default())).await;
     env.sim.reset_hits();
     let found = env
-        .all(&format!("/fhir/DocumentReference?patient={patient}&_count=200"))
+        .all(&format!("/fhir/{resource_type}?patient={patient}&_count=200"))
         .await;
-    assert_eq!(id_set(&found).into_iter().collect::<BTreeSet<_>>(), notes);
+    let found = id_set(&found).into_iter().collect();
+    (env, expected, found)
+}
+
+#[tokio::test]
+async fn one_patients_note_search_asks_drchrono_a_handful_of_times() {
+    let (env, notes, found) = one_patients("DocumentReference", subject).await;
+    assert_eq!(found, notes);
     // Besides the lists, DrChrono's adapter reads each of its own notes' appointment (verbose: the
     // note's lock state).
     let drchrono_notes = notes.iter().filter(|id| id.starts_with("drchrono-")).count() as u64;
@@ -108,20 +120,8 @@ async fn one_patients_note_search_asks_drchrono_a_handful_of_times() {
 
 #[tokio::test]
 async fn one_patients_appointments_ask_drchrono_a_handful_of_times() {
-    let truth = Env::start_with_noa(NoaSimConfig::small, |_| {}).await;
-    let all = truth.all("/fhir/Appointment?_count=200").await;
-    let (patient, appointments) = busiest_patient(&all, participants);
-    assert!(
-        sources(&appointments).len() >= 2,
-        "visits at Zoom too: {appointments:?}"
-    );
-
-    let env = Env::start_with_noa(NoaSimConfig::small, |o| o.cache = Some(Default::default())).await;
-    env.sim.reset_hits();
-    let found = env
-        .all(&format!("/fhir/Appointment?patient={patient}&_count=200"))
-        .await;
-    assert_eq!(id_set(&found).into_iter().collect::<BTreeSet<_>>(), appointments);
+    let (env, appointments, found) = one_patients("Appointment", participants).await;
+    assert_eq!(found, appointments);
     let calls = env.sim.hits_for("/api/");
     assert!(
         calls <= 5,

@@ -55,16 +55,6 @@ fn audited(settings: AuthSettings) -> (Server, Arc<Collected>) {
     audited_from(settings, SocketAddr::from((V4, 40_000)))
 }
 
-/// Opens the login page of a new authorization request of `app`; its transaction id.
-async fn start_login(s: &Server) -> String {
-    let (_, challenge) = pkce();
-    let page = s
-        .get(&authorize_url("app", APP_REDIRECT, "user/*.read", &challenge, &[]))
-        .await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    tx_of(&page.body)
-}
-
 async fn login(s: &Server, tx: &str, user: &str, password: &str) -> Resp {
     s.post(
         "/auth/authorize/login",

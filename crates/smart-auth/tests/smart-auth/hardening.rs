@@ -26,27 +26,6 @@ fn auth_with(settings: AuthSettings) -> SmartAuth {
     SmartAuth::new(settings, patients()).unwrap()
 }
 
-/// Opens the login page of a new authorization request; its transaction id.
-async fn start_login(s: &Server) -> String {
-    let (_, challenge) = pkce();
-    let page = s
-        .get(&authorize_url("app", APP_REDIRECT, "user/*.read", &challenge, &[]))
-        .await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    tx_of(&page.body)
-}
-
-fn login_request(tx: &str, user: &str, password: &str) -> Request<Body> {
-    Request::post("/auth/authorize/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(form(&[
-            ("tx", tx),
-            ("username", user),
-            ("password", password),
-        ])))
-        .unwrap()
-}
-
 async fn login(s: &Server, tx: &str, user: &str, password: &str) -> Resp {
     s.send(login_request(tx, user, password)).await
 }

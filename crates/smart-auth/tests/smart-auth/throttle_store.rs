@@ -9,10 +9,9 @@ use crate::common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use common::*;
-use http::{Request, StatusCode, header};
+use http::{StatusCode, header};
 use serde_json::{Value, json};
 use smart_auth::{AuthSettings, SmartAuth};
 use store::{Store, StoreSettings};
@@ -42,27 +41,6 @@ fn from(auth: &SmartAuth, addr: [u8; 4]) -> Server {
         auth: auth.clone(),
         app: auth.router().layer(MockConnectInfo(SocketAddr::from((addr, 40_000)))),
     }
-}
-
-/// Opens the login page of a new authorization request; its transaction id.
-async fn start_login(s: &Server) -> String {
-    let (_, challenge) = pkce();
-    let page = s
-        .get(&authorize_url("app", APP_REDIRECT, "user/*.read", &challenge, &[]))
-        .await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    tx_of(&page.body)
-}
-
-fn login_request(tx: &str, user: &str, password: &str) -> Request<Body> {
-    Request::post("/auth/authorize/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(form(&[
-            ("tx", tx),
-            ("username", user),
-            ("password", password),
-        ])))
-        .unwrap()
 }
 
 /// A sign-in on a new authorization request.
@@ -157,19 +135,7 @@ async fn parallel_guesses_at_two_replicas_get_five_checks(db_a: &Store, db_b: &S
     // All at once, each in its own task.
     let tasks: Vec<_> = requests
         .into_iter()
-        .map(|(app, request)| {
-            tokio::spawn(async move {
-                let response = app.oneshot(request).await.unwrap();
-                let status = response.status();
-                let headers = response.headers().clone();
-                let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-                Resp {
-                    status,
-                    headers,
-                    body: String::from_utf8_lossy(&bytes).into_owned(),
-                }
-            })
-        })
+        .map(|(app, request)| tokio::spawn(async move { read_whole(app.oneshot(request).await.unwrap()).await }))
         .collect();
     let mut responses = Vec::new();
     for task in tasks {

@@ -289,15 +289,7 @@ pub fn basic(id: &str, secret: &str) -> String {
 
 impl Server {
     pub async fn send(&self, request: Request<Body>) -> Resp {
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        Resp {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        read_whole(self.app.clone().oneshot(request).await.unwrap()).await
     }
 
     pub async fn get(&self, uri: &str) -> Resp {
@@ -469,4 +461,38 @@ where
     runtime.block_on(body(pg.url()));
     drop(runtime);
     drop(pg);
+}
+
+/// A router's answer, its body read whole (at most 1 MiB).
+pub async fn read_whole(response: http::Response<Body>) -> Resp {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// Opens the login page of a new authorization request of `app`; its transaction id.
+pub async fn start_login(s: &Server) -> String {
+    let (_, challenge) = pkce();
+    let page = s
+        .get(&authorize_url("app", APP_REDIRECT, "user/*.read", &challenge, &[]))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    tx_of(&page.body)
+}
+
+/// The login form of transaction `tx`.
+pub fn login_request(tx: &str, user: &str, password: &str) -> Request<Body> {
+    Request::post("/auth/authorize/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form(&[
+            ("tx", tx),
+            ("username", user),
+            ("password", password),
+        ])))
+        .unwrap()
 }
