@@ -36,17 +36,7 @@ async fn concurrently(s: &Server, requests: Vec<Request<Body>>) -> Vec<Resp> {
         .into_iter()
         .map(|request| {
             let app = s.app.clone();
-            tokio::spawn(async move {
-                let response = app.oneshot(request).await.unwrap();
-                let status = response.status();
-                let headers = response.headers().clone();
-                let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-                Resp {
-                    status,
-                    headers,
-                    body: String::from_utf8_lossy(&bytes).into_owned(),
-                }
-            })
+            tokio::spawn(async move { read_whole(app.oneshot(request).await.unwrap()).await })
         })
         .collect();
     let mut out = Vec::new();
