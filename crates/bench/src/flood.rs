@@ -334,7 +334,8 @@ async fn login(kind: Kind, http: &reqwest::Client, base: &str) -> Login {
     let result = match kind {
         Kind::Backend => backend_token(http, base, deadline, &mut login).await,
         Kind::SignIn => sign_in(http, base, deadline, &mut login).await,
-    };
+    }
+    .map(drop);
     login.elapsed = started.elapsed();
     login.failure = result.err();
     login
@@ -392,7 +393,12 @@ fn retry_after(r: &reqwest::Response) -> Duration {
 }
 
 /// A `demo-backend` token: client_credentials, `client_secret_basic`, `system/*.rs`.
-async fn backend_token(http: &reqwest::Client, base: &str, deadline: Instant, login: &mut Login) -> Result<(), String> {
+async fn backend_token(
+    http: &reqwest::Client,
+    base: &str,
+    deadline: Instant,
+    login: &mut Login,
+) -> Result<Value, String> {
     let url = format!("{base}/auth/token");
     let r = send_retrying(
         || {
@@ -407,8 +413,8 @@ async fn backend_token(http: &reqwest::Client, base: &str, deadline: Instant, lo
     token_answer(r).await
 }
 
-/// A token endpoint's answer that carries an access token.
-async fn token_answer(r: reqwest::Response) -> Result<(), String> {
+/// A token endpoint's answer that carries an access token: its JSON.
+async fn token_answer(r: reqwest::Response) -> Result<Value, String> {
     let status = r.status();
     let text = r
         .text()
@@ -416,7 +422,7 @@ async fn token_answer(r: reqwest::Response) -> Result<(), String> {
         .map_err(|e| format!("the token endpoint's answer ({status}): {e}"))?;
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     if status == StatusCode::OK && body["access_token"].is_string() {
-        Ok(())
+        Ok(body)
     } else {
         Err(format!("the token endpoint answered {status}: {}", snippet(&text)))
     }
@@ -425,7 +431,7 @@ async fn token_answer(r: reqwest::Response) -> Result<(), String> {
 /// `patient.demo`'s sign-in for `demo-app`, as a browser without JavaScript would: the
 /// authorization request (PKCE S256), the login form, the consent page (Allow), then the code
 /// exchanged for a token.
-async fn sign_in(http: &reqwest::Client, base: &str, deadline: Instant, login: &mut Login) -> Result<(), String> {
+async fn sign_in(http: &reqwest::Client, base: &str, deadline: Instant, login: &mut Login) -> Result<Value, String> {
     let verifier = format!("{}{}", random_hex(), random_hex());
     let challenge = BASE64URL_NOPAD.encode(&Sha256::digest(verifier.as_bytes()));
     let state = random_hex();
@@ -510,6 +516,22 @@ async fn sign_in(http: &reqwest::Client, base: &str, deadline: Instant, login: &
     )
     .await?;
     token_answer(r).await
+}
+
+/// `patient.demo`'s access token for `demo-app` (`patient/*.rs`, signed in through the login and
+/// consent pages) and the patient it is for.
+pub async fn patient_token(base: &str) -> anyhow::Result<(String, String)> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let mut login = Login::default();
+    let body = sign_in(&http, base, Instant::now() + LOGIN_CAP, &mut login)
+        .await
+        .map_err(|e| anyhow::anyhow!("signing in patient.demo: {e}"))?;
+    match (body["access_token"].as_str(), body["patient"].as_str()) {
+        (Some(token), Some(patient)) => Ok((token.to_owned(), patient.to_owned())),
+        _ => anyhow::bail!("the token answer names no access token or patient"),
+    }
 }
 
 /// The HTML of a 200.

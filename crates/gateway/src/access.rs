@@ -242,6 +242,12 @@ pub trait AccessPolicy: Send + Sync + 'static {
             strip_provider_only(resource);
         }
     }
+
+    /// Would [`Self::redact`] change this document for `caller`? When not, the caller receives the
+    /// cached document's bytes unchanged.
+    fn redacts(&self, caller: &Caller, doc: &crate::doc::Doc) -> bool {
+        caller.patient_facing() && doc.provider_only()
+    }
 }
 
 /// Calls `f` with the id of every reference to a `Patient` in `value` (at any depth): `Some(id)`

@@ -3,6 +3,7 @@
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
+use crate::doc::Served;
 use crate::error::{Issue, operation_outcome};
 use crate::query::Summary;
 
@@ -179,6 +180,13 @@ pub fn subset(mut resource: Value, summary: Option<Summary>, elements: &[String]
     resource
 }
 
+/// True when `_summary` / `_elements` change a resource, so its cached bytes cannot be sent as
+/// they are.
+pub fn subsets(summary: Option<Summary>, elements: &[String]) -> bool {
+    matches!(summary, Some(Summary::True | Summary::Text | Summary::Data))
+        || (!elements.is_empty() && summary.is_none_or(|s| s == Summary::False))
+}
+
 /// A link of the Bundle.
 #[derive(Debug, Clone)]
 pub struct Link {
@@ -190,8 +198,8 @@ pub struct Link {
 #[derive(Debug)]
 pub struct Searchset<'a> {
     pub base_url: &'a str,
-    pub matches: Vec<Value>,
-    pub included: Vec<Value>,
+    pub matches: Vec<Served>,
+    pub included: Vec<Served>,
     pub total: Option<usize>,
     pub links: &'a [Link],
     pub issues: &'a [Issue],
@@ -199,8 +207,16 @@ pub struct Searchset<'a> {
     pub elements: &'a [String],
 }
 
-/// Builds a searchset Bundle.
+fn now_instant() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Builds a searchset Bundle as a JSON tree.
 pub fn searchset(parts: Searchset<'_>) -> Value {
+    searchset_at(parts, &now_instant())
+}
+
+fn searchset_at(parts: Searchset<'_>, now: &str) -> Value {
     let Searchset {
         base_url,
         matches,
@@ -211,10 +227,9 @@ pub fn searchset(parts: Searchset<'_>) -> Value {
         summary,
         elements,
     } = parts;
-    let entry = |resource: Value, mode: &str| -> Value {
-        let ty = resource.get("resourceType").and_then(Value::as_str).unwrap_or("");
-        let id = resource.get("id").and_then(Value::as_str).unwrap_or("");
-        let full_url = format!("{base_url}/{ty}/{id}");
+    let entry = |resource: Served, mode: &str| -> Value {
+        let resource = resource.into_json();
+        let full_url = full_url(base_url, &resource);
         json!({"fullUrl": full_url, "resource": subset(resource, summary, elements), "search": {"mode": mode}})
     };
     let mut entries: Vec<Value> = Vec::with_capacity(matches.len() + included.len() + 1);
@@ -227,7 +242,7 @@ pub fn searchset(parts: Searchset<'_>) -> Value {
     }
     let mut bundle = json!({
         "resourceType": "Bundle",
-        "meta": {"lastUpdated": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)},
+        "meta": {"lastUpdated": now},
         "type": "searchset",
         "link": links.iter().map(|l| json!({"relation": l.relation, "url": l.url})).collect::<Vec<_>>(),
     });
@@ -238,6 +253,110 @@ pub fn searchset(parts: Searchset<'_>) -> Value {
         bundle["entry"] = Value::Array(entries);
     }
     bundle
+}
+
+fn full_url(base_url: &str, resource: &Value) -> String {
+    let ty = resource.get("resourceType").and_then(Value::as_str).unwrap_or("");
+    let id = resource.get("id").and_then(Value::as_str).unwrap_or("");
+    format!("{base_url}/{ty}/{id}")
+}
+
+/// A searchset Bundle's bytes: compact, each entry a shared document's cached bytes unless
+/// `_summary` / `_elements` change it; `_pretty` builds the tree instead.
+pub fn render_searchset(parts: Searchset<'_>, pretty: bool) -> Vec<u8> {
+    if pretty {
+        serde_json::to_vec_pretty(&searchset(parts)).unwrap_or_default()
+    } else {
+        searchset_bytes(parts, &now_instant())
+    }
+}
+
+fn searchset_bytes(parts: Searchset<'_>, now: &str) -> Vec<u8> {
+    let Searchset {
+        base_url,
+        matches,
+        included,
+        total,
+        links,
+        issues,
+        summary,
+        elements,
+    } = parts;
+    let subsetting = subsets(summary, elements);
+    let listed = if summary == Some(Summary::Count) {
+        0
+    } else {
+        matches.len() + included.len()
+    };
+    let size: usize = matches
+        .iter()
+        .chain(&included)
+        .take(listed)
+        .map(|m| m.doc().map_or(1024, |d| d.bytes().len() + 128))
+        .sum();
+    let mut out = Vec::with_capacity(size + 512);
+    out.extend_from_slice(br#"{"resourceType":"Bundle","meta":{"lastUpdated":"#);
+    put(&mut out, now);
+    out.extend_from_slice(br#"},"type":"searchset""#);
+    if let Some(t) = total {
+        out.extend_from_slice(br#","total":"#);
+        out.extend_from_slice(t.to_string().as_bytes());
+    }
+    out.extend_from_slice(br#","link":["#);
+    for (i, l) in links.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"relation":"#);
+        put(&mut out, l.relation);
+        out.extend_from_slice(br#","url":"#);
+        put(&mut out, &l.url);
+        out.push(b'}');
+    }
+    out.push(b']');
+    let mut first = true;
+    let mut open_entry = |out: &mut Vec<u8>| {
+        out.extend_from_slice(if first {
+            br#","entry":["#.as_slice()
+        } else {
+            b",".as_slice()
+        });
+        first = false;
+    };
+    let items = matches
+        .into_iter()
+        .map(|r| (r, "match"))
+        .chain(included.into_iter().map(|r| (r, "include")))
+        .take(listed);
+    for (resource, mode) in items {
+        open_entry(&mut out);
+        out.extend_from_slice(br#"{"fullUrl":"#);
+        put(&mut out, &full_url(base_url, resource.json()));
+        out.extend_from_slice(br#","resource":"#);
+        match resource.doc() {
+            Some(doc) if !subsetting => out.extend_from_slice(doc.bytes()),
+            _ => put(&mut out, &subset(resource.into_json(), summary, elements)),
+        }
+        out.extend_from_slice(br#","search":{"mode":"#);
+        put(&mut out, mode);
+        out.extend_from_slice(b"}}");
+    }
+    if !issues.is_empty() {
+        open_entry(&mut out);
+        out.extend_from_slice(br#"{"resource":"#);
+        put(&mut out, &operation_outcome(issues));
+        out.extend_from_slice(br#","search":{"mode":"outcome"}}"#);
+    }
+    if !first {
+        out.push(b']');
+    }
+    out.push(b'}');
+    out
+}
+
+/// Appends a value's compact JSON (writing to a Vec cannot fail).
+fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let _ = serde_json::to_writer(out, value);
 }
 
 #[cfg(test)]
@@ -274,8 +393,10 @@ mod tests {
     fn bundle_has_modes_links_and_outcome() {
         let b = searchset(Searchset {
             base_url: "http://h/fhir",
-            matches: vec![patient()],
-            included: vec![json!({"resourceType": "Practitioner", "id": "drchrono-2"})],
+            matches: vec![Served::Owned(patient())],
+            included: vec![Served::Owned(
+                json!({"resourceType": "Practitioner", "id": "drchrono-2"}),
+            )],
             total: Some(1),
             links: &[Link {
                 relation: "self",
@@ -295,5 +416,64 @@ mod tests {
         assert_eq!(b["entry"][1]["search"]["mode"], "include");
         assert_eq!(b["entry"][2]["search"]["mode"], "outcome");
         assert_eq!(b["entry"][2]["resource"]["resourceType"], "OperationOutcome");
+    }
+
+    #[test]
+    fn written_bytes_are_the_tree() {
+        let shared = Served::Shared(std::sync::Arc::new(crate::doc::Doc::from_json(patient())));
+        let links = [
+            Link {
+                relation: "self",
+                url: "http://h/fhir/Patient?name=\"a\"".into(),
+            },
+            Link {
+                relation: "next",
+                url: "http://h/fhir/Patient?_cursor=x".into(),
+            },
+        ];
+        let issues = [Issue::new(
+            crate::error::Severity::Warning,
+            crate::error::IssueCode::NotSupported,
+            "x \u{2028} y",
+        )];
+        let included = Served::Owned(json!({"resourceType": "Practitioner", "id": "drchrono-2"}));
+        let cases: [(Option<Summary>, Vec<String>, Option<usize>, &[Issue]); 5] = [
+            (None, vec![], Some(2), &issues),
+            (Some(Summary::True), vec![], None, &[]),
+            (None, vec!["gender".into()], Some(1), &issues),
+            (Some(Summary::Count), vec![], Some(7), &[]),
+            (Some(Summary::False), vec![], None, &[]),
+        ];
+        for (summary, elements, total, issues) in cases {
+            let parts = || Searchset {
+                base_url: "http://h/fhir",
+                matches: vec![shared.clone()],
+                included: vec![included.clone()],
+                total,
+                links: &links,
+                issues,
+                summary,
+                elements: &elements,
+            };
+            let bytes = searchset_bytes(parts(), "2026-12-07T10:00:00.000Z");
+            let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(
+                parsed,
+                searchset_at(parts(), "2026-12-07T10:00:00.000Z"),
+                "{summary:?} {elements:?}"
+            );
+        }
+        let empty = Searchset {
+            base_url: "http://h/fhir",
+            matches: vec![],
+            included: vec![],
+            total: Some(0),
+            links: &links[..1],
+            issues: &[],
+            summary: None,
+            elements: &[],
+        };
+        let parsed: Value = serde_json::from_slice(&searchset_bytes(empty, "t")).unwrap();
+        assert!(parsed.get("entry").is_none() && parsed["total"] == 0);
     }
 }

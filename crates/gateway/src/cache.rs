@@ -35,6 +35,7 @@ use moka::ops::compute::{CompResult, Op};
 use prometheus_client::encoding::EncodeLabelSet;
 use sha2::{Digest, Sha256};
 
+use crate::doc::{Doc, DocPage};
 use crate::metrics::{Kind, Snapshot};
 
 /// How much to cache and for how long.
@@ -123,7 +124,7 @@ const MAX_EPOCHS: usize = 100_000;
 /// What the vendor answered to a read.
 #[derive(Debug, Clone)]
 enum ReadAnswer {
-    Found(Arc<Resource>),
+    Found(Arc<Doc>),
     /// Not found or gone: remembered for [`CacheSettings::not_found_ttl`].
     Absent(AdapterError),
 }
@@ -152,7 +153,7 @@ struct SearchKey {
 
 #[derive(Debug, Clone)]
 struct PageEntry {
-    page: Arc<Page>,
+    page: Arc<DocPage>,
     size: u64,
     fetched: Instant,
 }
@@ -237,36 +238,32 @@ fn search_weight(_key: &SearchKey, entry: &PageEntry) -> u64 {
     std::mem::size_of::<SearchKey>() as u64 + entry.size
 }
 
-/// The serialized FHIR JSON of a resource, with the type and id it names.
-struct Serialized {
-    size: u64,
+/// The type and id a resource (a write's body or answer) names.
+struct Head {
     resource_type: Option<ResourceType>,
     id: Option<String>,
 }
 
-fn serialize(resource: &Resource) -> Serialized {
+fn head(resource: &Resource) -> Head {
     #[derive(serde::Deserialize)]
-    struct Head {
+    struct Wire {
         #[serde(rename = "resourceType")]
         resource_type: Option<String>,
         id: Option<String>,
     }
-    let Ok(bytes) = fhirbolt::json::to_vec(resource, None) else {
-        return Serialized {
-            size: 1,
+    let wire: Option<Wire> = fhirbolt::json::to_vec(resource, None)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    wire.map_or(
+        Head {
             resource_type: None,
             id: None,
-        };
-    };
-    let head: Option<Head> = serde_json::from_slice(&bytes).ok();
-    let (resource_type, id) = head.map_or((None, None), |h| {
-        (h.resource_type.and_then(|t| t.parse::<ResourceType>().ok()), h.id)
-    });
-    Serialized {
-        size: bytes.len() as u64,
-        resource_type,
-        id,
-    }
+        },
+        |w| Head {
+            resource_type: w.resource_type.and_then(|t| t.parse::<ResourceType>().ok()),
+            id: w.id,
+        },
+    )
 }
 
 /// The key of a search page: SHA-256 of its canonical form — account, source, type, the parameters
@@ -772,21 +769,20 @@ impl Cached {
 
     /// Remembers the resources of a page as reads, unless already cached (a remembered "not found"
     /// is replaced).
-    async fn warm(&self, page: &Page) {
-        for resource in &page.resources {
-            let s = serialize(resource);
-            let (Some(resource_type), Some(id)) = (s.resource_type, s.id) else {
+    async fn warm(&self, page: &DocPage) {
+        for doc in &page.docs {
+            let (Some(resource_type), Some(id)) = (doc.resource_type(), doc.id()) else {
                 continue;
             };
-            let Ok(fid) = FhirId::parse(&id) else {
+            let Ok(fid) = FhirId::parse(id) else {
                 continue;
             };
             if fid.source() != self.inner.source() {
                 continue;
             }
             let entry = ReadEntry {
-                answer: ReadAnswer::Found(Arc::new(resource.clone())),
-                size: s.size,
+                answer: ReadAnswer::Found(doc.clone()),
+                size: doc.weight(),
                 fetched: Instant::now(),
             };
             // A remembered "not found" is replaced: the page shows the resource exists now.
@@ -795,6 +791,71 @@ impl Cached {
                 .or_insert_with_if(async move { entry }, |held: &ReadEntry| held.absent())
                 .await;
         }
+    }
+
+    /// A read as the gateway serves it: the cached document, or the vendor's answer made one.
+    pub async fn read_doc(&self, resource_type: ResourceType, native_id: &str) -> Result<Arc<Doc>, AdapterError> {
+        let key = self.read_key(resource_type, native_id);
+        let ttl = self.read_ttl[type_index(resource_type)];
+        let remember_absent = !self.not_found_ttl.is_zero();
+        let source = self.inner.source();
+        let entry = self
+            .lookup(&self.reads, (key, slot(Some(resource_type))), ttl, || async {
+                match self.inner.read(resource_type, native_id).await {
+                    Ok(resource) => {
+                        let doc = Doc::from_resource(resource, source)?;
+                        Ok(ReadEntry {
+                            size: doc.weight(),
+                            answer: ReadAnswer::Found(doc),
+                            fetched: Instant::now(),
+                        })
+                    }
+                    // The vendor's "no such resource" is an answer too: remembered briefly, so
+                    // reads of ids that do not exist do not spend the vendor's rate budget.
+                    Err(e @ (AdapterError::NotFound { .. } | AdapterError::Gone { .. })) if remember_absent => {
+                        Ok(ReadEntry {
+                            answer: ReadAnswer::Absent(e),
+                            size: (std::mem::size_of::<AdapterError>() + native_id.len()) as u64,
+                            fetched: Instant::now(),
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        match entry.answer {
+            ReadAnswer::Found(doc) => Ok(doc),
+            ReadAnswer::Absent(e) => Err(e),
+        }
+    }
+
+    /// A search page as the gateway serves it: shared with the cache, its resources as documents.
+    pub async fn search_docs(&self, request: &SearchRequest, page: PageRequest) -> Result<Arc<DocPage>, AdapterError> {
+        let key = SearchKey {
+            resource_type: request.resource_type,
+            generation: self.generation(request.resource_type),
+            digest: search_digest(&self.account, self.inner.source(), request, &page),
+        };
+        let source = self.inner.source();
+        let entry = self
+            .lookup(
+                &self.searches,
+                (key, slot(request.resource_type)),
+                self.search_ttl,
+                || async {
+                    let page = DocPage::from_page(self.inner.search(request, page).await?, source)?;
+                    self.warm(&page).await;
+                    let size = page.docs.iter().map(|d| d.weight()).sum::<u64>()
+                        + page.next.as_ref().map_or(0, |c| c.0.len() as u64);
+                    Ok(PageEntry {
+                        page: Arc::new(page),
+                        size,
+                        fetched: Instant::now(),
+                    })
+                },
+            )
+            .await?;
+        Ok(entry.page)
     }
 }
 
@@ -813,64 +874,13 @@ impl Adapter for Cached {
     }
 
     async fn read(&self, resource_type: ResourceType, native_id: &str) -> Result<Resource, AdapterError> {
-        let key = self.read_key(resource_type, native_id);
-        let ttl = self.read_ttl[type_index(resource_type)];
-        let remember_absent = !self.not_found_ttl.is_zero();
-        let entry = self
-            .lookup(&self.reads, (key, slot(Some(resource_type))), ttl, || async {
-                match self.inner.read(resource_type, native_id).await {
-                    Ok(resource) => {
-                        let size = serialize(&resource).size;
-                        Ok(ReadEntry {
-                            answer: ReadAnswer::Found(Arc::new(resource)),
-                            size,
-                            fetched: Instant::now(),
-                        })
-                    }
-                    // The vendor's "no such resource" is an answer too: remembered briefly, so
-                    // reads of ids that do not exist do not spend the vendor's rate budget.
-                    Err(e @ (AdapterError::NotFound { .. } | AdapterError::Gone { .. })) if remember_absent => {
-                        Ok(ReadEntry {
-                            answer: ReadAnswer::Absent(e),
-                            size: (std::mem::size_of::<AdapterError>() + native_id.len()) as u64,
-                            fetched: Instant::now(),
-                        })
-                    }
-                    Err(e) => Err(e),
-                }
-            })
-            .await?;
-        match entry.answer {
-            ReadAnswer::Found(resource) => Ok(Resource::clone(&resource)),
-            ReadAnswer::Absent(e) => Err(e),
-        }
+        self.read_doc(resource_type, native_id)
+            .await?
+            .to_resource(self.inner.source())
     }
 
     async fn search(&self, request: &SearchRequest, page: PageRequest) -> Result<Page, AdapterError> {
-        let key = SearchKey {
-            resource_type: request.resource_type,
-            generation: self.generation(request.resource_type),
-            digest: search_digest(&self.account, self.inner.source(), request, &page),
-        };
-        let entry = self
-            .lookup(
-                &self.searches,
-                (key, slot(request.resource_type)),
-                self.search_ttl,
-                || async {
-                    let page = self.inner.search(request, page).await?;
-                    self.warm(&page).await;
-                    let size = page.resources.iter().map(|r| serialize(r).size).sum::<u64>()
-                        + page.next.as_ref().map_or(0, |c| c.0.len() as u64);
-                    Ok(PageEntry {
-                        page: Arc::new(page),
-                        size,
-                        fetched: Instant::now(),
-                    })
-                },
-            )
-            .await?;
-        Ok(Page::clone(&entry.page))
+        self.search_docs(request, page).await?.to_page(self.inner.source())
     }
 
     async fn check(&self) -> Result<(), AdapterError> {
@@ -878,14 +888,14 @@ impl Adapter for Cached {
     }
 
     async fn create(&self, resource: Resource) -> Result<Resource, AdapterError> {
-        let resource_type = serialize(&resource).resource_type;
+        let resource_type = head(&resource).resource_type;
         let result = self.inner.create(resource).await;
         match resource_type {
             Some(t) => self.bump(t),
             None => self.bump_all(),
         }
         if let Ok(created) = &result {
-            let s = serialize(created);
+            let s = head(created);
             if let (Some(t), Some(id)) = (s.resource_type, s.id)
                 && let Ok(fid) = FhirId::parse(&id)
                 && fid.source() == self.inner.source()
@@ -1149,7 +1159,7 @@ mod tests {
             ),
         };
         let entry = PageEntry {
-            page: Arc::new(Page::default()),
+            page: Arc::new(DocPage::default()),
             size: 100,
             fetched: Instant::now(),
         };

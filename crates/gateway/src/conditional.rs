@@ -57,17 +57,17 @@ fn not_modified_since(headers: &HeaderMap, last_modified: Option<DateTime<Utc>>)
     last.timestamp() <= since.timestamp()
 }
 
-/// The answer to a read: 200 with the body, or 304 when the client's copy is current
+/// The answer to a read: 200 with the body (whose weak tag `etag` is), or 304 when the client's copy is current
 /// (`If-None-Match` decides when sent, else `If-Modified-Since`); both carry `ETag`,
 /// `Last-Modified` (when known) and `Cache-Control`.
 pub fn read_response(
-    body: Vec<u8>,
+    body: axum::body::Bytes,
+    etag: &str,
     headers: &HeaderMap,
     last_modified: Option<DateTime<Utc>>,
     stale: &[StaleNote],
 ) -> Response {
-    let etag = weak_etag(&body);
-    let unchanged = match none_match_hits(headers, &etag) {
+    let unchanged = match none_match_hits(headers, etag) {
         Some(hit) => hit,
         None => not_modified_since(headers, last_modified),
     };
@@ -80,7 +80,7 @@ pub fn read_response(
         r
     };
     let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
     if let Some(v) = last_modified.and_then(|t| HeaderValue::from_str(&http_date(t)).ok()) {
@@ -185,26 +185,26 @@ mod tests {
             (header::IF_NONE_MATCH, "W/\"other\""),
             (header::IF_MODIFIED_SINCE, &later),
         ]);
-        let r = read_response(b"{}".to_vec(), &h, Some(last), &[]);
+        let r = read_response(b"{}".to_vec().into(), &weak_etag(b"{}"), &h, Some(last), &[]);
         assert_eq!(r.status(), StatusCode::OK);
         let h = headers(&[(header::IF_MODIFIED_SINCE, &later)]);
-        let r = read_response(b"{}".to_vec(), &h, Some(last), &[]);
+        let r = read_response(b"{}".to_vec().into(), &weak_etag(b"{}"), &h, Some(last), &[]);
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(r.headers()[header::LAST_MODIFIED], "Fri, 02 Jan 2026 03:04:05 GMT");
         let earlier = http_date(last - chrono::Duration::seconds(1));
         let h = headers(&[(header::IF_MODIFIED_SINCE, &earlier)]);
         assert_eq!(
-            read_response(b"{}".to_vec(), &h, Some(last), &[]).status(),
+            read_response(b"{}".to_vec().into(), &weak_etag(b"{}"), &h, Some(last), &[]).status(),
             StatusCode::OK
         );
         let h = headers(&[(header::IF_MODIFIED_SINCE, "not a date")]);
         assert_eq!(
-            read_response(b"{}".to_vec(), &h, Some(last), &[]).status(),
+            read_response(b"{}".to_vec().into(), &weak_etag(b"{}"), &h, Some(last), &[]).status(),
             StatusCode::OK
         );
         let h = headers(&[(header::IF_MODIFIED_SINCE, &later)]);
         assert_eq!(
-            read_response(b"{}".to_vec(), &h, None, &[]).status(),
+            read_response(b"{}".to_vec().into(), &weak_etag(b"{}"), &h, None, &[]).status(),
             StatusCode::OK,
             "no Last-Modified, no 304 by date"
         );
@@ -217,7 +217,13 @@ mod tests {
             age: std::time::Duration::from_secs(75),
             failure: "drchrono is unavailable".into(),
         };
-        let r = read_response(b"{}".to_vec(), &HeaderMap::new(), None, std::slice::from_ref(&note));
+        let r = read_response(
+            b"{}".to_vec().into(),
+            &weak_etag(b"{}"),
+            &HeaderMap::new(),
+            None,
+            std::slice::from_ref(&note),
+        );
         assert_eq!(r.headers()[header::AGE], "75");
         let w = r.headers()[header::WARNING].to_str().unwrap();
         assert!(w.starts_with("110 fhir-gateway \"Response is Stale: drchrono"), "{w}");

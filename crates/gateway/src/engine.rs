@@ -3,12 +3,15 @@
 use std::collections::BTreeSet;
 
 use adapter::search::{ReferenceValue, SearchParam, SearchRequest, SearchValue};
+use std::sync::Arc;
+
 use adapter::{AdapterError, Continuation, Interaction, PageRequest, Resource, ResourceType};
 use chrono_tz::Tz;
 use futures::StreamExt;
 use serde_json::Value;
 
 use crate::access::{AccessPolicy, Caller};
+use crate::doc::{Doc, Served};
 use crate::error::{GatewayError, Issue, IssueCode, Severity};
 use crate::paging::{Position, SourcePos};
 use crate::params;
@@ -40,8 +43,8 @@ impl Default for EngineLimits {
 /// What a search page produced.
 #[derive(Debug, Default)]
 pub struct SearchPage {
-    pub matches: Vec<Value>,
-    pub included: Vec<Value>,
+    pub matches: Vec<Served>,
+    pub included: Vec<Served>,
     /// Where the next page starts, if there is one.
     pub next: Option<Position>,
     /// The number of matches, when known.
@@ -84,10 +87,10 @@ impl Engine {
         resource_type: ResourceType,
         id: &str,
         ctx: RequestCtx<'_>,
-    ) -> Result<Value, GatewayError> {
+    ) -> Result<Served, GatewayError> {
         let RequestCtx { caller, policy, .. } = ctx;
         let not_found = || GatewayError::NotFound(format!("{resource_type}/{id} is not known"));
-        let (adapter, fhir_id) = self.sources.for_read(resource_type, id).ok_or_else(not_found)?;
+        let (docs, fhir_id) = self.sources.docs_for_read(resource_type, id).ok_or_else(not_found)?;
         // What is known of this record before its content can be checked against the caller's
         // grant (deleted, refused, unmappable) is told only to a caller who may see every record
         // of the type; to anyone else it is as missing as another patient's record.
@@ -104,8 +107,8 @@ impl Engine {
                 e
             }
         };
-        let resource = match adapter.read(resource_type, fhir_id.native()).await {
-            Ok(r) => r,
+        let doc = match docs.read(resource_type, fhir_id.native()).await {
+            Ok(doc) => doc,
             Err(AdapterError::NotFound { .. }) => return Err(not_found()),
             Err(AdapterError::Gone { .. }) => {
                 return Err(hide(GatewayError::Gone(format!(
@@ -114,21 +117,17 @@ impl Engine {
             }
             Err(e) => return Err(hide(e.into())),
         };
-        let json = to_json(resource).map_err(hide)?;
-        let same = json.get("resourceType").and_then(Value::as_str) == Some(resource_type.as_str())
-            && json.get("id").and_then(Value::as_str) == Some(id);
+        let same = doc.resource_type() == Some(resource_type) && doc.id() == Some(id);
         if !same {
             return Err(hide(GatewayError::Adapter(AdapterError::Unmappable {
-                vendor: adapter.source(),
+                vendor: docs.source(),
                 detail: "the vendor answered a read with a different resource".into(),
             })));
         }
-        if !policy.visible(caller, &json) {
+        if !policy.visible(caller, doc.json()) {
             return Err(not_found());
         }
-        let mut json = json;
-        policy.redact(caller, &mut json);
-        Ok(json)
+        Ok(serve(doc, ctx))
     }
 
     fn matches(&self, request: &SearchRequest, resource_type: ResourceType, json: &Value) -> bool {
@@ -207,9 +206,6 @@ impl Engine {
         if search.result.summary != Some(Summary::Count) {
             page.included = self.includes(search, &page.matches, ctx, &mut page.issues).await?;
         }
-        for resource in page.matches.iter_mut().chain(page.included.iter_mut()) {
-            ctx.policy.redact(ctx.caller, resource);
-        }
         Ok(page)
     }
 
@@ -220,7 +216,7 @@ impl Engine {
         count: usize,
         ctx: RequestCtx<'_>,
         issues: &mut Vec<Issue>,
-    ) -> Result<Vec<Value>, GatewayError> {
+    ) -> Result<Vec<Served>, GatewayError> {
         let RequestCtx { caller, policy, strict } = ctx;
         let mut out = Vec::new();
         let mut calls = 0;
@@ -248,7 +244,7 @@ impl Engine {
         // slowest vendor, not the sum of them; later vendor pages of a source follow one by one.
         let mut adapters = Vec::with_capacity(sources.len());
         for sp in sources.iter() {
-            let Some(adapter) = self.sources.by_source(&sp.src) else {
+            let Some(adapter) = self.sources.docs_by_source(&sp.src) else {
                 return Err(GatewayError::BadParameter {
                     name: "_cursor".into(),
                     message: "the paging link names a source this server does not have".into(),
@@ -257,7 +253,7 @@ impl Engine {
             adapters.push(adapter);
         }
         let budget = self.limits.vendor_calls_per_page;
-        let mut prefetched: Vec<Option<Result<adapter::Page, AdapterError>>> =
+        let mut prefetched: Vec<Option<Result<Arc<crate::doc::DocPage>, AdapterError>>> =
             futures::future::join_all(sources.iter().zip(&adapters).enumerate().map(|(i, (sp, adapter))| {
                 let request = PageRequest {
                     cursor: sp.cont.clone().map(Continuation),
@@ -300,13 +296,13 @@ impl Engine {
                         break;
                     }
                 };
-                let len = vendor_page.resources.len();
+                let len = vendor_page.docs.len();
                 let mut consumed = sp.skip.min(len);
-                for resource in vendor_page.resources.into_iter().skip(sp.skip) {
+                for doc in vendor_page.docs.iter().skip(sp.skip) {
                     consumed += 1;
-                    let json = to_json(resource)?;
-                    if self.matches(&search.request, search.resource_type, &json) && policy.visible(caller, &json) {
-                        out.push(json);
+                    let json = doc.json();
+                    if self.matches(&search.request, search.resource_type, json) && policy.visible(caller, json) {
+                        out.push(serve(doc.clone(), ctx));
                         if out.len() == count {
                             break;
                         }
@@ -315,7 +311,7 @@ impl Engine {
                 if consumed < len {
                     sp.skip = consumed;
                 } else {
-                    sp.cont = vendor_page.next.map(|c| c.0);
+                    sp.cont = vendor_page.next.clone().map(|c| c.0);
                     sp.skip = 0;
                     sp.done = sp.cont.is_none();
                 }
@@ -331,9 +327,9 @@ impl Engine {
         request: &SearchRequest,
         ctx: RequestCtx<'_>,
         issues: &mut Vec<Issue>,
-    ) -> Result<Vec<Value>, GatewayError> {
+    ) -> Result<Vec<Served>, GatewayError> {
         let RequestCtx { caller, policy, strict } = ctx;
-        let adapters = self.sources.serving(resource_type, Interaction::SearchType);
+        let adapters = self.sources.docs_serving(resource_type, Interaction::SearchType);
         let single = adapters.len() == 1;
         let max = self.limits.max_materialized;
         let per_source = futures::future::join_all(adapters.into_iter().map(|adapter| async move {
@@ -349,20 +345,17 @@ impl Engine {
                         },
                     )
                     .await?;
-                for r in page.resources {
-                    let json = to_json(r).map_err(|_| AdapterError::Unmappable {
-                        vendor: adapter.source(),
-                        detail: "a resource could not be serialised".into(),
-                    })?;
-                    if self.matches(request, resource_type, &json) && policy.visible(caller, &json) {
-                        out.push(json);
+                for doc in &page.docs {
+                    let json = doc.json();
+                    if self.matches(request, resource_type, json) && policy.visible(caller, json) {
+                        out.push(serve(doc.clone(), ctx));
                     }
                 }
                 if out.len() > max {
                     return Ok::<_, AdapterError>((adapter.source(), out));
                 }
-                match page.next {
-                    Some(next) => cursor = Some(next),
+                match &page.next {
+                    Some(next) => cursor = Some(next.clone()),
                     None => return Ok((adapter.source(), out)),
                 }
             }
@@ -392,7 +385,7 @@ impl Engine {
         Ok(all)
     }
 
-    fn sort(&self, search: &ParsedSearch, items: &mut [Value]) {
+    fn sort(&self, search: &ParsedSearch, items: &mut Vec<Served>) {
         if search.result.sort.is_empty() {
             return;
         }
@@ -402,11 +395,15 @@ impl Engine {
             .iter()
             .filter_map(|s| params::find(search.resource_type, s.param).map(|d| (d, s.descending)))
             .collect();
-        let mut keyed: Vec<(Vec<params::SortKey>, Value)> = items
-            .iter_mut()
+        let mut keyed: Vec<(Vec<params::SortKey>, Served)> = std::mem::take(items)
+            .into_iter()
             .map(|v| {
-                let v = std::mem::take(v);
-                (defs.iter().map(|(d, _)| params::sort_key(d, &v, self.tz)).collect(), v)
+                (
+                    defs.iter()
+                        .map(|(d, _)| params::sort_key(d, v.json(), self.tz))
+                        .collect(),
+                    v,
+                )
             })
             .collect();
         keyed.sort_by(|(a, av), (b, bv)| {
@@ -424,22 +421,21 @@ impl Engine {
                 }
             }
             // A stable tie-break so pages never overlap.
-            av.get("id")
+            av.json()
+                .get("id")
                 .and_then(Value::as_str)
-                .cmp(&bv.get("id").and_then(Value::as_str))
+                .cmp(&bv.json().get("id").and_then(Value::as_str))
         });
-        for (slot, (_, v)) in items.iter_mut().zip(keyed) {
-            *slot = v;
-        }
+        items.extend(keyed.into_iter().map(|(_, v)| v));
     }
 
     async fn includes(
         &self,
         search: &ParsedSearch,
-        matches: &[Value],
+        matches: &[Served],
         ctx: RequestCtx<'_>,
         issues: &mut Vec<Issue>,
-    ) -> Result<Vec<Value>, GatewayError> {
+    ) -> Result<Vec<Served>, GatewayError> {
         let RequestCtx { caller, policy, strict } = ctx;
         let have: BTreeSet<(String, String)> = matches.iter().filter_map(type_and_id).collect();
         let mut wanted: BTreeSet<(ResourceType, String)> = BTreeSet::new();
@@ -447,7 +443,7 @@ impl Engine {
             let Some(def) = params::find(*src, name) else {
                 continue;
             };
-            for m in matches {
+            for m in matches.iter().map(Served::json) {
                 for path in def.paths {
                     for elem in params::select(m, path) {
                         let Some(reference) = elem.get("reference").and_then(Value::as_str) else {
@@ -491,7 +487,7 @@ impl Engine {
         for (src, name, _target) in &search.result.revinclude {
             let refs: Vec<SearchValue> = matches
                 .iter()
-                .filter_map(|m| m.get("id").and_then(Value::as_str))
+                .filter_map(|m| m.json().get("id").and_then(Value::as_str))
                 .map(|id| {
                     SearchValue::Reference(ReferenceValue {
                         resource_type: Some(search.resource_type),
@@ -532,11 +528,23 @@ impl Engine {
     }
 }
 
-fn type_and_id(v: &Value) -> Option<(String, String)> {
+fn type_and_id(v: &Served) -> Option<(String, String)> {
+    let v = v.json();
     Some((
         v.get("resourceType")?.as_str()?.to_owned(),
         v.get("id")?.as_str()?.to_owned(),
     ))
+}
+
+/// A cached document as `ctx`'s caller receives it: shared as it is, or a redacted copy.
+fn serve(doc: Arc<Doc>, ctx: RequestCtx<'_>) -> Served {
+    if ctx.policy.redacts(ctx.caller, &doc) {
+        let mut json = doc.json().clone();
+        ctx.policy.redact(ctx.caller, &mut json);
+        Served::Owned(json)
+    } else {
+        Served::Shared(doc)
+    }
 }
 
 fn source_failed(source: &str, e: &AdapterError) -> Issue {

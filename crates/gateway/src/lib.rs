@@ -26,6 +26,7 @@ pub mod conditional;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod doc;
 pub mod engine;
 pub mod error;
 pub mod fhir_json;

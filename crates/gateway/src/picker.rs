@@ -34,7 +34,11 @@ impl smart_auth::PatientDirectory for EnginePatients {
         let Ok(page) = self.engine.search(&search, start, server()).await else {
             return Vec::new();
         };
-        page.matches.iter().filter_map(patient_choice).collect()
+        page.matches
+            .iter()
+            .map(crate::doc::Served::json)
+            .filter_map(patient_choice)
+            .collect()
     }
 
     async fn exists(&self, patient_id: &str) -> bool {

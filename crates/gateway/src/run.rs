@@ -235,7 +235,7 @@ fn build_state(
     let sources = if caches.is_empty() {
         Sources::new(metered)
     } else {
-        Sources::new(caches.iter().map(|c| c.clone() as Arc<dyn Adapter>).collect())
+        Sources::cached(&caches)
     };
     if let Some(resolver) = &options.resolver {
         resolver.bind(sources.clone());

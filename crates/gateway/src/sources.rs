@@ -8,6 +8,8 @@ use adapter::{
     Adapter, AdapterError, Capabilities, FhirId, Interaction, Page, PageRequest, Resource, ResourceType, SourceName,
 };
 
+use crate::cache::Cached;
+use crate::doc::{Doc, DocPage};
 use crate::metrics::Metrics;
 
 /// Records every vendor call (count, outcome, latency) around an adapter.
@@ -140,15 +142,69 @@ impl Adapter for Metered {
 #[derive(Clone, Default)]
 pub struct Sources {
     adapters: Vec<Arc<dyn Adapter>>,
+    /// The cache each adapter is (the same object as in `adapters`), when caching is on: the
+    /// engine reads its documents instead of fhirbolt resources.
+    caches: Vec<Option<Arc<Cached>>>,
+}
+
+/// How the engine reaches one source: through its cache's shared documents when it has one, else
+/// through the adapter, each answer serialised once.
+#[derive(Clone, Copy)]
+pub struct Docs<'a> {
+    adapter: &'a Arc<dyn Adapter>,
+    cache: Option<&'a Arc<Cached>>,
+}
+
+impl<'a> Docs<'a> {
+    pub fn adapter(&self) -> &'a Arc<dyn Adapter> {
+        self.adapter
+    }
+
+    pub fn source(&self) -> SourceName {
+        self.adapter.source()
+    }
+
+    pub async fn read(&self, resource_type: ResourceType, native_id: &str) -> Result<Arc<Doc>, AdapterError> {
+        match self.cache {
+            Some(cache) => cache.read_doc(resource_type, native_id).await,
+            None => Doc::from_resource(self.adapter.read(resource_type, native_id).await?, self.source()),
+        }
+    }
+
+    pub async fn search(&self, request: &SearchRequest, page: PageRequest) -> Result<Arc<DocPage>, AdapterError> {
+        match self.cache {
+            Some(cache) => cache.search_docs(request, page).await,
+            None => Ok(Arc::new(DocPage::from_page(
+                self.adapter.search(request, page).await?,
+                self.source(),
+            )?)),
+        }
+    }
 }
 
 impl Sources {
     pub fn new(adapters: Vec<Arc<dyn Adapter>>) -> Self {
-        Self { adapters }
+        let caches = vec![None; adapters.len()];
+        Self { adapters, caches }
+    }
+
+    /// Sources that are caches: the engine shares their documents.
+    pub fn cached(caches: &[Arc<Cached>]) -> Self {
+        Self {
+            adapters: caches.iter().map(|c| c.clone() as Arc<dyn Adapter>).collect(),
+            caches: caches.iter().cloned().map(Some).collect(),
+        }
     }
 
     pub fn all(&self) -> &[Arc<dyn Adapter>] {
         &self.adapters
+    }
+
+    fn docs_at(&self, i: usize) -> Docs<'_> {
+        Docs {
+            adapter: &self.adapters[i],
+            cache: self.caches.get(i).and_then(Option::as_ref),
+        }
     }
 
     /// The adapter that minted `source`.
@@ -156,11 +212,25 @@ impl Sources {
         self.adapters.iter().find(|a| a.source() == source)
     }
 
+    /// The documents of the source named `source`.
+    pub fn docs_by_source(&self, source: &str) -> Option<Docs<'_>> {
+        let i = self.adapters.iter().position(|a| a.source() == source)?;
+        Some(self.docs_at(i))
+    }
+
     /// The adapters supporting `interaction` on `resource_type`.
     pub fn serving(&self, resource_type: ResourceType, interaction: Interaction) -> Vec<&Arc<dyn Adapter>> {
         self.adapters
             .iter()
             .filter(|a| a.capabilities().supports(resource_type, interaction))
+            .collect()
+    }
+
+    /// The documents of the sources supporting `interaction` on `resource_type`.
+    pub fn docs_serving(&self, resource_type: ResourceType, interaction: Interaction) -> Vec<Docs<'_>> {
+        (0..self.adapters.len())
+            .filter(|i| self.adapters[*i].capabilities().supports(resource_type, interaction))
+            .map(|i| self.docs_at(i))
             .collect()
     }
 
@@ -173,12 +243,17 @@ impl Sources {
 
     /// The adapter for a FHIR id, with the native id, when that adapter reads `resource_type`.
     pub fn for_read(&self, resource_type: ResourceType, id: &str) -> Option<(&Arc<dyn Adapter>, FhirId)> {
+        self.docs_for_read(resource_type, id).map(|(d, fid)| (d.adapter, fid))
+    }
+
+    /// The documents of the source of a FHIR id, with the native id, when it reads `resource_type`.
+    pub fn docs_for_read(&self, resource_type: ResourceType, id: &str) -> Option<(Docs<'_>, FhirId)> {
         let parsed = FhirId::parse(id).ok()?;
-        let adapter = self.by_source(parsed.source())?;
-        adapter
+        let i = self.adapters.iter().position(|a| a.source() == parsed.source())?;
+        self.adapters[i]
             .capabilities()
             .supports(resource_type, Interaction::Read)
-            .then_some((adapter, parsed))
+            .then(|| (self.docs_at(i), parsed))
     }
 }
 
@@ -241,10 +316,10 @@ impl adapter::Resolver for GatewayResolver {
         let Some(sources) = self.sources.get() else {
             return Ok(false);
         };
-        let Some((adapter, fid)) = sources.for_read(resource_type, id) else {
+        let Some((docs, fid)) = sources.docs_for_read(resource_type, id) else {
             return Ok(false);
         };
-        let found = match adapter.read(resource_type, fid.native()).await {
+        let found = match docs.read(resource_type, fid.native()).await {
             Ok(_) => true,
             Err(AdapterError::NotFound { .. } | AdapterError::Gone { .. }) => false,
             // A failing source: the caller decides; nothing is remembered, ask again next time.

@@ -162,7 +162,7 @@ async fn owner<'a>(
 ) -> Result<(&'a std::sync::Arc<dyn adapter::Adapter>, FhirId, Value), GatewayError> {
     let (adapter, parsed) = writable(engine, t, id, interaction)?;
     may_write(adapter, t, interaction, ctx)?;
-    let current = engine.read(t, id, ctx).await?;
+    let current = engine.read(t, id, ctx).await?.into_json();
     Ok((adapter, parsed, current))
 }
 
@@ -306,7 +306,7 @@ pub async fn operation(
     ctx.policy.authorize(ctx.caller, interaction, t)?;
     ctx.policy.may_perform(ctx.caller, def.performer, &format!("${name}"))?;
     // The caller must be able to see the resource it operates on.
-    let target = engine.read(t, id, ctx).await?;
+    let target = engine.read(t, id, ctx).await?.into_json();
     let input = match input {
         None => None,
         Some(v) => {

@@ -200,7 +200,10 @@ async fn search(state: &Shared, req: FhirRequest, caller: Caller) -> Result<Resp
     }
     let body = bundle::searchset(bundle::Searchset {
         base_url: &state.fhir_base,
-        matches: rows.iter().map(audit::resource_of).collect(),
+        matches: rows
+            .iter()
+            .map(|r| crate::doc::Served::Owned(audit::resource_of(r)))
+            .collect(),
         included: Vec::new(),
         total: Some(usize::try_from(total).unwrap_or(usize::MAX)),
         links: &links,

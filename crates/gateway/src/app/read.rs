@@ -6,10 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use chrono::Utc;
-use serde_json::Value;
 
 use super::request::{FhirRequest, first};
-use super::response::{fhir_response, render};
+use super::response::render;
 use super::{AppState, Shared};
 use crate::access::Caller;
 use crate::bundle::{self, Link};
@@ -35,16 +34,34 @@ pub(super) async fn read(
     state.policy.authorize(&caller, Interaction::Read, t)?;
     let (resource, stale) = crate::cache::noting_stale(state.engine.read(t, &id, req.ctx(&caller))).await;
     let resource = resource?;
-    let last_modified = resource
-        .pointer("/meta/lastUpdated")
-        .and_then(Value::as_str)
-        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
-        .map(|v| v.with_timezone(&Utc));
     let summary = req.first("_summary").map(query::summary_param).transpose()?;
     let elements = req.first("_elements").map(query::parse_elements).unwrap_or_default();
-    let body = bundle::subset(resource, summary, &elements);
-    let bytes = render(&body, req.pretty());
-    Ok(conditional::read_response(bytes, &req.headers, last_modified, &stale))
+    let pretty = req.pretty();
+    // The cached document as the vendor gave it: its bytes and tag, computed when it was cached.
+    if let Some(doc) = resource.doc()
+        && !pretty
+        && !bundle::subsets(summary, &elements)
+    {
+        return Ok(conditional::read_response(
+            doc.bytes().clone(),
+            doc.etag(),
+            &req.headers,
+            doc.last_modified(),
+            &stale,
+        ));
+    }
+    let body = resource.into_json();
+    let last_modified = crate::doc::last_updated(&body);
+    let body = bundle::subset(body, summary, &elements);
+    let bytes = render(&body, pretty);
+    let etag = conditional::weak_etag(&bytes);
+    Ok(conditional::read_response(
+        bytes.into(),
+        &etag,
+        &req.headers,
+        last_modified,
+        &stale,
+    ))
 }
 
 /// `GET /fhir/{type}`.
@@ -143,17 +160,20 @@ async fn run_search(state: &AppState, ty: &str, req: FhirRequest, caller: Caller
     let mut issues = search.warnings.clone();
     issues.append(&mut page.issues);
     issues.extend(stale.iter().map(conditional::stale_issue));
-    let body = bundle::searchset(bundle::Searchset {
-        base_url: &state.fhir_base,
-        matches: page.matches,
-        included: page.included,
-        total: page.total,
-        links: &links,
-        issues: &issues,
-        summary: search.result.summary,
-        elements: &search.result.elements,
-    });
-    let mut response = fhir_response(StatusCode::OK, &body, pretty);
+    let body = bundle::render_searchset(
+        bundle::Searchset {
+            base_url: &state.fhir_base,
+            matches: page.matches,
+            included: page.included,
+            total: page.total,
+            links: &links,
+            issues: &issues,
+            summary: search.result.summary,
+            elements: &search.result.elements,
+        },
+        pretty,
+    );
+    let mut response = super::response::fhir_bytes(StatusCode::OK, body);
     conditional::mark_stale(&mut response, &stale);
     Ok(response)
 }

@@ -8,7 +8,11 @@ use crate::format::FHIR_JSON;
 
 /// Renders a FHIR JSON body.
 pub(super) fn fhir_response(status: StatusCode, body: &Value, pretty: bool) -> Response {
-    let bytes = render(body, pretty);
+    fhir_bytes(status, render(body, pretty))
+}
+
+/// Answers with FHIR JSON bytes rendered already.
+pub(super) fn fhir_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut resp = (status, bytes).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
