@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use serde_json::Value;
 
@@ -132,19 +132,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/readyz", get(metadata::readyz))
         .route("/metrics", get(metadata::metrics))
         .fallback(metadata::not_found);
-    // In order: the token gate (and `/metrics`'), then the per-client rate limit (keyed by the
-    // token's client, so after the gate), then the request deadline.
+    // The size bounds, the audit record, the token gates, the rate limit and the deadline, in that
+    // order (`middleware::fhir_steps`); every body read on these routes is bounded by
+    // `limits.max_body_bytes` (`_search`: its own limit above; 413).
     let fhir = fhir
-        .layer(from_fn_with_state(state.clone(), middleware::within_deadline))
-        .layer(from_fn_with_state(state.clone(), crate::ratelimit::limit))
-        .layer(from_fn_with_state(state.clone(), middleware::require_token))
-        .layer(from_fn_with_state(state.clone(), middleware::require_metrics_token))
-        // Outside the gate: refused tokens are interactions to record too.
-        .layer(from_fn_with_state(state.clone(), audit::record));
-    // Before anything else: the headers' and the URL query's size (431, 414); every body read on
-    // these routes is bounded by `limits.max_body_bytes` (`_search`: its own limit above; 413).
-    let fhir = fhir
-        .layer(from_fn_with_state(state.clone(), middleware::within_limits))
+        .layer(from_fn_with_state(state.clone(), middleware::fhir_steps))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.request_limits.max_body_bytes,
         ));
@@ -159,9 +151,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         None => router,
     };
     router
-        .layer(from_fn_with_state(state.clone(), middleware::body_deadline))
-        .layer(from_fn(middleware::fhir_errors_are_outcomes))
-        .layer(from_fn_with_state(state.clone(), middleware::record_metrics))
+        .layer(from_fn_with_state(state.clone(), middleware::outer_steps))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             middleware::panic_response,
         ))

@@ -13,13 +13,12 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::connect_info::MockConnectInfo;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::Next;
+
 use axum::response::{IntoResponse, Response};
 use governor::middleware::StateInformationMiddleware;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -222,17 +221,21 @@ fn exempt(path: &str) -> bool {
 
 /// The middleware: every request (but [`exempt`] ones) takes from its client's bucket; over the limit
 /// it is answered 429 at once.
-pub async fn limit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+pub async fn limit<N, F>(state: &AppState, request: Request, next: N) -> Response
+where
+    N: FnOnce(Request) -> F,
+    F: std::future::Future<Output = Response>,
+{
     let Some(limiter) = &state.rate_limit else {
-        return next.run(request).await;
+        return next(request).await;
     };
     if exempt(request.uri().path()) {
-        return next.run(request).await;
+        return next(request).await;
     }
     let key = ClientKey::of(&request);
     let decision = limiter.check(&key);
     let mut response = match decision {
-        Decision::Allowed { .. } => next.run(request).await,
+        Decision::Allowed { .. } => next(request).await,
         Decision::Refused { retry_after_secs } => {
             state.metrics.rate_limited(key.kind());
             GatewayError::TooManyRequests { retry_after_secs }.into_response()

@@ -6,14 +6,14 @@ use adapter::search::{DateRange, Prefix};
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
+
 use axum::response::Response;
 use smart_auth::scopes::{Context, Permission};
 use store::AuditQuery;
 
-use super::Shared;
 use super::request::{FhirRequest, first, pairs};
 use super::response::fhir_response;
+use super::{AppState, Shared};
 use crate::access::Caller;
 use crate::audit::{self, RestEntry};
 use crate::bundle::{self, Link};
@@ -23,20 +23,24 @@ use crate::query;
 /// Records every `/fhir` interaction but the public ones (CapabilityStatement, OperationDefinitions)
 /// once it is answered: outside the token gate, so refused tokens are recorded too; the gate puts
 /// the verified caller into the answer's extensions.
-pub(super) async fn record(State(state): State<Shared>, request: Request, next: Next) -> Response {
+pub(super) async fn record<N, F>(state: &AppState, request: Request, next: N) -> Response
+where
+    N: FnOnce(Request) -> F,
+    F: std::future::Future<Output = Response>,
+{
     let Some(auditor) = &state.auditor else {
-        return next.run(request).await;
+        return next(request).await;
     };
     let path = request.uri().path();
     if !path.starts_with("/fhir/") || super::middleware::public_fhir_path(path) {
-        return next.run(request).await;
+        return next(request).await;
     }
     let at_ms = chrono::Utc::now().timestamp_millis();
     let method = request.method().clone();
     let path = path.to_owned();
     let query = request.uri().query().map(str::to_owned);
     let ip = audit::peer_ip(request.extensions());
-    let response = next.run(request).await;
+    let response = next(request).await;
     auditor.record_rest(RestEntry {
         at_ms,
         method,
