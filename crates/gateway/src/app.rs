@@ -66,6 +66,8 @@ pub struct AppState {
     pub auditor: Option<Arc<crate::audit::Auditor>>,
     /// The caches in front of the sources, when caching is on (they apply [`Self::changes`]).
     pub caches: Vec<Arc<crate::cache::Cached>>,
+    /// Rendered search pages every caller who may ask would see alike, when caching is on.
+    pub pages: Option<crate::pages::PageCache>,
     /// SMART on FHIR, when configured: every `/fhir` route but the CapabilityStatement and the
     /// OperationDefinitions needs a valid bearer token.
     pub auth: Option<smart_auth::SmartAuth>,

@@ -548,6 +548,12 @@ impl Cached {
         self.any_generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Bumped by every change this cache learns of (an eviction, a write, a clear): what a page the
+    /// gateway caches above it is keyed by (`pages::PageCache`).
+    pub fn changes(&self) -> u64 {
+        self.any_generation.load(Ordering::Acquire)
+    }
+
     fn bump_all(&self) {
         for g in &self.generations {
             g.fetch_add(1, Ordering::AcqRel);

@@ -34,6 +34,7 @@ pub mod format;
 pub mod metrics;
 pub mod openapi;
 pub mod operations;
+pub mod pages;
 pub mod paging;
 pub mod params;
 mod picker;

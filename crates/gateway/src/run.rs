@@ -214,9 +214,9 @@ fn build_state(
     // Cached(Metered(adapter)): vendor-call metrics count only the misses.
     let caches: Vec<Arc<Cached>> = match &options.cache {
         Some(settings) => {
-            // `max_bytes` bounds all the sources' caches together.
+            // `max_bytes` bounds all the sources' caches and the rendered pages together.
             let per_source = CacheSettings {
-                max_bytes: (settings.max_bytes / metered.len().max(1) as u64).max(1),
+                max_bytes: ((settings.max_bytes - page_bytes(settings)) / metered.len().max(1) as u64).max(1),
                 ..settings.clone()
             };
             metered
@@ -232,6 +232,10 @@ fn build_state(
             cache.announce_writes_to(announce.clone());
         }
     }
+    let pages =
+        options.cache.as_ref().filter(|_| !caches.is_empty()).map(|settings| {
+            crate::pages::PageCache::new(caches.clone(), page_bytes(settings), settings.search_ttl / 2)
+        });
     let sources = if caches.is_empty() {
         Sources::new(metered)
     } else {
@@ -268,6 +272,7 @@ fn build_state(
         store: options.store.clone(),
         auditor,
         caches,
+        pages,
         auth: None,
         rate_limit: options.rate_limit.map(|r| Arc::new(ClientLimiter::new(r))),
         metrics_require_token: options.metrics_require_token,
@@ -432,6 +437,11 @@ async fn serve_connections(listener: TcpListener, router: axum::Router, limits: 
 
 /// Runs the caches' pending maintenance every second (moka otherwise does it on later accesses), so
 /// the byte bound and expiries take effect while the gateway is idle; ends with the caches.
+/// The share of the cache bound that rendered search pages get (an eighth).
+fn page_bytes(settings: &CacheSettings) -> u64 {
+    settings.max_bytes / 8
+}
+
 async fn maintain(caches: Vec<std::sync::Weak<Cached>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

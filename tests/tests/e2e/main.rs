@@ -1080,3 +1080,63 @@ async fn cached_reads_collapse_and_webhooks_evict() {
         assert!(metrics.contains(series), "{series} in /metrics");
     }
 }
+
+/// With the cache on, a search page is served as it was rendered until something it may hold
+/// changes: the same Bundle (to its `meta.lastUpdated`) without a vendor call, then, after a DrChrono
+/// webhook about a patient, a page computed again from the vendor. Its paging link works from the
+/// cached page too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cached_search_pages_are_served_whole_until_a_webhook_changes_them() {
+    let env = Env::start_with_zoom(vendor_sim::zoom::ZoomSimConfig::small, |o| {
+        o.cache = Some(Default::default())
+    })
+    .await;
+    let path = "/fhir/Patient?_count=3";
+    let first = env.get(path).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.body["entry"].as_array().map(Vec::len), Some(3));
+    env.sim.reset_hits();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let again = env.get(path).await;
+    assert_eq!(
+        again.body, first.body,
+        "the page as it was rendered, to its lastUpdated"
+    );
+    assert_eq!(env.sim.hits_for("/api/"), 0, "no vendor call");
+    let next = link(&again.body, "next").expect("a next link");
+    let second = env.get(&next).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert!(second.body["entry"].as_array().is_some_and(|e| !e.is_empty()));
+
+    let native = env.sim.dataset().patients[0].id;
+    env.sim
+        .fire_webhook("PATIENT_MODIFY", serde_json::json!({"id": native}));
+    assert!(env.sim.wait_for_webhooks(Duration::from_secs(10)).await);
+    // The change event reaches the caches asynchronously: search until it has.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut fresh = env.get(path).await;
+    while fresh.body == first.body && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        fresh = env.get(path).await;
+    }
+    assert_eq!(fresh.status, StatusCode::OK);
+    assert_ne!(
+        fresh.body["meta"]["lastUpdated"], first.body["meta"]["lastUpdated"],
+        "rendered again"
+    );
+    assert!(
+        env.sim.hits_for("/api/patients") > 0,
+        "the page after the webhook asked the vendor"
+    );
+    let listed = |b: &Value| -> Vec<Value> {
+        b["entry"]
+            .as_array()
+            .map(|e| e.iter().map(|x| x["resource"]["id"].clone()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        listed(&fresh.body),
+        listed(&first.body),
+        "the same patients, read again"
+    );
+}

@@ -139,8 +139,23 @@ async fn run_search(state: &AppState, ty: &str, req: FhirRequest, caller: Caller
         policy: state.policy.as_ref(),
         strict,
     };
+    // A page every caller who may ask sees alike is served as it was rendered (`pages.rs`).
+    let shared_view = search.result.include.is_empty()
+        && search.result.revinclude.is_empty()
+        && !caller.patient_facing()
+        && state.policy.sees_all(&caller, t);
+    let page_key = match &state.pages {
+        Some(pages) if shared_view => Some((pages, pages.key(t, &page_pairs, &position, pretty))),
+        _ => None,
+    };
+    if let Some((pages, key)) = &page_key
+        && let Some(bytes) = pages.get(key).await
+    {
+        return Ok(super::response::fhir_bytes(StatusCode::OK, bytes));
+    }
     let (page, stale) = crate::cache::noting_stale(state.engine.search(&search, position, ctx)).await;
     let mut page = page?;
+    let whole = stale.is_empty() && page.issues.is_empty();
     let mut links = vec![Link {
         relation: "self",
         url: self_url(&state.fhir_base, t, &page_pairs),
@@ -173,6 +188,12 @@ async fn run_search(state: &AppState, ty: &str, req: FhirRequest, caller: Caller
         },
         pretty,
     );
+    let body = axum::body::Bytes::from(body);
+    if let Some((pages, key)) = page_key
+        && whole
+    {
+        pages.put(key, body.clone()).await;
+    }
     let mut response = super::response::fhir_bytes(StatusCode::OK, body);
     conditional::mark_stale(&mut response, &stale);
     Ok(response)
