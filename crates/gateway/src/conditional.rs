@@ -27,6 +27,27 @@ pub fn http_date(when: DateTime<Utc>) -> String {
     when.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
+/// A `Last-Modified` value: the time, and its header, formatted once.
+#[derive(Debug, Clone)]
+pub struct LastModified {
+    pub at: DateTime<Utc>,
+    header: Option<HeaderValue>,
+}
+
+impl LastModified {
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self {
+            at,
+            header: HeaderValue::from_str(&http_date(at)).ok(),
+        }
+    }
+}
+
+/// A weak tag as a header value.
+pub fn etag_header(etag: &str) -> HeaderValue {
+    HeaderValue::from_str(etag).unwrap_or_else(|_| HeaderValue::from_static("W/\"\""))
+}
+
 /// True when an `If-None-Match` header lists `etag` (weak comparison) or `*`.
 fn none_match_hits(headers: &HeaderMap, etag: &str) -> Option<bool> {
     let mut seen = false;
@@ -62,14 +83,14 @@ fn not_modified_since(headers: &HeaderMap, last_modified: Option<DateTime<Utc>>)
 /// `Last-Modified` (when known) and `Cache-Control`.
 pub fn read_response(
     body: axum::body::Bytes,
-    etag: &str,
+    etag: &HeaderValue,
     headers: &HeaderMap,
-    last_modified: Option<DateTime<Utc>>,
+    last_modified: Option<&LastModified>,
     stale: &[StaleNote],
 ) -> Response {
-    let unchanged = match none_match_hits(headers, etag) {
+    let unchanged = match none_match_hits(headers, etag.to_str().unwrap_or_default()) {
         Some(hit) => hit,
-        None => not_modified_since(headers, last_modified),
+        None => not_modified_since(headers, last_modified.map(|l| l.at)),
     };
     let mut response = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
@@ -80,10 +101,8 @@ pub fn read_response(
         r
     };
     let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        h.insert(header::ETAG, v);
-    }
-    if let Some(v) = last_modified.and_then(|t| HeaderValue::from_str(&http_date(t)).ok()) {
+    h.insert(header::ETAG, etag.clone());
+    if let Some(v) = last_modified.and_then(|l| l.header.clone()) {
         h.insert(header::LAST_MODIFIED, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(PRIVATE));
@@ -185,26 +204,52 @@ mod tests {
             (header::IF_NONE_MATCH, "W/\"other\""),
             (header::IF_MODIFIED_SINCE, &later),
         ]);
-        let r = read_response(b"{}".to_vec().into(), &weak_etag(b"{}"), &h, Some(last), &[]);
+        let r = read_response(
+            b"{}".to_vec().into(),
+            &etag_header(&weak_etag(b"{}")),
+            &h,
+            Some(&LastModified::new(last)),
+            &[],
+        );
         assert_eq!(r.status(), StatusCode::OK);
         let h = headers(&[(header::IF_MODIFIED_SINCE, &later)]);
-        let r = read_response(b"{}".to_vec().into(), &weak_etag(b"{}"), &h, Some(last), &[]);
+        let r = read_response(
+            b"{}".to_vec().into(),
+            &etag_header(&weak_etag(b"{}")),
+            &h,
+            Some(&LastModified::new(last)),
+            &[],
+        );
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(r.headers()[header::LAST_MODIFIED], "Fri, 02 Jan 2026 03:04:05 GMT");
         let earlier = http_date(last - chrono::Duration::seconds(1));
         let h = headers(&[(header::IF_MODIFIED_SINCE, &earlier)]);
         assert_eq!(
-            read_response(b"{}".to_vec().into(), &weak_etag(b"{}"), &h, Some(last), &[]).status(),
+            read_response(
+                b"{}".to_vec().into(),
+                &etag_header(&weak_etag(b"{}")),
+                &h,
+                Some(&LastModified::new(last)),
+                &[]
+            )
+            .status(),
             StatusCode::OK
         );
         let h = headers(&[(header::IF_MODIFIED_SINCE, "not a date")]);
         assert_eq!(
-            read_response(b"{}".to_vec().into(), &weak_etag(b"{}"), &h, Some(last), &[]).status(),
+            read_response(
+                b"{}".to_vec().into(),
+                &etag_header(&weak_etag(b"{}")),
+                &h,
+                Some(&LastModified::new(last)),
+                &[]
+            )
+            .status(),
             StatusCode::OK
         );
         let h = headers(&[(header::IF_MODIFIED_SINCE, &later)]);
         assert_eq!(
-            read_response(b"{}".to_vec().into(), &weak_etag(b"{}"), &h, None, &[]).status(),
+            read_response(b"{}".to_vec().into(), &etag_header(&weak_etag(b"{}")), &h, None, &[]).status(),
             StatusCode::OK,
             "no Last-Modified, no 304 by date"
         );
@@ -219,7 +264,7 @@ mod tests {
         };
         let r = read_response(
             b"{}".to_vec().into(),
-            &weak_etag(b"{}"),
+            &etag_header(&weak_etag(b"{}")),
             &HeaderMap::new(),
             None,
             std::slice::from_ref(&note),

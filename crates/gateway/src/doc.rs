@@ -9,18 +9,21 @@
 use std::sync::Arc;
 
 use adapter::{AdapterError, Continuation, Page, Resource, ResourceType, SourceName};
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+
+use crate::conditional::{LastModified, etag_header, weak_etag};
 
 /// One resource's FHIR JSON, its compact serialisation and what is derived from it.
 #[derive(Debug)]
 pub struct Doc {
     json: Value,
     bytes: Bytes,
-    etag: String,
+    etag: HeaderValue,
     resource_type: Option<ResourceType>,
-    last_modified: Option<DateTime<Utc>>,
+    last_modified: Option<LastModified>,
     /// It carries a provider-only extension (which patient-facing callers never receive).
     provider_only: bool,
     /// What it holds in memory, estimated: the bytes, the JSON tree and the tag.
@@ -40,14 +43,14 @@ impl Doc {
     /// Wraps FHIR JSON the gateway built itself.
     pub fn from_json(json: Value) -> Self {
         let bytes = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
-        let etag = crate::conditional::weak_etag(&bytes);
+        let etag = etag_header(&weak_etag(&bytes));
         let resource_type = json
             .get("resourceType")
             .and_then(Value::as_str)
             .and_then(|t| t.parse::<ResourceType>().ok());
-        let last_modified = last_updated(&json);
+        let last_modified = last_updated(&json).map(LastModified::new);
         let provider_only = has_provider_only(&json);
-        let weight = bytes.len() as u64 + tree_weight(&json) + etag.len() as u64 + std::mem::size_of::<Self>() as u64;
+        let weight = bytes.len() as u64 + tree_weight(&json) + 2 * 64 + std::mem::size_of::<Self>() as u64;
         Self {
             json,
             bytes,
@@ -70,7 +73,7 @@ impl Doc {
     }
 
     /// The weak `ETag` of [`Self::bytes`].
-    pub fn etag(&self) -> &str {
+    pub fn etag(&self) -> &HeaderValue {
         &self.etag
     }
 
@@ -83,8 +86,8 @@ impl Doc {
     }
 
     /// `meta.lastUpdated`, when the resource has one.
-    pub fn last_modified(&self) -> Option<DateTime<Utc>> {
-        self.last_modified
+    pub fn last_modified(&self) -> Option<&LastModified> {
+        self.last_modified.as_ref()
     }
 
     /// True when it carries a provider-only extension anywhere.
@@ -232,13 +235,13 @@ mod tests {
         }));
         assert_eq!(doc.resource_type(), Some(ResourceType::Appointment));
         assert_eq!(doc.id(), Some("zoom-v1"));
-        assert_eq!(doc.etag(), crate::conditional::weak_etag(doc.bytes()));
+        assert_eq!(doc.etag().to_str().unwrap(), weak_etag(doc.bytes()));
         assert_eq!(doc.bytes().as_ref(), serde_json::to_vec(doc.json()).unwrap().as_slice());
-        assert_eq!(doc.last_modified().map(|t| t.timestamp()), Some(1_796_119_200));
+        assert_eq!(doc.last_modified().map(|t| t.at.timestamp()), Some(1_796_119_200));
         assert!(doc.provider_only());
         assert!(doc.weight() > doc.bytes().len() as u64 * 2);
         let plain = Doc::from_json(json!({"resourceType": "Patient", "id": "p"}));
         assert!(!plain.provider_only());
-        assert_eq!(plain.last_modified(), None);
+        assert!(plain.last_modified().is_none());
     }
 }

@@ -51,15 +51,15 @@ pub(super) async fn read(
         ));
     }
     let body = resource.into_json();
-    let last_modified = crate::doc::last_updated(&body);
+    let last_modified = crate::doc::last_updated(&body).map(conditional::LastModified::new);
     let body = bundle::subset(body, summary, &elements);
     let bytes = render(&body, pretty);
-    let etag = conditional::weak_etag(&bytes);
+    let etag = conditional::etag_header(&conditional::weak_etag(&bytes));
     Ok(conditional::read_response(
         bytes.into(),
         &etag,
         &req.headers,
-        last_modified,
+        last_modified.as_ref(),
         &stale,
     ))
 }
