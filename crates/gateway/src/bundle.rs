@@ -437,7 +437,9 @@ mod tests {
             "x \u{2028} y",
         )];
         let included = Served::Owned(json!({"resourceType": "Practitioner", "id": "drchrono-2"}));
-        let cases: [(Option<Summary>, Vec<String>, Option<usize>, &[Issue]); 5] = [
+        /// `_summary`, `_elements`, total, issues.
+        type Case<'a> = (Option<Summary>, Vec<String>, Option<usize>, &'a [Issue]);
+        let cases: [Case<'_>; 5] = [
             (None, vec![], Some(2), &issues),
             (Some(Summary::True), vec![], None, &[]),
             (None, vec!["gender".into()], Some(1), &issues),

@@ -13,7 +13,7 @@ pub(super) fn fhir_response(status: StatusCode, body: &Value, pretty: bool) -> R
 
 /// Answers with FHIR JSON bytes rendered already.
 pub(super) fn fhir_bytes(status: StatusCode, bytes: impl Into<axum::body::Body>) -> Response {
-    let mut resp = (status, axum::body::Body::from(bytes.into())).into_response();
+    let mut resp = (status, bytes.into()).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
     resp
