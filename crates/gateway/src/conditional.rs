@@ -147,6 +147,18 @@ pub fn stale_issue(note: &StaleNote) -> Issue {
 mod tests {
     use super::*;
 
+    /// The answer to a read of `{}` with `headers`, last modified at `last`.
+    fn answer(headers: &HeaderMap, last: Option<DateTime<Utc>>) -> Response {
+        let etag = etag_header(&weak_etag(b"{}"));
+        read_response(
+            b"{}".to_vec().into(),
+            &etag,
+            headers,
+            last.map(LastModified::new).as_ref(),
+            &[],
+        )
+    }
+
     fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
@@ -204,52 +216,20 @@ mod tests {
             (header::IF_NONE_MATCH, "W/\"other\""),
             (header::IF_MODIFIED_SINCE, &later),
         ]);
-        let r = read_response(
-            b"{}".to_vec().into(),
-            &etag_header(&weak_etag(b"{}")),
-            &h,
-            Some(&LastModified::new(last)),
-            &[],
-        );
+        let r = answer(&h, Some(last));
         assert_eq!(r.status(), StatusCode::OK);
         let h = headers(&[(header::IF_MODIFIED_SINCE, &later)]);
-        let r = read_response(
-            b"{}".to_vec().into(),
-            &etag_header(&weak_etag(b"{}")),
-            &h,
-            Some(&LastModified::new(last)),
-            &[],
-        );
+        let r = answer(&h, Some(last));
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(r.headers()[header::LAST_MODIFIED], "Fri, 02 Jan 2026 03:04:05 GMT");
         let earlier = http_date(last - chrono::Duration::seconds(1));
         let h = headers(&[(header::IF_MODIFIED_SINCE, &earlier)]);
-        assert_eq!(
-            read_response(
-                b"{}".to_vec().into(),
-                &etag_header(&weak_etag(b"{}")),
-                &h,
-                Some(&LastModified::new(last)),
-                &[]
-            )
-            .status(),
-            StatusCode::OK
-        );
+        assert_eq!(answer(&h, Some(last)).status(), StatusCode::OK);
         let h = headers(&[(header::IF_MODIFIED_SINCE, "not a date")]);
-        assert_eq!(
-            read_response(
-                b"{}".to_vec().into(),
-                &etag_header(&weak_etag(b"{}")),
-                &h,
-                Some(&LastModified::new(last)),
-                &[]
-            )
-            .status(),
-            StatusCode::OK
-        );
+        assert_eq!(answer(&h, Some(last)).status(), StatusCode::OK);
         let h = headers(&[(header::IF_MODIFIED_SINCE, &later)]);
         assert_eq!(
-            read_response(b"{}".to_vec().into(), &etag_header(&weak_etag(b"{}")), &h, None, &[]).status(),
+            answer(&h, None).status(),
             StatusCode::OK,
             "no Last-Modified, no 304 by date"
         );
