@@ -303,6 +303,11 @@ impl SimHandle {
             .sum()
     }
 
+    /// `/api` requests received, by path (without the query).
+    pub fn hits_by_path(&self) -> BTreeMap<String, u64> {
+        lock(&self.shared.hits).clone()
+    }
+
     pub fn reset_hits(&self) {
         lock(&self.shared.hits).clear();
     }
@@ -358,6 +363,65 @@ impl SimHandle {
     /// Not sent (but logged) when the callback URL is not verified.
     pub fn fire_webhook(&self, event: &str, object: serde_json::Value) {
         self.shared.webhooks.fire(event, object);
+    }
+
+    /// Moves an appointment to `status` at `at` (the practice's local time), as the front desk does
+    /// in DrChrono's scheduler (check-in, in session, complete, no-show …): `status`, `updated_at`
+    /// and a new `status_transitions` entry change, and an `APPOINTMENT_MODIFY` hook carries the
+    /// appointment. `None` (and no hook) when there is no such appointment.
+    pub fn set_appointment_status(
+        &self,
+        id: &str,
+        status: &str,
+        at: chrono::NaiveDateTime,
+    ) -> Option<wire::Appointment> {
+        let changed = self.change(|dataset| {
+            let appointment = dataset.appointments.iter_mut().find(|a| a.id == id)?;
+            let stamp = data::fmt_ts(at);
+            appointment.status_transitions.push(wire::StatusTransition {
+                appointment: appointment.id.clone(),
+                from_status: std::mem::replace(&mut appointment.status, status.to_owned()),
+                to_status: status.to_owned(),
+                datetime: stamp.clone(),
+            });
+            appointment.updated_at = stamp;
+            Some(appointment.clone())
+        })?;
+        self.fire_webhook("APPOINTMENT_MODIFY", serde_json::to_value(&changed).unwrap_or_default());
+        Some(changed)
+    }
+
+    /// Changes a patient's cell phone at `at` (the practice's local time), as a patient updating
+    /// their details at check-in does: `cell_phone` and `updated_at` change, and a `PATIENT_MODIFY`
+    /// hook carries the patient. `None` (and no hook) when there is no such patient.
+    pub fn set_patient_cell_phone(
+        &self,
+        id: i64,
+        cell_phone: &str,
+        at: chrono::NaiveDateTime,
+    ) -> Option<wire::Patient> {
+        let changed = self.change(|dataset| {
+            let patient = dataset.patients.iter_mut().find(|p| p.id == id)?;
+            patient.cell_phone = cell_phone.to_owned();
+            patient.updated_at = data::fmt_ts(at);
+            Some(patient.clone())
+        })?;
+        self.fire_webhook("PATIENT_MODIFY", serde_json::to_value(&changed).unwrap_or_default());
+        Some(changed)
+    }
+
+    /// Applies `edit` to a copy of the dataset and serves the copy from then on (readers holding
+    /// the old one keep it); changes are serialised by the dataset's write lock.
+    fn change<T>(&self, edit: impl FnOnce(&mut Dataset) -> Option<T>) -> Option<T> {
+        let mut guard = self
+            .shared
+            .dataset
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut dataset = Dataset::clone(&guard);
+        let out = edit(&mut dataset)?;
+        *guard = Arc::new(dataset);
+        Some(out)
     }
 
     /// Every verification and hook so far (the newest 10 000), oldest first.

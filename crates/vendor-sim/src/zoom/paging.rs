@@ -7,7 +7,8 @@
 //! page).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -47,12 +48,27 @@ struct Cursor {
 #[derive(Default)]
 pub(crate) struct PageStore {
     cursors: HashMap<String, Cursor>,
+    /// The lists the live cursors page through, by a hash of their ids: tokens of identical lists
+    /// (the same query asked again and again) share one copy.
+    lists: HashMap<u64, Weak<Vec<String>>>,
 }
 
 impl PageStore {
-    fn issue(&mut self, cursor: Cursor) -> String {
+    fn issue(&mut self, mut cursor: Cursor) -> String {
         let now = Instant::now();
         self.cursors.retain(|_, c| c.expires_at > now);
+        self.lists.retain(|_, list| list.strong_count() > 0);
+        let hash = {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            cursor.ids.hash(&mut hasher);
+            hasher.finish()
+        };
+        match self.lists.get(&hash).and_then(Weak::upgrade) {
+            Some(shared) if shared == cursor.ids => cursor.ids = shared,
+            _ => {
+                self.lists.insert(hash, Arc::downgrade(&cursor.ids));
+            }
+        }
         let token = random_token();
         self.cursors.insert(token.clone(), cursor);
         token
