@@ -41,6 +41,10 @@ const CONCURRENT_READS: usize = 4;
 /// Longest list of doctors walked for their time zones (pages of 250).
 const MAX_DOCTOR_PAGES: usize = 40;
 
+/// Pages of 50 verbose appointments listed for one patient's notes before the rest are read one by
+/// one.
+const MAX_PATIENT_APPOINTMENT_PAGES: usize = 4;
+
 /// How soon a failed reload of the doctors' time zones is tried again while stale zones are used.
 const ZONE_RETRY: Duration = Duration::from_secs(60);
 
@@ -309,6 +313,56 @@ impl DrChronoAdapter {
         }
     }
 
+    /// The appointments of `notes`, in order, verbose (see [`Self::appointment_of_note`]). A
+    /// patient with two or more of these notes has their appointments listed (one call for up to 50),
+    /// the rest — and any the list missed — are read one by one.
+    async fn appointments_of_notes(
+        &self,
+        notes: &[wire::ClinicalNote],
+    ) -> Result<Vec<Option<wire::Appointment>>, AdapterError> {
+        let mut per_patient: HashMap<i64, usize> = HashMap::new();
+        for patient in notes.iter().filter_map(|n| n.patient) {
+            *per_patient.entry(patient).or_default() += 1;
+        }
+        let listed: Vec<i64> = per_patient
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(p, _)| p)
+            .collect();
+        let mut known: HashMap<String, wire::Appointment> = HashMap::new();
+        for patient in listed {
+            let mut url = format!(
+                "api/appointments?verbose=true&page_size=50&patient={patient}&since={}",
+                plan::SINCE_EVER.replace(':', "%3A")
+            );
+            for _ in 0..MAX_PATIENT_APPOINTMENT_PAGES {
+                let page = self.client.get_page(&url).await?;
+                for value in page.results {
+                    let appointment: wire::Appointment = decode(value, "appointment")?;
+                    known.insert(appointment.id.clone(), appointment);
+                }
+                match page.next {
+                    Some(next) => url = next,
+                    None => break,
+                }
+            }
+        }
+        let keys: Vec<(String, Option<wire::Appointment>)> = notes
+            .iter()
+            .map(|n| (n.appointment.clone(), known.get(&n.appointment).cloned()))
+            .collect();
+        stream::iter(keys)
+            .map(|(key, listed)| async move {
+                match listed {
+                    Some(appointment) => Ok(Some(appointment)),
+                    None => self.appointment_of_note(&key).await,
+                }
+            })
+            .buffered(CONCURRENT_READS)
+            .try_collect()
+            .await
+    }
+
     /// `_id` searches: each id read directly; unknown and deleted ids are no match.
     async fn search_ids(
         &self,
@@ -473,12 +527,7 @@ impl DrChronoAdapter {
                         notes.push(note);
                     }
                 }
-                let keys: Vec<String> = notes.iter().map(|n| n.appointment.clone()).collect();
-                let appointments: Vec<Option<wire::Appointment>> = stream::iter(keys)
-                    .map(|key| async move { self.appointment_of_note(&key).await })
-                    .buffered(CONCURRENT_READS)
-                    .try_collect()
-                    .await?;
+                let appointments = self.appointments_of_notes(&notes).await?;
                 for (note, appointment) in notes.iter().zip(&appointments) {
                     let mapped =
                         map::clinical_note(note, appointment.as_ref(), ctx).map_err(mapping("clinical note"))?;

@@ -170,6 +170,12 @@ impl WebhookReceiver for DrChronoWebhooks {
             events,
         })
     }
+
+    /// The doc's events announce every created and modified appointment and patient. Clinical notes
+    /// are announced only when locked or unlocked (not edited), and documents not at all.
+    fn announces(&self) -> &'static [ResourceType] {
+        &[ResourceType::Appointment, ResourceType::Patient]
+    }
 }
 
 /// What an event says changed; `None` for `PING` and the events the gateway does not use (patient

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::ChangeEvent;
+use crate::{ChangeEvent, ResourceType};
 
 /// One inbound webhook call.
 #[derive(Debug, Clone)]
@@ -66,6 +66,14 @@ pub trait WebhookReceiver: Send + Sync {
     /// `None` when the vendor calls `/webhooks/{source}` itself.
     fn path_template(&self) -> Option<&'static str> {
         None
+    }
+
+    /// The types every change of which the vendor announces with a webhook this receiver turns into
+    /// change events (the vendor's documented events, not the ones it may send): a cache can keep
+    /// these longer, since a change evicts them. Empty (the default) when some change of every
+    /// type may go unannounced.
+    fn announces(&self) -> &'static [ResourceType] {
+        &[]
     }
 }
 
