@@ -45,8 +45,15 @@ pub struct CacheSettings {
     pub max_bytes: u64,
     /// How long a read stays fresh, per resource type (types not listed: [`DEFAULT_READ_TTL`]).
     pub read_ttl: HashMap<ResourceType, Duration>,
-    /// How long a search page stays fresh.
+    /// How long a search page stays fresh, per resource type (types not listed: `search_ttl`).
+    pub search_ttl_by_type: HashMap<ResourceType, Duration>,
+    /// How long a search page of a type not in `search_ttl_by_type` (or of no type) stays fresh.
     pub search_ttl: Duration,
+    /// How long a read or search page stays fresh when its source's webhooks announce every change
+    /// of its type ([`adapter::WebhookReceiver::announces`]): a change evicts it, so the TTL only
+    /// bounds how long a lost hook goes unnoticed. Never shorter than the type's own TTLs; zero
+    /// treats announced types like the others.
+    pub announced_ttl: Duration,
     /// How long past its TTL an entry is still served when the vendor fails (stale-if-error);
     /// zero serves nothing stale.
     pub stale_if_error: Duration,
@@ -72,10 +79,20 @@ impl Default for CacheSettings {
             (ResourceType::Schedule, min(1)),
             (ResourceType::Slot, min(1)),
         ]);
+        // Pages of what changes rarely, or of what a clinic's apps ask again and again (a patient's
+        // notes), live as long as reads of it; the rest a minute.
+        let search_ttl_by_type = HashMap::from([
+            (ResourceType::Patient, min(10)),
+            (ResourceType::Practitioner, min(10)),
+            (ResourceType::Location, min(10)),
+            (ResourceType::DocumentReference, min(5)),
+        ]);
         Self {
             max_bytes: 64 * 1024 * 1024,
             read_ttl,
+            search_ttl_by_type,
             search_ttl: Duration::from_secs(60),
+            announced_ttl: Duration::from_secs(15 * 60),
             stale_if_error: Duration::from_secs(300),
             not_found_ttl: Duration::from_secs(30),
         }
@@ -86,6 +103,14 @@ impl CacheSettings {
     /// The TTL of reads of `resource_type`.
     pub fn read_ttl_of(&self, resource_type: ResourceType) -> Duration {
         self.read_ttl.get(&resource_type).copied().unwrap_or(DEFAULT_READ_TTL)
+    }
+
+    /// The TTL of search pages of `resource_type`.
+    pub fn search_ttl_of(&self, resource_type: ResourceType) -> Duration {
+        self.search_ttl_by_type
+            .get(&resource_type)
+            .copied()
+            .unwrap_or(self.search_ttl)
     }
 }
 
@@ -435,7 +460,8 @@ pub struct Cached {
     /// Bumped by [`Cached::clear`] (and when `epochs` is reset).
     era: AtomicU64,
     read_ttl: [Duration; ResourceType::ALL.len()],
-    search_ttl: Duration,
+    /// Per [`slot`]: searches without a type last the plain search TTL.
+    search_ttl: [Duration; SLOTS],
     stale_if_error: Duration,
     /// How long a read the vendor answered "not found" or "gone" is remembered (zero: not at all).
     not_found_ttl: Duration,
@@ -468,6 +494,21 @@ impl Cached {
     /// Wraps `inner`. Reads get three quarters of `max_bytes`, search pages the rest.
     pub fn new(inner: Arc<dyn Adapter>, settings: &CacheSettings) -> Self {
         let counters: Arc<[TypeCounters; SLOTS]> = Arc::new(Default::default());
+        // Types whose every change the source announces last at least `announced_ttl`.
+        let announced = inner.webhooks().map(|w| w.announces()).unwrap_or(&[]);
+        let longer = |t: ResourceType, ttl: Duration| {
+            if announced.contains(&t) {
+                ttl.max(settings.announced_ttl)
+            } else {
+                ttl
+            }
+        };
+        let read_ttl = ResourceType::ALL.map(|t| longer(t, settings.read_ttl_of(t)));
+        let mut search_ttl = [settings.search_ttl; SLOTS];
+        for (i, t) in ResourceType::ALL.into_iter().enumerate() {
+            search_ttl[i] = longer(t, settings.search_ttl_of(t));
+        }
+        let longest_search = search_ttl.iter().copied().max().unwrap_or(settings.search_ttl);
         let read_bytes = settings.max_bytes / 4 * 3;
         let search_bytes = settings.max_bytes - read_bytes;
         let counter = counters.clone();
@@ -475,7 +516,7 @@ impl Cached {
             .max_capacity(read_bytes)
             .weigher(|k: &ReadKey, v: &ReadEntry| weight(read_weight(k, v)))
             .expire_after(ReadExpiry {
-                keep: ResourceType::ALL.map(|t| settings.read_ttl_of(t).saturating_add(settings.stale_if_error)),
+                keep: read_ttl.map(|ttl| ttl.saturating_add(settings.stale_if_error)),
                 absent: settings.not_found_ttl,
             })
             .eviction_listener(move |k: Arc<ReadKey>, _, cause: RemovalCause| {
@@ -490,7 +531,7 @@ impl Cached {
         let searches = Cache::builder()
             .max_capacity(search_bytes)
             .weigher(|k: &SearchKey, v: &PageEntry| weight(search_weight(k, v)))
-            .time_to_live(settings.search_ttl.saturating_add(settings.stale_if_error))
+            .time_to_live(longest_search.saturating_add(settings.stale_if_error))
             .eviction_listener(move |k: Arc<SearchKey>, _, cause: RemovalCause| {
                 if cause.was_evicted() {
                     counter[slot(k.resource_type)].evictions.fetch_add(1, Ordering::Relaxed);
@@ -507,8 +548,8 @@ impl Cached {
             counters,
             epochs: Default::default(),
             era: AtomicU64::new(0),
-            read_ttl: ResourceType::ALL.map(|t| settings.read_ttl_of(t)),
-            search_ttl: settings.search_ttl,
+            read_ttl,
+            search_ttl,
             stale_if_error: settings.stale_if_error,
             not_found_ttl: settings.not_found_ttl,
             announce: std::sync::OnceLock::new(),
@@ -847,7 +888,7 @@ impl Cached {
             .lookup(
                 &self.searches,
                 (key, slot(request.resource_type)),
-                self.search_ttl,
+                self.search_ttl[slot(request.resource_type)],
                 || async {
                     let page = DocPage::from_page(self.inner.search(request, page).await?, source)?;
                     self.warm(&page).await;

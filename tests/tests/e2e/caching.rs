@@ -21,6 +21,9 @@ fn short_lived() -> CacheSettings {
         .read_ttl
         .insert(ResourceType::Patient, Duration::from_millis(300));
     settings.search_ttl = Duration::from_millis(300);
+    settings.search_ttl_by_type.clear();
+    // DrChrono's webhooks announce every Patient change; these tests watch the TTL itself.
+    settings.announced_ttl = Duration::ZERO;
     settings.stale_if_error = Duration::from_secs(120);
     settings
 }

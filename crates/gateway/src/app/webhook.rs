@@ -68,7 +68,13 @@ async fn receive_webhook(
         Ok(answer) => {
             state.metrics.webhook(&source, "accepted", answer.events.len());
             for event in answer.events {
-                // Every replica's cache hears of it (through the store when there is one).
+                // This replica's caches forget the resource before the vendor is told the hook
+                // arrived, so that no read here after the hook answers the old version; then every
+                // replica's caches hear of it (through the store when there is one; applying it
+                // twice here costs one more eviction).
+                for cache in &state.caches {
+                    cache.apply(&event).await;
+                }
                 crate::replicas::announce(state.store.as_ref(), &state.changes, event).await;
             }
             let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);

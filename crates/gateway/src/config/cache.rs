@@ -15,12 +15,18 @@ pub struct CacheSection {
     /// The bound on what is held, in MiB of serialized FHIR JSON.
     pub max_mb: u64,
     pub search_ttl_secs: u64,
+    /// Search pages' TTL per resource type (`DocumentReference = 300`); types not named keep their
+    /// default (`search_ttl_secs` for those without one).
+    pub search_ttl_secs_by_type: BTreeMap<String, u64>,
     /// Per resource type (`Patient = 600`); types not named keep their default.
     pub read_ttl_secs: BTreeMap<String, u64>,
     /// How long past its TTL an answer is still served when the vendor fails (0: never).
     pub stale_if_error_secs: u64,
     /// How long a vendor's "not found" / "gone" on a read is remembered (0: not at all).
     pub not_found_ttl_secs: u64,
+    /// How long reads and search pages of types whose every change the source's webhooks announce
+    /// stay fresh (0: like the other types).
+    pub announced_ttl_secs: u64,
 }
 
 impl Default for CacheSection {
@@ -30,8 +36,10 @@ impl Default for CacheSection {
             max_mb: 64,
             search_ttl_secs: 60,
             read_ttl_secs: BTreeMap::new(),
+            search_ttl_secs_by_type: BTreeMap::new(),
             stale_if_error_secs: 300,
             not_found_ttl_secs: 30,
+            announced_ttl_secs: 900,
         }
     }
 }
@@ -61,6 +69,10 @@ impl CacheSection {
             return Err(invalid("cache.not_found_ttl_secs", "must be at most 3600 (one hour)"));
         }
         settings.not_found_ttl = Duration::from_secs(self.not_found_ttl_secs);
+        if self.announced_ttl_secs > 86_400 {
+            return Err(invalid("cache.announced_ttl_secs", "must be at most 86400 (one day)"));
+        }
+        settings.announced_ttl = Duration::from_secs(self.announced_ttl_secs);
         for (name, secs) in &self.read_ttl_secs {
             let t: adapter::ResourceType = name.parse().map_err(|_| {
                 invalid(
@@ -72,6 +84,16 @@ impl CacheSection {
                 return Err(invalid(&format!("cache.read_ttl_secs.{name}"), "must be at least 1"));
             }
             settings.read_ttl.insert(t, Duration::from_secs(*secs));
+        }
+        for (name, secs) in &self.search_ttl_secs_by_type {
+            let setting = format!("cache.search_ttl_secs_by_type.{name}");
+            let t: adapter::ResourceType = name
+                .parse()
+                .map_err(|_| invalid(&setting, "is not a resource type the gateway serves"))?;
+            if *secs == 0 {
+                return Err(invalid(&setting, "must be at least 1"));
+            }
+            settings.search_ttl_by_type.insert(t, Duration::from_secs(*secs));
         }
         Ok(Some(settings))
     }
@@ -110,5 +132,31 @@ mod tests {
         assert_eq!(c.stale_if_error, Duration::ZERO);
         let e = load("[cache]\nstale_if_error_secs = 100000\n").unwrap_err().to_string();
         assert!(e.contains("cache.stale_if_error_secs"), "{e}");
+        let c = load("").unwrap().cache.unwrap();
+        assert_eq!(c.announced_ttl, Duration::from_secs(900));
+        assert_eq!(
+            c.search_ttl_of(adapter::ResourceType::DocumentReference),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            c.search_ttl_of(adapter::ResourceType::Appointment),
+            Duration::from_secs(60)
+        );
+        let c = load("[cache.search_ttl_secs_by_type]\nDocumentReference = 30\n")
+            .unwrap()
+            .cache
+            .unwrap();
+        assert_eq!(
+            c.search_ttl_of(adapter::ResourceType::DocumentReference),
+            Duration::from_secs(30)
+        );
+        let e = load("[cache.search_ttl_secs_by_type]\nDocumentReference = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cache.search_ttl_secs_by_type.DocumentReference"), "{e}");
+        let c = load("[cache]\nannounced_ttl_secs = 0\n").unwrap().cache.unwrap();
+        assert_eq!(c.announced_ttl, Duration::ZERO);
+        let e = load("[cache]\nannounced_ttl_secs = 90000\n").unwrap_err().to_string();
+        assert!(e.contains("cache.announced_ttl_secs"), "{e}");
     }
 }

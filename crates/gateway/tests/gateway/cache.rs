@@ -20,7 +20,25 @@ struct Counting {
     reads: AtomicU64,
     searches: AtomicU64,
     fail: AtomicBool,
+    /// Whether its webhooks announce every change of a Patient.
+    announcing: AtomicBool,
     caps: Capabilities,
+}
+
+/// A webhook receiver that announces every Patient change (and receives nothing here).
+struct PatientHooks;
+
+impl adapter::WebhookReceiver for PatientHooks {
+    fn receive(
+        &self,
+        _request: &adapter::WebhookRequest<'_>,
+    ) -> Result<adapter::WebhookResponse, adapter::WebhookError> {
+        Err(adapter::WebhookError::Malformed("not in these tests"))
+    }
+
+    fn announces(&self) -> &'static [ResourceType] {
+        &[ResourceType::Patient]
+    }
 }
 
 impl Counting {
@@ -35,6 +53,7 @@ impl Counting {
             reads: AtomicU64::new(0),
             searches: AtomicU64::new(0),
             fail: AtomicBool::new(false),
+            announcing: AtomicBool::new(false),
             caps: Capabilities { resources: vec![] },
         })
     }
@@ -120,6 +139,12 @@ impl Adapter for Counting {
 
     async fn check(&self) -> Result<(), AdapterError> {
         Ok(())
+    }
+
+    fn webhooks(&self) -> Option<&dyn adapter::WebhookReceiver> {
+        self.announcing
+            .load(Ordering::SeqCst)
+            .then_some(&PatientHooks as &dyn adapter::WebhookReceiver)
     }
 
     async fn update(
@@ -490,6 +515,7 @@ fn short_lived(stale_if_error: Duration) -> CacheSettings {
         .read_ttl
         .insert(ResourceType::Patient, Duration::from_millis(100));
     settings.search_ttl = Duration::from_millis(100);
+    settings.search_ttl_by_type.clear();
     settings.stale_if_error = stale_if_error;
     settings
 }
@@ -579,4 +605,54 @@ async fn stale_search_pages_are_served_when_the_vendor_fails() {
     let patient = by_type.iter().find(|(t, _)| *t == "Patient").expect("Patient stats");
     assert_eq!(patient.1.stale, 1, "{by_type:?}");
     assert!(patient.1.weighted_bytes > 0, "{by_type:?}");
+}
+
+#[tokio::test]
+async fn types_the_source_announces_in_full_live_the_announced_ttl_and_events_still_evict_them() {
+    let mut settings = short_lived(Duration::ZERO);
+    settings.announced_ttl = Duration::from_secs(3600);
+    let request = SearchRequest {
+        resource_type: Some(ResourceType::Patient),
+        params: vec![],
+    };
+    let page = || PageRequest { cursor: None, size: 10 };
+
+    // Without webhooks the short TTLs hold.
+    let plain = Counting::new(&["1"]);
+    let cache = Cached::new(plain.clone(), &settings);
+    cache.read(ResourceType::Patient, "1").await.expect("read");
+    cache.search(&request, page()).await.expect("search");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    cache.read(ResourceType::Patient, "1").await.expect("read");
+    cache.search(&request, page()).await.expect("search");
+    assert_eq!((plain.reads(), plain.searches.load(Ordering::SeqCst)), (2, 2));
+
+    // With webhooks announcing every Patient change, past the short TTLs nothing is asked again…
+    let announced = Counting::new(&["1"]);
+    announced.announcing.store(true, Ordering::SeqCst);
+    let cache = Cached::new(announced.clone(), &settings);
+    cache.read(ResourceType::Patient, "1").await.expect("read");
+    cache.search(&request, page()).await.expect("search");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    cache.read(ResourceType::Patient, "1").await.expect("read");
+    cache.search(&request, page()).await.expect("search");
+    assert_eq!((announced.reads(), announced.searches.load(Ordering::SeqCst)), (1, 1));
+
+    // …until a change event names the patient.
+    announced.touch("1");
+    cache.apply(&event("mem", "acct", "1")).await;
+    let after = cache.read(ResourceType::Patient, "1").await.expect("read");
+    assert_eq!(version(&after), "2");
+    cache.search(&request, page()).await.expect("search");
+    assert_eq!(announced.searches.load(Ordering::SeqCst), 2);
+
+    // `announced_ttl` zero: announced types are like the others.
+    settings.announced_ttl = Duration::ZERO;
+    let off = Counting::new(&["1"]);
+    off.announcing.store(true, Ordering::SeqCst);
+    let cache = Cached::new(off.clone(), &settings);
+    cache.read(ResourceType::Patient, "1").await.expect("read");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    cache.read(ResourceType::Patient, "1").await.expect("read");
+    assert_eq!(off.reads(), 2);
 }
