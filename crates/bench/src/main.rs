@@ -45,6 +45,15 @@
 //!    peak VmRSS (read every 50 ms) against its VmRSS before, VmHWM, and each kind's time to success
 //!    during the flood against the baseline, with the 503s it met (a 503 or 429 is retried after its
 //!    `Retry-After`, for at most 30 s).
+//! 9. `audit` — cached reads with the audit trail on and off (SQLite store): req/s of each and audit
+//!    events written per second.
+//! 10. `churn` — the practice in a child process with a cache bound of `--cache-mb` MiB, under 32
+//!     requests in flight for `--churn-secs` seconds (default 600) over a key space several times the
+//!     bound: VmRSS every second (peak, per minute, end) against start-up + bound + 64 MiB.
+//! 11. `clinic-day` — a clinic's afternoon replayed at `--speed` (default 10×) for `--sim-minutes`
+//!     (default 60): 20 EHR pollers, 50 app users opening charts, every visit's status changes with
+//!     the vendors' webhooks and a note search after each visit: DrChrono calls per simulated hour
+//!     (≤ 500), stale answers after a change's webhook (0), the cache's hit rate (see `clinic.rs`).
 //!
 //! `all` runs every item in that order. The header names the machine (CPU model, cores) and the
 //! load generator with its version; `wrk` runs as `wrk -t2 -c<conns> -d<secs>s --latency -H
@@ -52,6 +61,8 @@
 
 mod audit;
 mod child;
+mod churn;
+mod clinic;
 mod flood;
 mod load;
 mod mapping;
@@ -87,6 +98,15 @@ struct Cli {
     /// The gateway's cache bound in MiB for the `rss` item (per source, as `CacheSettings::max_bytes`).
     #[arg(long, default_value_t = 2, global = true, value_parser = clap::value_parser!(u64).range(1..))]
     cache_mb: u64,
+    /// Seconds of the `churn` item's load.
+    #[arg(long, default_value_t = 600, global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    churn_secs: u64,
+    /// How many times faster than real time the `clinic-day` item runs its simulated clock.
+    #[arg(long, default_value_t = 10, global = true, value_parser = clap::value_parser!(u32).range(1..=100))]
+    speed: u32,
+    /// Simulated minutes of the `clinic-day` item.
+    #[arg(long, default_value_t = 60, global = true, value_parser = clap::value_parser!(u64).range(1..=600))]
+    sim_minutes: u64,
     #[command(subcommand)]
     command: Item,
 }
@@ -107,6 +127,11 @@ figure is the median of --runs runs and every comparison is measured within a ru
   8 auth-flood     3 000 wrong client secrets at /auth/token over 400 connections (child process):
                    answers by status, peak RSS, legitimate token and sign-in times vs no flood
   9 audit          cached reads with the audit trail on vs off (SQLite store); audit events written/s
+ 10 churn          --churn-secs (600) of reads and searches over far more than the cache holds (child
+                   process, cache bound --cache-mb): VmRSS each second, peak vs start-up + bound + 64 MiB
+ 11 clinic-day     a clinic's afternoon replayed at --speed (10x) for --sim-minutes (60): 20 EHR pollers,
+                   50 app users opening charts, every visit's status changes and webhooks: DrChrono
+                   calls per simulated hour (<= 500), stale answers after a webhook (0), cache hit rate
 
 Example: cargo run --release -p bench -- all";
 
@@ -130,6 +155,10 @@ enum Item {
     AuthFlood,
     /// Item 9: cached reads with the audit trail on vs off; audit events written per second.
     Audit,
+    /// Item 10: memory over a long churn at full load with the cache evicting.
+    Churn,
+    /// Item 11: a clinic's day replayed: DrChrono calls per simulated hour, stale answers after webhooks.
+    ClinicDay,
     /// Every item, in order.
     All,
     /// (internal) Serves the practice for `rss` and `auth-flood`; prints its base URL and token on stdout.
@@ -143,6 +172,10 @@ pub struct Opts {
     pub runs: usize,
     pub duration: u64,
     pub cache_mb: u64,
+    /// `clinic-day`: simulated seconds per real second, and simulated minutes.
+    pub churn_secs: u64,
+    pub speed: u32,
+    pub sim_minutes: u64,
 }
 
 /// An item's rows and anything that looked wrong.
@@ -158,6 +191,9 @@ fn main() -> Result<()> {
         runs: cli.runs as usize,
         duration: cli.duration,
         cache_mb: cli.cache_mb,
+        churn_secs: cli.churn_secs,
+        speed: cli.speed,
+        sim_minutes: cli.sim_minutes,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if cli.command == Item::ServeChild {
@@ -174,6 +210,8 @@ fn main() -> Result<()> {
             Item::Rss,
             Item::AuthFlood,
             Item::Audit,
+            Item::Churn,
+            Item::ClinicDay,
         ],
         one => vec![one],
     };
@@ -213,6 +251,8 @@ fn main() -> Result<()> {
             Item::Rss => runtime.block_on(rss::run(&opts)),
             Item::AuthFlood => runtime.block_on(flood::run(&opts)),
             Item::Audit => runtime.block_on(audit::run(&opts)),
+            Item::Churn => runtime.block_on(churn::run(&opts)),
+            Item::ClinicDay => runtime.block_on(clinic::run(&opts)),
             Item::All | Item::ServeChild => unreachable!("expanded above"),
         };
         match section {

@@ -36,7 +36,10 @@ pub fn drchrono_config() -> DrChronoSimConfig {
     }
 }
 
-/// The demo's Zoom account without the simulated per-second rate limits.
+/// The demo's Zoom account without the simulated per-second rate limits, its `next_page_token`s
+/// kept 10 minutes instead of the doc's 15 (the simulator keeps each token's list, in the same
+/// process as the gateway whose memory item 7 and 10 measure; longer than the 5 minutes a cached
+/// DocumentReference page, which holds such a token, stays fresh).
 fn zoom_config(seed: u64, anchor: NaiveDate, ehr: EhrRefs) -> ZoomSimConfig {
     ZoomSimConfig {
         rate_limits: RateLimits {
@@ -44,6 +47,7 @@ fn zoom_config(seed: u64, anchor: NaiveDate, ehr: EhrRefs) -> ZoomSimConfig {
             medium: 0,
             heavy: 0,
         },
+        next_page_token_ttl: Duration::from_secs(600),
         ..ZoomSimConfig::demo(seed, anchor, ehr)
     }
 }
@@ -98,7 +102,11 @@ impl Practice {
         Self::start_configured(cache, auth, |_| {}).await
     }
 
-    async fn start_configured(cache: Cache, auth: bool, tweak: impl FnOnce(&mut GatewayOptions)) -> Result<Practice> {
+    pub async fn start_configured(
+        cache: Cache,
+        auth: bool,
+        tweak: impl FnOnce(&mut GatewayOptions),
+    ) -> Result<Practice> {
         let practice = PracticeConfig {
             drchrono: drchrono_config(),
             zoom: Some(zoom_config),

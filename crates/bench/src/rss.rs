@@ -18,7 +18,7 @@ use crate::stats::{count, median, mib};
 use crate::{Opts, Section};
 
 /// The types read and searched to fill the cache.
-const TYPES: &[&str] = &[
+pub(crate) const TYPES: &[&str] = &[
     "Patient",
     "Practitioner",
     "Location",
@@ -217,7 +217,7 @@ async fn fill(child: &ChildGateway) -> Result<Filled> {
 }
 
 /// `name{source="x"} value` lines of a Prometheus text page, by source.
-fn series(text: &str, name: &str) -> BTreeMap<String, f64> {
+pub(crate) fn series(text: &str, name: &str) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix(name) else { continue };

@@ -98,3 +98,54 @@ mod tests {
         assert_eq!(ratio(0.812), "0.81×");
     }
 }
+
+/// A small seeded generator (xorshift64*), so that every run of an item asks the same things.
+pub struct Dice(u64);
+
+impl Dice {
+    pub fn new(seed: u64) -> Dice {
+        // Any state but zero.
+        Dice(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..hi` (`lo` when the range is empty).
+    pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo { lo } else { lo + self.next() % (hi - lo) }
+    }
+
+    /// An index below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.between(0, n as u64) as usize
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        (!items.is_empty()).then(|| &items[self.below(items.len())])
+    }
+}
+
+#[cfg(test)]
+mod dice_tests {
+    use super::Dice;
+
+    #[test]
+    fn dice_are_deterministic_and_in_range() {
+        let (mut a, mut b) = (Dice::new(7), Dice::new(7));
+        for _ in 0..1000 {
+            let (x, y) = (a.below(13), b.below(13));
+            assert_eq!(x, y);
+            assert!(x < 13);
+            let (x, y) = (a.between(5, 9), b.between(5, 9));
+            assert_eq!(x, y);
+            assert!((5..9).contains(&x));
+        }
+        assert_eq!(a.between(3, 3), 3);
+        assert_eq!(a.pick::<u8>(&[]), None);
+    }
+}
