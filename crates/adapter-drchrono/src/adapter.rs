@@ -331,10 +331,7 @@ impl DrChronoAdapter {
             .collect();
         let mut known: HashMap<String, wire::Appointment> = HashMap::new();
         for patient in listed {
-            let mut url = format!(
-                "api/appointments?verbose=true&page_size=50&patient={patient}&since={}",
-                plan::SINCE_EVER.replace(':', "%3A")
-            );
+            let mut url = ListQuery::appointments_of_patient(patient);
             for _ in 0..MAX_PATIENT_APPOINTMENT_PAGES {
                 let page = self.client.get_page(&url).await?;
                 for value in page.results {

@@ -27,6 +27,9 @@ pub(crate) const MAX_WINDOWS: i64 = 8;
 /// `since` value meaning "everything" for lists that refuse to list without a date filter.
 pub(crate) const SINCE_EVER: &str = "1970-01-01T00:00:00";
 
+/// The doc: "Passing verbose=true … will reduce the default and maximum page sizes to 50."
+const VERBOSE_PAGE_SIZE: u32 = 50;
+
 const ADMINISTRATIVE_GENDER: &str = "http://hl7.org/fhir/administrative-gender";
 const APPOINTMENT_STATUS: &str = "http://hl7.org/fhir/appointmentstatus";
 
@@ -71,6 +74,18 @@ impl ListQuery {
             .append_pair("date", day)
             .append_pair("patient", &patient.to_string());
         format!("{}?{}", Stream::ClinicalNotes.path(), query.finish())
+    }
+
+    /// Every appointment of one patient, verbose (the doc: at most 50 a page then), so that their
+    /// `clinical_note` carries each note's lock state.
+    pub(crate) fn appointments_of_patient(patient: i64) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query
+            .append_pair("page_size", &VERBOSE_PAGE_SIZE.to_string())
+            .append_pair("verbose", "true")
+            .append_pair("patient", &patient.to_string())
+            .append_pair("since", SINCE_EVER);
+        format!("{}?{}", Stream::Appointments.path(), query.finish())
     }
 
     /// The relative URL of the first page of `window` (or of the whole list).
@@ -535,6 +550,14 @@ mod tests {
         let mut all = urls(resource_type, params);
         assert_eq!(all.len(), 1);
         all.remove(0)
+    }
+
+    #[test]
+    fn a_patients_appointments_are_listed_verbose_since_ever() {
+        assert_eq!(
+            ListQuery::appointments_of_patient(42),
+            "api/appointments?page_size=50&verbose=true&patient=42&since=1970-01-01T00%3A00%3A00"
+        );
     }
 
     #[test]
