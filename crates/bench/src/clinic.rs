@@ -466,9 +466,23 @@ pub async fn run(opts: &Opts) -> Result<Section> {
     // Vendor calls at every simulated minute, for the busiest hour.
     let mut per_minute = vec![[0u64; 3]];
     let mut minute = Duration::from_secs(60);
+    let trace = std::env::var_os("BENCH_TRACE_SHAPES").is_some();
+    let mut shapes_before = day.p.demo.sim.hits_by_shape();
     while minute <= window {
         day.clock.sleep_until(minute).await;
         per_minute.push(vendor_calls(&day.p));
+        if trace {
+            let now = day.p.demo.sim.hits_by_shape();
+            let diff: Vec<String> = now
+                .iter()
+                .filter_map(|(k, n)| {
+                    let d = n - shapes_before.get(k).copied().unwrap_or(0);
+                    (d > 0).then(|| format!("{k} {d}"))
+                })
+                .collect();
+            eprintln!("      min {}: {}", minute.as_secs() / 60, diff.join("; "));
+            shapes_before = now;
+        }
         if minute.as_secs().is_multiple_of(600) {
             let t = &day.tally;
             eprintln!(
@@ -523,7 +537,7 @@ pub async fn run(opts: &Opts) -> Result<Section> {
                 )
             })
             .count();
-    let by_kind = drchrono_calls_by_kind(&day.p.demo.sim.hits_by_path());
+    let by_kind = drchrono_calls_by_kind(&day.p.demo.sim.hits_by_shape());
     day.p.stop();
 
     // The busiest 60 simulated minutes (or the run, scaled to an hour, when it is shorter).
@@ -617,13 +631,21 @@ pub async fn run(opts: &Opts) -> Result<Section> {
     Ok(section)
 }
 
-/// DrChrono calls by collection and kind (`appointments list`, `patients read`), most first.
+/// DrChrono calls by collection and kind, lists with their query's parameter names
+/// (`appointments list (date, verbose)`, `patients read`), most first.
 fn drchrono_calls_by_kind(hits: &std::collections::BTreeMap<String, u64>) -> Vec<(String, u64)> {
     let mut kinds = std::collections::BTreeMap::<String, u64>::new();
-    for (path, n) in hits {
+    for (shape, n) in hits {
+        let (path, query) = shape.split_once('?').unwrap_or((shape, ""));
         let mut parts = path.trim_start_matches("/api/").trim_end_matches('/').split('/');
         let collection = parts.next().unwrap_or_default();
-        let kind = if parts.next().is_some() { "read" } else { "list" };
+        let kind = if parts.next().is_some() {
+            "read".to_owned()
+        } else if query.is_empty() {
+            "list".to_owned()
+        } else {
+            format!("list ({})", query.replace('&', ", "))
+        };
         *kinds.entry(format!("{collection} {kind}")).or_default() += n;
     }
     let mut kinds: Vec<(String, u64)> = kinds.into_iter().collect();

@@ -55,7 +55,7 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, request: Request, ne
     let path = request.uri().path().to_owned();
     if let Some(location) = redirect_target(&shared, &request) {
         if is_api(&path) {
-            count_hit(&shared, &path);
+            count_hit(&shared, &request);
             let latency = shared.faults().latency;
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
@@ -67,7 +67,7 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, request: Request, ne
         return next.run(request).await;
     }
 
-    count_hit(&shared, &path);
+    count_hit(&shared, &request);
     let latency = shared.faults().latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -94,8 +94,30 @@ fn is_api(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
 
-fn count_hit(shared: &Shared, path: &str) {
+fn count_hit(shared: &Shared, request: &Request) {
+    let path = request.uri().path();
     *lock(&shared.hits).entry(path.to_owned()).or_insert(0) += 1;
+    *lock(&shared.hit_shapes)
+        .entry(shape_of(path, request.uri().query()))
+        .or_insert(0) += 1;
+}
+
+/// A request's path with its query's parameter names, sorted, without their values
+/// (`/api/appointments?date&verbose`): what kind of call it was, not whose data.
+fn shape_of(path: &str, query: Option<&str>) -> String {
+    let mut names: Vec<&str> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", names.join("&"))
+    }
 }
 
 fn redirect_target(shared: &Shared, request: &Request) -> Option<String> {

@@ -134,6 +134,8 @@ pub(crate) struct Shared {
     faults: Mutex<(Faults, FaultDice)>,
     rate: Mutex<gate::RateWindow>,
     hits: Mutex<BTreeMap<String, u64>>,
+    /// `/api` requests by path and query parameter names (see `gate::shape_of`).
+    hit_shapes: Mutex<BTreeMap<String, u64>>,
     token_grants: AtomicU64,
     webhooks: webhooks::Webhooks,
 }
@@ -183,6 +185,7 @@ impl DrChronoSim {
                 faults: Mutex::new((faults, dice)),
                 rate: Mutex::new(rate),
                 hits: Mutex::new(BTreeMap::new()),
+                hit_shapes: Mutex::new(BTreeMap::new()),
                 token_grants: AtomicU64::new(0),
                 webhooks,
             }),
@@ -308,8 +311,15 @@ impl SimHandle {
         lock(&self.shared.hits).clone()
     }
 
+    /// `/api` requests received, by path and the names of their query parameters, sorted
+    /// (`/api/appointments?date&verbose`).
+    pub fn hits_by_shape(&self) -> BTreeMap<String, u64> {
+        lock(&self.shared.hit_shapes).clone()
+    }
+
     pub fn reset_hits(&self) {
         lock(&self.shared.hits).clear();
+        lock(&self.shared.hit_shapes).clear();
     }
 
     /// Replaces the fault knobs for the following requests.
