@@ -333,6 +333,12 @@ fn documents(request: &SearchRequest, ctx: &PlanCtx) -> Option<Vec<ListQuery>> {
     // A document's `date` is its own field (no DrChrono filter); `meta.lastUpdated` is `updated_at`.
     push_since(&mut docs, request, "_lastUpdated", ctx.zones);
     require_date_filter(&mut notes);
+    // A document's category is text alone ("Document"): a `category` token, with no modifier,
+    // matches no document, so their list is not walked (a chart's clinical-note search is one
+    // list, not two).
+    if request.params("category").any(|p| p.modifier.is_none()) {
+        return Some(vec![notes]);
+    }
     Some(vec![notes, docs])
 }
 
@@ -787,6 +793,20 @@ mod tests {
                 format!("{notes}&since=2024-07-03T00%3A00%3A00"),
                 format!("{docs}&since=2024-05-31T00%3A00%3A00")
             ]
+        );
+        // A document's category is text alone: a `category` token matches none of them, so only
+        // the notes are listed; with a modifier (`:not`) documents may match.
+        let category = |modifier| p("category", modifier, vec![t(None, "clinical-note")]);
+        assert_eq!(
+            urls(
+                DocumentReference,
+                vec![p("patient", None, vec![r(Patient, "drchrono-5")]), category(None)]
+            ),
+            [format!("{notes}&patient=5{ever}")]
+        );
+        assert_eq!(
+            urls(DocumentReference, vec![category(Some(Modifier::Not))]),
+            [format!("{notes}{ever}"), docs.to_owned()]
         );
     }
 
