@@ -77,8 +77,12 @@ pub async fn linkable(resolver: &dyn Resolver, mut references: Vec<String>) -> H
         }
     }
     // A practice has a handful of doctors and offices: one list (cached) costs what one read does.
+    // Appointments are never listed whole: a practice's grow without end (every visit ever), so
+    // the list outgrows any bound and its pages are spent for nothing; they are confirmed per
+    // patient ([`linkable_for_patients`]) or one by one (cached reads).
     let listed_here = |resource_type: ResourceType, n: usize| match resource_type {
         ResourceType::Practitioner | ResourceType::Location => Some(SHORT_LIST),
+        ResourceType::Appointment => None,
         _ => (n >= BULK_MIN).then_some(n * BULK_PER_REFERENCE),
     };
     // Not `Type/source-id` at all: asked (and refused) one by one like the rest.
@@ -347,5 +351,16 @@ mod tests {
         assert_eq!(linkable(&practice, few).await.len(), 2);
         assert_eq!(*practice.searched.lock().unwrap(), 0);
         assert_eq!(practice.asked.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn appointments_are_never_listed_whole() {
+        // A practice's appointments outgrow any list bound: each is asked (a cached read).
+        let practice = Practice::new(Ok(true));
+        let wanted: Vec<String> = (1..=6).map(|n| format!("Appointment/drchrono-{n}")).collect();
+        let linked = linkable(&practice, wanted).await;
+        assert_eq!(*practice.searched.lock().unwrap(), 0);
+        assert_eq!(practice.asked.lock().unwrap().len(), 6);
+        assert_eq!(linked.len(), 5);
     }
 }
