@@ -32,6 +32,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use moka::ops::compute::{CompResult, Op};
+use moka::policy::EvictionPolicy;
 use prometheus_client::encoding::EncodeLabelSet;
 use sha2::{Digest, Sha256};
 
@@ -92,7 +93,7 @@ impl Default for CacheSettings {
             read_ttl,
             search_ttl_by_type,
             search_ttl: Duration::from_secs(60),
-            announced_ttl: Duration::from_secs(15 * 60),
+            announced_ttl: Duration::from_secs(60 * 60),
             stale_if_error: Duration::from_secs(300),
             not_found_ttl: Duration::from_secs(30),
         }
@@ -312,7 +313,18 @@ fn search_digest(account: &str, source: &str, request: &SearchRequest, page: &Pa
         form.text(modifier_code(param.modifier));
         form.count(param.values.len());
         for value in &param.values {
-            form.value(value);
+            match value {
+                // `patient` targets Patient alone: `patient=drchrono-1` and
+                // `patient=Patient/drchrono-1` are one search (an app's, and an adapter's
+                // confirming the appointments its notes name).
+                SearchValue::Reference(r) if param.name == "patient" && r.resource_type.is_none() => {
+                    form.value(&SearchValue::Reference(adapter::search::ReferenceValue {
+                        resource_type: Some(ResourceType::Patient),
+                        id: r.id.clone(),
+                    }));
+                }
+                _ => form.value(value),
+            }
         }
     }
     form.optional(page.cursor.as_ref().map(|c| c.0.as_str()));
@@ -531,6 +543,11 @@ impl Cached {
         let searches = Cache::builder()
             .max_capacity(search_bytes)
             .weigher(|k: &SearchKey, v: &PageEntry| weight(search_weight(k, v)))
+            // LRU, not TinyLFU: TinyLFU admits a new entry only when it is asked more often than
+            // the entries it would push out, so once the cache is full a large page seen for the
+            // first time (a practice's 200 patients, listed to confirm references) is refused
+            // every time it is fetched, and its vendor call is paid again on each use.
+            .eviction_policy(EvictionPolicy::lru())
             .time_to_live(longest_search.saturating_add(settings.stale_if_error))
             .eviction_listener(move |k: Arc<SearchKey>, _, cause: RemovalCause| {
                 if cause.was_evicted() {
@@ -1108,6 +1125,31 @@ mod tests {
         assert_eq!(
             search_digest("acct", "mem", &a, &first(50)),
             search_digest("acct", "mem", &b, &first(50))
+        );
+    }
+
+    #[test]
+    fn a_patient_reference_with_or_without_its_type_makes_the_same_key() {
+        let appointments = |name: &str, resource_type: Option<ResourceType>| SearchRequest {
+            resource_type: Some(ResourceType::Appointment),
+            params: vec![SearchParam {
+                name: name.into(),
+                modifier: None,
+                values: vec![SearchValue::Reference(adapter::search::ReferenceValue {
+                    resource_type,
+                    id: "drchrono-1".into(),
+                })],
+            }],
+        };
+        let key = |r: &SearchRequest| search_digest("acct", "mem", r, &first(50));
+        assert_eq!(
+            key(&appointments("patient", None)),
+            key(&appointments("patient", Some(ResourceType::Patient)))
+        );
+        // Other reference parameters may target several types: the type stays in the key.
+        assert_ne!(
+            key(&appointments("actor", None)),
+            key(&appointments("actor", Some(ResourceType::Patient)))
         );
     }
 

@@ -18,6 +18,11 @@ use crate::params;
 use crate::query::{ParsedSearch, Summary, Total};
 use crate::sources::Sources;
 
+/// The vendor page size asked for when the gateway filters what a vendor returns (and by the
+/// resolver's confirming searches, so that both share cached pages): a full page, 250 records at
+/// DrChrono (adapters clamp it to their vendor's largest).
+pub const FULL_VENDOR_PAGE: u32 = 250;
+
 /// Limits that keep one request from turning into unbounded vendor traffic.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineLimits {
@@ -224,9 +229,9 @@ impl Engine {
         // resources: ask for full vendor pages. (The size must only depend on the search, since a
         // paging link re-reads the same vendor page and skips what it consumed.)
         let size = if search.request.params.is_empty() {
-            (count as u32).clamp(10, 250)
+            (count as u32).clamp(10, FULL_VENDOR_PAGE)
         } else {
-            250
+            FULL_VENDOR_PAGE
         };
         // With one source there is nothing to federate: its failure is the answer.
         let single = sources.len() == 1;
@@ -341,7 +346,7 @@ impl Engine {
                         request,
                         PageRequest {
                             cursor: cursor.take(),
-                            size: 250,
+                            size: FULL_VENDOR_PAGE,
                         },
                     )
                     .await?;

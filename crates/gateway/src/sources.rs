@@ -369,7 +369,17 @@ impl adapter::Resolver for GatewayResolver {
         let mut found = Vec::new();
         let mut cursor = None;
         for _ in 0..RESOLVER_SEARCH_PAGES {
-            let page = adapter.search(request, PageRequest { cursor, size: 0 }).await?;
+            // The engine's size for filtered searches: a patient's appointments asked by an app and
+            // by an adapter confirming its notes' references are one cached page.
+            let page = adapter
+                .search(
+                    request,
+                    PageRequest {
+                        cursor,
+                        size: crate::engine::FULL_VENDOR_PAGE,
+                    },
+                )
+                .await?;
             found.extend(page.resources);
             if found.len() > max {
                 return Ok(None);

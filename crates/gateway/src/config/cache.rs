@@ -39,7 +39,7 @@ impl Default for CacheSection {
             search_ttl_secs_by_type: BTreeMap::new(),
             stale_if_error_secs: 300,
             not_found_ttl_secs: 30,
-            announced_ttl_secs: 900,
+            announced_ttl_secs: 3600,
         }
     }
 }
@@ -133,7 +133,7 @@ mod tests {
         let e = load("[cache]\nstale_if_error_secs = 100000\n").unwrap_err().to_string();
         assert!(e.contains("cache.stale_if_error_secs"), "{e}");
         let c = load("").unwrap().cache.unwrap();
-        assert_eq!(c.announced_ttl, Duration::from_secs(900));
+        assert_eq!(c.announced_ttl, Duration::from_secs(3600));
         assert_eq!(
             c.search_ttl_of(adapter::ResourceType::DocumentReference),
             Duration::from_secs(300)
