@@ -313,18 +313,7 @@ fn search_digest(account: &str, source: &str, request: &SearchRequest, page: &Pa
         form.text(modifier_code(param.modifier));
         form.count(param.values.len());
         for value in &param.values {
-            match value {
-                // `patient` targets Patient alone: `patient=drchrono-1` and
-                // `patient=Patient/drchrono-1` are one search (an app's, and an adapter's
-                // confirming the appointments its notes name).
-                SearchValue::Reference(r) if param.name == "patient" && r.resource_type.is_none() => {
-                    form.value(&SearchValue::Reference(adapter::search::ReferenceValue {
-                        resource_type: Some(ResourceType::Patient),
-                        id: r.id.clone(),
-                    }));
-                }
-                _ => form.value(value),
-            }
+            form.value(value);
         }
     }
     form.optional(page.cursor.as_ref().map(|c| c.0.as_str()));
@@ -1125,31 +1114,6 @@ mod tests {
         assert_eq!(
             search_digest("acct", "mem", &a, &first(50)),
             search_digest("acct", "mem", &b, &first(50))
-        );
-    }
-
-    #[test]
-    fn a_patient_reference_with_or_without_its_type_makes_the_same_key() {
-        let appointments = |name: &str, resource_type: Option<ResourceType>| SearchRequest {
-            resource_type: Some(ResourceType::Appointment),
-            params: vec![SearchParam {
-                name: name.into(),
-                modifier: None,
-                values: vec![SearchValue::Reference(adapter::search::ReferenceValue {
-                    resource_type,
-                    id: "drchrono-1".into(),
-                })],
-            }],
-        };
-        let key = |r: &SearchRequest| search_digest("acct", "mem", r, &first(50));
-        assert_eq!(
-            key(&appointments("patient", None)),
-            key(&appointments("patient", Some(ResourceType::Patient)))
-        );
-        // Other reference parameters may target several types: the type stays in the key.
-        assert_ne!(
-            key(&appointments("actor", None)),
-            key(&appointments("actor", Some(ResourceType::Patient)))
         );
     }
 

@@ -374,7 +374,7 @@ pub fn parse(
                         }
                     }
                 };
-                let values = parse_values(def.kind, modifier, value, tz, base_url).map_err(bad)?;
+                let values = parse_values(def, modifier, value, tz, base_url).map_err(bad)?;
                 request.params.push(SearchParam {
                     name: def.name.to_owned(),
                     modifier,
@@ -444,7 +444,7 @@ fn split_values(raw: &str) -> Vec<String> {
 }
 
 fn parse_values(
-    kind: ParamKind,
+    def: &params::ParamDef,
     modifier: Option<Modifier>,
     raw: &str,
     tz: Tz,
@@ -462,7 +462,7 @@ fn parse_values(
         if v.is_empty() {
             return Err("empty search value".into());
         }
-        out.push(match kind {
+        out.push(match def.kind {
             ParamKind::String => SearchValue::String(v),
             ParamKind::Token => {
                 let (system, code) = match v.split_once('|') {
@@ -490,7 +490,15 @@ fn parse_values(
                         (Some(t), id)
                     }
                     Some(_) => return Err(format!("'{v}' is a reference to another server")),
-                    None => (None, local),
+                    // A bare id of a parameter with one target type names that type: `patient=
+                    // drchrono-1` is `patient=Patient/drchrono-1`, one search (and one cache key).
+                    None => (
+                        match def.targets {
+                            [only] => Some(*only),
+                            _ => None,
+                        },
+                        local,
+                    ),
                 };
                 if !adapter::id::is_valid_fhir_id(id) {
                     return Err(format!("'{id}' is not a valid FHIR id"));
@@ -539,6 +547,20 @@ mod tests {
             (r.resource_type, r.id.as_str()),
             (Some(ResourceType::Patient), "drchrono-1")
         );
+        // A bare id of a parameter with one target type gets that type (one search, one cache
+        // key); a parameter with several targets (`actor`) leaves it open.
+        let SearchValue::Reference(r) = &p.request.params[2].values[1] else {
+            panic!()
+        };
+        assert_eq!(
+            (r.resource_type, r.id.as_str()),
+            (Some(ResourceType::Patient), "drchrono-2")
+        );
+        let actor = q(ResourceType::Appointment, &[("actor", "drchrono-3")], true).unwrap();
+        let SearchValue::Reference(r) = &actor.request.params[0].values[0] else {
+            panic!()
+        };
+        assert_eq!((r.resource_type, r.id.as_str()), (None, "drchrono-3"));
         let abs = q(
             ResourceType::Appointment,
             &[("patient", "http://localhost:8080/fhir/Patient/drchrono-9")],
